@@ -1,0 +1,118 @@
+# Weft: one non-recursive Makefile. `make` builds the library and tools, `make test` runs
+# every test, `make run` sets up a fresh Debian/Ubuntu host and runs a 4-rank sweep.
+# Optional parts are detected (nvcc, pkg-config) and reported in one summary line.
+
+PREFIX    ?= /usr/local
+BUILD     ?= build
+CC        ?= gcc
+PKG_CONFIG ?= pkg-config
+
+WARN      := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes
+CFLAGS    ?= -O2 -g
+ALL_CFLAGS := -std=c11 -D_GNU_SOURCE -fPIC -fvisibility=hidden -pthread $(WARN) \
+              -Iinclude -I. $(CFLAGS)
+LDLIBS    := -lsodium -lpthread -lm
+
+# ---- optional parts -------------------------------------------------------------------
+have = $(shell $(PKG_CONFIG) --exists $(1) 2>/dev/null && echo yes || echo no)
+HAVE_CUDA    := $(if $(shell command -v nvcc 2>/dev/null),yes,no)
+HAVE_VERBS   := $(call have,libibverbs)
+HAVE_UCX     := $(call have,ucx)
+HAVE_HWLOC   := $(call have,hwloc)
+HAVE_PMIX    := $(call have,pmix)
+HAVE_CMOCKA  := $(call have,cmocka)
+FEATURES := cuda=$(HAVE_CUDA) verbs=$(HAVE_VERBS) ucx=$(HAVE_UCX) hwloc=$(HAVE_HWLOC) \
+            pmix=$(HAVE_PMIX)
+ALL_CFLAGS += -DWEFT_FEATURES='"$(FEATURES)"'
+
+# ---- sources --------------------------------------------------------------------------
+LIB_SRCS := $(wildcard core/*.c transport/*.c collectives/*.c) \
+            $(filter-out launcher/weft_run.c,$(wildcard launcher/*.c))
+LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
+PERF_SRCS := $(wildcard perftest/*.c)
+TOOLS    := $(BUILD)/bin/weft-run $(BUILD)/bin/weft-perf $(BUILD)/bin/weft-info
+UNIT_SRCS := $(wildcard tests/unit/test_*.c)
+UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
+ITEST_SRCS := $(wildcard tests/integration/*.c)
+ITEST_BINS := $(ITEST_SRCS:tests/integration/%.c=$(BUILD)/tests/%)
+
+.PHONY: all lib tools tests test unit-test integration-test run install clean format features
+all: features lib tools
+
+features:
+	@echo "weft: $(CC), features: $(FEATURES)"
+
+lib: $(BUILD)/lib/libweft.so $(BUILD)/lib/libweft.a
+tools: $(TOOLS)
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/lib/libweft.a: $(LIB_OBJS)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/lib/libweft.so: $(LIB_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) -shared -pthread -Wl,-soname,libweft.so.0 -Wl,--no-undefined -o $@ $^ $(LDLIBS)
+
+# Tools link the static library: they use internals (bootstrap root, config table).
+$(BUILD)/bin/weft-run: $(BUILD)/obj/launcher/weft_run.o $(BUILD)/lib/libweft.a
+	@mkdir -p $(dir $@)
+	$(CC) -pthread -o $@ $^ $(LDLIBS)
+$(BUILD)/bin/weft-perf: $(PERF_SRCS:%.c=$(BUILD)/obj/%.o) $(BUILD)/lib/libweft.a
+	@mkdir -p $(dir $@)
+	$(CC) -pthread -o $@ $^ $(LDLIBS)
+$(BUILD)/bin/weft-info: $(BUILD)/obj/tools/weft_info.o $(BUILD)/lib/libweft.a
+	@mkdir -p $(dir $@)
+	$(CC) -pthread -o $@ $^ $(LDLIBS)
+
+# ---- tests ----------------------------------------------------------------------------
+tests: $(UNIT_BINS) $(ITEST_BINS)
+
+# The collectives unit test runs the algorithms over an in-process net (threads as ranks).
+$(BUILD)/tests/test_collectives: $(BUILD)/obj/tests/unit/test_collectives.o \
+        $(BUILD)/obj/tests/unit/fake_net.o $(filter-out $(BUILD)/obj/transport/%,$(LIB_OBJS))
+	@mkdir -p $(dir $@)
+	$(CC) -pthread -o $@ $^ -lcmocka $(LDLIBS)
+$(BUILD)/tests/test_%: $(BUILD)/obj/tests/unit/test_%.o $(BUILD)/lib/libweft.a
+	@mkdir -p $(dir $@)
+	$(CC) -pthread -o $@ $^ -lcmocka $(LDLIBS)
+$(BUILD)/tests/%: $(BUILD)/obj/tests/integration/%.o $(BUILD)/lib/libweft.a
+	@mkdir -p $(dir $@)
+	$(CC) -pthread -o $@ $^ $(LDLIBS)
+
+unit-test: $(UNIT_BINS)
+	@tests/run-unit.sh $(UNIT_BINS)
+
+integration-test: all $(ITEST_BINS)
+	@tests/integration/run.sh $(BUILD)
+
+test: all tests
+	@tests/run-all.sh $(BUILD) $(UNIT_BINS)
+
+# ---- the main job ---------------------------------------------------------------------
+run:
+	@tools/install-deps.sh
+	@$(MAKE) --no-print-directory all
+	$(BUILD)/bin/weft-run -n 4 $(BUILD)/bin/weft-perf allreduce -b 8 -e 64M -f 4 -c 1
+
+# ---- install --------------------------------------------------------------------------
+install: all
+	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/bin
+	install -m 644 include/weft.h $(DESTDIR)$(PREFIX)/include/
+	install -m 755 $(BUILD)/lib/libweft.so $(DESTDIR)$(PREFIX)/lib/libweft.so.0
+	ln -sf libweft.so.0 $(DESTDIR)$(PREFIX)/lib/libweft.so
+	install -m 644 $(BUILD)/lib/libweft.a $(DESTDIR)$(PREFIX)/lib/
+	install -m 755 $(TOOLS) $(DESTDIR)$(PREFIX)/bin/
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|0.1.0|' weft.pc.in \
+	    > $(DESTDIR)$(PREFIX)/lib/pkgconfig/weft.pc
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf $(BUILD)
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

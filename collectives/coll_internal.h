@@ -1,0 +1,91 @@
+/*
+ * coll_internal.h - what the algorithm files share: block and chunk arithmetic, the
+ * pipelined send/receive engine, and one entry point per algorithm (select.c picks).
+ */
+#ifndef WEFT_COLL_INTERNAL_H
+#define WEFT_COLL_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "collectives/collectives.h"
+
+/* Request arrays of the pipeline live on the stack; deeper settings are clamped. */
+#define WEFT_COLL_MAX_DEPTH 64
+/* Scratch parts are aligned so the reduction loops vectorise. */
+#define WEFT_COLL_ALIGN 64
+
+static inline size_t weft_coll_align_up(size_t bytes)
+{
+    return (bytes + WEFT_COLL_ALIGN - 1) & ~(size_t)(WEFT_COLL_ALIGN - 1);
+}
+
+/* `total` elements split into `parts` nearly equal parts, the remainder spread over the first
+ * ones; empty parts are legal (total < parts). */
+static inline size_t weft_coll_part_count(size_t total, size_t parts, size_t i)
+{
+    return total / parts + (i < total % parts ? 1 : 0);
+}
+
+static inline size_t weft_coll_part_offset(size_t total, size_t parts, size_t i)
+{
+    size_t rem = total % parts;
+    return i * (total / parts) + (i < rem ? i : rem);
+}
+
+static inline int weft_coll_mod(int a, int n)
+{
+    return ((a % n) + n) % n;
+}
+
+/*
+ * A stream of `nmsg` messages received from `recv_peer` and/or sent to `send_peer` (-1:
+ * none), with at most `depth` receives and `depth` sends in flight. Receive k lands where
+ * recv_buf says and is then processed; send k may start once k < dep_free, or once receive
+ * k - dep_lag is processed. With slot_shared, send k reads receive k's slot, so a slot is
+ * reused only after its send completed. Message k carries tag (kind, seq, k).
+ */
+struct weft_pipe {
+    struct weft_coll_ctx *ctx;
+    enum weft_coll_kind kind;
+    int send_peer;
+    int recv_peer;
+    size_t nmsg;
+    size_t dep_free;
+    size_t dep_lag;
+    bool slot_shared;
+    int depth;
+    void *arg;
+    void (*send_buf)(void *arg, size_t k, const void **buf, size_t *len);
+    void (*recv_buf)(void *arg, size_t k, void **buf, size_t *len);
+    void (*process)(void *arg, size_t k); /* NULL: nothing to do */
+};
+
+weft_result_t weft_pipe_run(const struct weft_pipe *pipe);
+
+/* On a failure that may leave requests in flight, aborts the net (unless a wait already
+ * did) so that the transports forget them before the caller frees them. */
+void weft_coll_fail(struct weft_coll_ctx *ctx);
+
+/* Chunking of pipelined algorithms: elements per chunk for this dtype (at least one). */
+size_t weft_coll_chunk_elems(const struct weft_coll_ctx *ctx, size_t elsize);
+
+/* The algorithms. `op` is validated; ctx->seq is already bumped for this call. */
+weft_result_t weft_coll_allreduce_ring(struct weft_coll_ctx *ctx, const struct weft_coll_op *op);
+weft_result_t weft_coll_allreduce_rd(struct weft_coll_ctx *ctx, const struct weft_coll_op *op);
+weft_result_t weft_coll_reduce_scatter_ring(struct weft_coll_ctx *ctx,
+                                            const struct weft_coll_op *op);
+weft_result_t weft_coll_allgather_ring(struct weft_coll_ctx *ctx, const struct weft_coll_op *op);
+weft_result_t weft_coll_broadcast_tree(struct weft_coll_ctx *ctx, const struct weft_coll_op *op);
+weft_result_t weft_coll_broadcast_chain(struct weft_coll_ctx *ctx, const struct weft_coll_op *op);
+weft_result_t weft_coll_reduce_tree(struct weft_coll_ctx *ctx, const struct weft_coll_op *op);
+weft_result_t weft_coll_reduce_chain(struct weft_coll_ctx *ctx, const struct weft_coll_op *op);
+weft_result_t weft_coll_alltoall_pairwise(struct weft_coll_ctx *ctx,
+                                          const struct weft_coll_op *op);
+weft_result_t weft_coll_barrier_dissemination(struct weft_coll_ctx *ctx);
+
+/* Picks the algorithm for one collective (bumping ctx->seq) and runs it. */
+weft_result_t weft_coll_collective(struct weft_coll_ctx *ctx, const struct weft_coll_op *op);
+
+#endif /* WEFT_COLL_INTERNAL_H */

@@ -1,0 +1,74 @@
+/*
+ * collectives.h - the algorithms, as schedules of tagged sends, receives and reductions over
+ * a weft_net. core/ validates arguments and calls weft_coll_run; select.c picks an
+ * algorithm per call and logs the plan once per collective and size bucket at INFO.
+ */
+#ifndef WEFT_COLLECTIVES_H
+#define WEFT_COLLECTIVES_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "transport/net.h"
+#include "weft.h"
+
+enum weft_coll_kind {
+    WEFT_COLL_ALLREDUCE = 1,
+    WEFT_COLL_BROADCAST,
+    WEFT_COLL_REDUCE,
+    WEFT_COLL_ALLGATHER,
+    WEFT_COLL_REDUCE_SCATTER,
+    WEFT_COLL_ALLTOALL,
+    WEFT_COLL_BARRIER,
+    WEFT_COLL_SEND,
+    WEFT_COLL_RECV,
+};
+
+/* One operation as the user called it (already validated by core/). `count` is the
+ * per-call count of the public API: per rank for allgather/reduce_scatter/alltoall. */
+struct weft_coll_op {
+    enum weft_coll_kind kind;
+    const void *sendbuf;
+    void *recvbuf;
+    size_t count;
+    weft_dtype_t dtype;
+    weft_op_t op;
+    int root; /* broadcast/reduce root, or the peer of send/recv */
+};
+
+enum weft_coll_algo { WEFT_ALGO_AUTO = 0, WEFT_ALGO_RING, WEFT_ALGO_RD };
+
+/* Per-communicator state of the collective layer. */
+struct weft_coll_ctx {
+    struct weft_net *net;
+    int rank;
+    int nranks;
+    uint32_t seq;         /* bumped once per collective; equal on every rank */
+    void *scratch;        /* grown on demand by weft_coll_scratch */
+    size_t scratch_size;
+    /* tuning, read from the config once */
+    enum weft_coll_algo algo;
+    size_t small_msg_size;
+    size_t chunk_size;
+    int pipeline_depth;
+    uint32_t logged_plans[16]; /* bitsets of size buckets already logged, per kind */
+};
+
+weft_result_t weft_coll_ctx_init(struct weft_coll_ctx *ctx, struct weft_net *net);
+void weft_coll_ctx_fini(struct weft_coll_ctx *ctx);
+
+/* Runs ops[0..n) as one group: point-to-point operations are posted first, all at once,
+ * then collectives run in order, then everything is waited for. Blocking (host buffers). */
+weft_result_t weft_coll_run(struct weft_coll_ctx *ctx, const struct weft_coll_op *ops, size_t n);
+
+/* Tags: kind in bits 56..63, the collective's sequence number in 24..55, a step in 0..23.
+ * Point-to-point operations use kind SEND with seq 0 and step 0. */
+static inline uint64_t weft_coll_tag(enum weft_coll_kind kind, uint32_t seq, uint32_t step)
+{
+    return ((uint64_t)kind << 56) | ((uint64_t)seq << 24) | (step & 0xffffffu);
+}
+
+/* Scratch of at least `bytes`, kept across calls. */
+weft_result_t weft_coll_scratch(struct weft_coll_ctx *ctx, size_t bytes, void **buf);
+
+#endif /* WEFT_COLLECTIVES_H */

@@ -1,0 +1,213 @@
+/*
+ * ring reduce-scatter: n-1 steps; each rank sends (n-1)/n * S bytes. ring allgather: n-1
+ * steps; each rank sends (n-1) * S bytes (S: its block). ring allreduce = both: 2(n-1) steps;
+ * each rank sends 2(n-1)/n * S bytes. Blocks are cut into chunks that flow as one pipeline,
+ * so a chunk reduced in the last reduce-scatter step leaves at once in the allgather.
+ */
+#include <string.h>
+
+#include "collectives/coll_internal.h"
+#include "core/error.h"
+#include "core/reduce.h"
+
+/* A buffer laid out in blocks: the whole vector, or only block `only` (when >= 0). */
+struct ring_buf {
+    char *base;
+    int only;
+};
+
+struct ring_plan {
+    int rank, n;
+    size_t count; /* elements of the whole vector (n blocks) */
+    size_t es;
+    weft_dtype_t dtype;
+    weft_op_t op;
+    size_t nchunks; /* chunks per block; every block has the same number */
+    size_t rs_steps, ag_steps;
+    struct ring_buf src;   /* this rank's input */
+    struct ring_buf inter; /* partial reductions of steps before the last */
+    struct ring_buf final; /* the reduced block this rank owns */
+    struct ring_buf out;   /* the allgather destination (whole vector) */
+    char *tmp;             /* depth slots for received chunks */
+    size_t slot_bytes;
+    size_t depth;
+};
+
+static char *chunk_ptr(const struct ring_plan *p, struct ring_buf b, int block, size_t chunk,
+                       size_t *elems)
+{
+    size_t bcount = weft_coll_part_count(p->count, (size_t)p->n, (size_t)block);
+    size_t off = weft_coll_part_offset(bcount, p->nchunks, chunk);
+    *elems = weft_coll_part_count(bcount, p->nchunks, chunk);
+    if (b.only < 0)
+        off += weft_coll_part_offset(p->count, (size_t)p->n, (size_t)block);
+    return b.base + off * p->es;
+}
+
+/* Step t < rs_steps is a reduce-scatter step, the rest are allgather steps. The block
+ * numbering makes this rank own block `rank` after the reduce-scatter. */
+static int send_block(const struct ring_plan *p, size_t t)
+{
+    if (t < p->rs_steps)
+        return weft_coll_mod(p->rank - 1 - (int)t, p->n);
+    return weft_coll_mod(p->rank - (int)(t - p->rs_steps), p->n);
+}
+
+static int recv_block(const struct ring_plan *p, size_t t)
+{
+    return weft_coll_mod(send_block(p, t) - 1, p->n);
+}
+
+static void ring_send_buf(void *arg, size_t k, const void **buf, size_t *len)
+{
+    const struct ring_plan *p = arg;
+    size_t t = k / p->nchunks, c = k % p->nchunks, elems;
+    int b = send_block(p, t);
+    struct ring_buf from;
+    if (t == 0)
+        from = p->src;
+    else if (t < p->rs_steps)
+        from = p->inter;
+    else if (t == p->rs_steps && p->rs_steps > 0)
+        from = p->final;
+    else
+        from = p->out;
+    *buf = chunk_ptr(p, from, b, c, &elems);
+    *len = elems * p->es;
+}
+
+static void ring_recv_buf(void *arg, size_t k, void **buf, size_t *len)
+{
+    const struct ring_plan *p = arg;
+    size_t t = k / p->nchunks, c = k % p->nchunks, elems;
+    if (t < p->rs_steps) {
+        size_t bcount = weft_coll_part_count(p->count, (size_t)p->n, (size_t)recv_block(p, t));
+        elems = weft_coll_part_count(bcount, p->nchunks, c);
+        *buf = p->tmp + (k % p->depth) * p->slot_bytes;
+    } else {
+        *buf = chunk_ptr(p, p->out, recv_block(p, t), c, &elems);
+    }
+    *len = elems * p->es;
+}
+
+static void ring_process(void *arg, size_t k)
+{
+    const struct ring_plan *p = arg;
+    size_t t = k / p->nchunks, c = k % p->nchunks, elems;
+    if (t >= p->rs_steps)
+        return; /* allgather chunks land in place */
+    int b = recv_block(p, t);
+    const bool last = t + 1 == p->rs_steps;
+    char *dst = chunk_ptr(p, last ? p->final : p->inter, b, c, &elems);
+    const char *mine = chunk_ptr(p, p->src, b, c, &elems);
+    const char *theirs = p->tmp + (k % p->depth) * p->slot_bytes;
+    weft_reduce_local(dst, mine, theirs, elems, p->dtype, p->op);
+    if (last && p->op == WEFT_AVG)
+        weft_reduce_avg_finish(dst, elems, p->dtype, p->n);
+}
+
+/* Sizes the chunks and carves the scratch: receive slots, then (reduce-scatter only) room
+ * for the partial sums that do not fit in the output. */
+static weft_result_t ring_setup(struct weft_coll_ctx *ctx, struct ring_plan *p, bool need_inter)
+{
+    size_t maxblock = weft_coll_part_count(p->count, (size_t)p->n, 0);
+    size_t chunk = weft_coll_chunk_elems(ctx, p->es);
+    void *scratch;
+
+    p->nchunks = maxblock ? (maxblock + chunk - 1) / chunk : 1;
+    p->depth = (size_t)ctx->pipeline_depth;
+    p->slot_bytes = weft_coll_align_up(((maxblock + p->nchunks - 1) / p->nchunks) * p->es);
+    size_t tmp_bytes = p->rs_steps ? p->depth * p->slot_bytes : 0;
+    size_t inter_bytes = need_inter ? weft_coll_align_up(p->count * p->es) : 0;
+    if (tmp_bytes + inter_bytes == 0)
+        return WEFT_OK;
+    WEFT_CHECK(weft_coll_scratch(ctx, tmp_bytes + inter_bytes, &scratch));
+    p->tmp = scratch;
+    if (need_inter)
+        p->inter = (struct ring_buf){(char *)scratch + tmp_bytes, -1};
+    return WEFT_OK;
+}
+
+static weft_result_t ring_run(struct weft_coll_ctx *ctx, struct ring_plan *p,
+                              enum weft_coll_kind kind)
+{
+    struct weft_pipe pipe = {
+        .ctx = ctx,
+        .kind = kind,
+        .send_peer = (ctx->rank + 1) % ctx->nranks,
+        .recv_peer = (ctx->rank + ctx->nranks - 1) % ctx->nranks,
+        .nmsg = (p->rs_steps + p->ag_steps) * p->nchunks,
+        .dep_free = p->nchunks,
+        .dep_lag = p->nchunks,
+        .slot_shared = false,
+        .depth = ctx->pipeline_depth,
+        .arg = p,
+        .send_buf = ring_send_buf,
+        .recv_buf = ring_recv_buf,
+        .process = ring_process,
+    };
+    return weft_pipe_run(&pipe);
+}
+
+weft_result_t weft_coll_allreduce_ring(struct weft_coll_ctx *ctx, const struct weft_coll_op *op)
+{
+    const size_t es = weft_dtype_size(op->dtype);
+    const int n = ctx->nranks;
+    if (n == 1) {
+        if (op->recvbuf != op->sendbuf)
+            memcpy(op->recvbuf, op->sendbuf, op->count * es);
+        return WEFT_OK;
+    }
+    /* The output holds every partial sum: no scratch beyond the receive slots. */
+    struct ring_plan p = {
+        .rank = ctx->rank, .n = n, .count = op->count, .es = es, .dtype = op->dtype,
+        .op = op->op, .rs_steps = (size_t)n - 1, .ag_steps = (size_t)n - 1,
+        .src = {(char *)op->sendbuf, -1}, .inter = {op->recvbuf, -1},
+        .final = {op->recvbuf, -1}, .out = {op->recvbuf, -1},
+    };
+    WEFT_CHECK(ring_setup(ctx, &p, false));
+    WEFT_CHECK(ring_run(ctx, &p, WEFT_COLL_ALLREDUCE));
+    return WEFT_OK;
+}
+
+weft_result_t weft_coll_reduce_scatter_ring(struct weft_coll_ctx *ctx,
+                                            const struct weft_coll_op *op)
+{
+    const size_t es = weft_dtype_size(op->dtype);
+    const int n = ctx->nranks;
+    if (n == 1) {
+        if (op->recvbuf != op->sendbuf)
+            memcpy(op->recvbuf, op->sendbuf, op->count * es);
+        return WEFT_OK;
+    }
+    /* recvbuf holds only this rank's block, so partial sums of the others go to scratch. */
+    struct ring_plan p = {
+        .rank = ctx->rank, .n = n, .count = op->count * (size_t)n, .es = es,
+        .dtype = op->dtype, .op = op->op, .rs_steps = (size_t)n - 1, .ag_steps = 0,
+        .src = {(char *)op->sendbuf, -1}, .final = {op->recvbuf, ctx->rank},
+    };
+    WEFT_CHECK(ring_setup(ctx, &p, n > 2));
+    WEFT_CHECK(ring_run(ctx, &p, WEFT_COLL_REDUCE_SCATTER));
+    return WEFT_OK;
+}
+
+weft_result_t weft_coll_allgather_ring(struct weft_coll_ctx *ctx, const struct weft_coll_op *op)
+{
+    const size_t es = weft_dtype_size(op->dtype);
+    const int n = ctx->nranks;
+    char *mine = (char *)op->recvbuf + (size_t)ctx->rank * op->count * es;
+    /* Copy the own block while the first chunks are in flight would save little: it is a
+     * local memcpy of 1/n of the output. */
+    if (mine != (const char *)op->sendbuf)
+        memcpy(mine, op->sendbuf, op->count * es);
+    if (n == 1)
+        return WEFT_OK;
+    struct ring_plan p = {
+        .rank = ctx->rank, .n = n, .count = op->count * (size_t)n, .es = es,
+        .dtype = op->dtype, .op = op->op, .rs_steps = 0, .ag_steps = (size_t)n - 1,
+        .src = {op->recvbuf, -1}, .out = {op->recvbuf, -1},
+    };
+    WEFT_CHECK(ring_setup(ctx, &p, false));
+    WEFT_CHECK(ring_run(ctx, &p, WEFT_COLL_ALLGATHER));
+    return WEFT_OK;
+}

@@ -1,0 +1,210 @@
+/*
+ * comm.c - communicator lifecycle: rendezvous, connections, split, destroy and abort, and
+ * the failure bookkeeping behind weft_comm_get_async_error.
+ */
+#include "comm.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "error.h"
+#include "log.h"
+
+weft_result_t weft_get_version(int *version)
+{
+    if (!version)
+        return WEFT_ERROR(WEFT_ERR_INVALID_ARG, "weft_get_version: version is NULL");
+    *version = WEFT_VERSION_CODE;
+    return WEFT_OK;
+}
+
+weft_result_t weft_get_unique_id(weft_unique_id_t *id)
+{
+    weft_error_clear();
+    if (!id)
+        return WEFT_ERROR(WEFT_ERR_INVALID_ARG, "weft_get_unique_id: id is NULL");
+    WEFT_CHECK(weft_config_load());
+    return weft_boot_root_start(NULL, id);
+}
+
+static weft_result_t oob_allgather(void *ctx, const void *mine, void *all, size_t len)
+{
+    return weft_boot_allgather(ctx, mine, all, len);
+}
+
+static weft_result_t oob_barrier(void *ctx)
+{
+    return weft_boot_barrier(ctx);
+}
+
+static void comm_free(struct weft_comm *comm)
+{
+    weft_coll_ctx_fini(&comm->coll);
+    weft_net_destroy(comm->net);
+    weft_boot_destroy(comm->boot);
+    free(comm);
+}
+
+weft_result_t weft_comm_init_rank(weft_comm_t *out, int nranks, weft_unique_id_t id, int rank)
+{
+    weft_error_clear();
+    WEFT_CHECK(weft_config_load());
+    if (!out)
+        return WEFT_ERROR(WEFT_ERR_INVALID_ARG, "weft_comm_init_rank: comm is NULL");
+    if (nranks < 1 || rank < 0 || rank >= nranks)
+        return WEFT_ERROR(WEFT_ERR_INVALID_ARG,
+                          "weft_comm_init_rank: rank %d is not in [0, nranks=%d)", rank, nranks);
+    weft_log_set_rank(rank);
+
+    weft_result_t r;
+    struct weft_comm *comm = calloc(1, sizeof(*comm));
+    if (!comm)
+        return WEFT_ERROR(WEFT_ERR_NO_MEMORY, "cannot allocate a communicator");
+    comm->rank = rank;
+    comm->nranks = nranks;
+    WEFT_CHECK_GOTO(weft_boot_init(&id, rank, nranks, &comm->boot), r, fail);
+
+    struct weft_net_params params = {
+        .rank = rank,
+        .nranks = nranks,
+        .job_tag = weft_boot_job_tag(comm->boot),
+        .timeout_s = weft_config_double(WEFT_CFG_TIMEOUT),
+        .hostname = weft_log_hostname(),
+    };
+    weft_boot_transport_key(comm->boot, params.key);
+    const struct weft_oob oob = {comm->boot, oob_allgather, oob_barrier};
+    WEFT_CHECK_GOTO(weft_net_create(&params, &oob, &comm->net), r, fail);
+    WEFT_CHECK_GOTO(weft_coll_ctx_init(&comm->coll, comm->net), r, fail);
+    WEFT_INFO(INIT, "communicator ready: rank %d of %d on %s, %d host(s), job %s", rank, nranks,
+              weft_log_hostname(), weft_net_nhosts(comm->net), params.job_tag);
+    *out = comm;
+    return WEFT_OK;
+
+fail:
+    WEFT_WARN(INIT, "weft_comm_init_rank failed: %s", weft_last_error());
+    comm_free(comm);
+    return r;
+}
+
+weft_result_t weft_comm_init_env(weft_comm_t *comm)
+{
+    weft_error_clear();
+    WEFT_CHECK(weft_config_load());
+    const int rank = (int)weft_config_int(WEFT_CFG_RANK);
+    const int nranks = (int)weft_config_int(WEFT_CFG_NRANKS);
+    if (rank < 0 || nranks < 1)
+        return WEFT_ERROR(WEFT_ERR_INVALID_ARG,
+                          "weft_comm_init_env: WEFT_RANK and WEFT_NRANKS are not set: start the "
+                          "program with weft-run (weft-run -n 4 prog) or set WEFT_RANK, "
+                          "WEFT_NRANKS, WEFT_ROOT and WEFT_SECRET");
+    weft_unique_id_t id;
+    WEFT_CHECK(weft_boot_id_from_env(&id));
+    return weft_comm_init_rank(comm, nranks, id, rank);
+}
+
+/* Ranks that pass the same color form one communicator; its first member (by key, then old
+ * rank) hosts the new rendezvous and hands its id to the others through the parent. */
+weft_result_t weft_comm_split(weft_comm_t comm, int color, int key, weft_comm_t *newcomm)
+{
+    weft_error_clear();
+    if (!comm || !newcomm)
+        return WEFT_ERROR(WEFT_ERR_INVALID_ARG, "weft_comm_split: comm or newcomm is NULL");
+    if (color < 0 && color != WEFT_SPLIT_NOCOLOR)
+        return WEFT_ERROR(WEFT_ERR_INVALID_ARG,
+                          "weft_comm_split: color %d must be >= 0 or WEFT_SPLIT_NOCOLOR", color);
+    const int n = comm->nranks;
+    weft_result_t r = WEFT_OK;
+    int(*keys)[2] = calloc((size_t)n, sizeof(*keys));
+    weft_unique_id_t *ids = calloc((size_t)n, sizeof(*ids));
+    if (!keys || !ids) {
+        r = WEFT_ERROR(WEFT_ERR_NO_MEMORY, "weft_comm_split: out of memory");
+        goto out;
+    }
+    int mine[2] = {color, key};
+    WEFT_CHECK_GOTO(weft_boot_allgather(comm->boot, mine, keys, sizeof(mine)), r, out);
+
+    /* My position in the new group and its leader: members sorted by (key, old rank). */
+    int size = 0, new_rank = 0, leader = -1;
+    for (int q = 0; q < n; q++) {
+        if (color == WEFT_SPLIT_NOCOLOR || keys[q][0] != color)
+            continue;
+        size++;
+        if (keys[q][1] < key || (keys[q][1] == key && q < comm->rank))
+            new_rank++;
+        if (leader < 0 || keys[q][1] < keys[leader][1])
+            leader = q;
+    }
+    weft_unique_id_t my_id;
+    memset(&my_id, 0, sizeof(my_id));
+    if (leader == comm->rank)
+        WEFT_CHECK_GOTO(weft_boot_root_start(NULL, &my_id), r, out);
+    WEFT_CHECK_GOTO(weft_boot_allgather(comm->boot, &my_id, ids, sizeof(my_id)), r, out);
+    if (color == WEFT_SPLIT_NOCOLOR) {
+        *newcomm = NULL;
+        goto out;
+    }
+    r = weft_comm_init_rank(newcomm, size, ids[leader], new_rank);
+    weft_log_set_rank(comm->rank);
+
+out:
+    free(keys);
+    free(ids);
+    return r;
+}
+
+weft_result_t weft_comm_destroy(weft_comm_t comm)
+{
+    weft_error_clear();
+    if (!comm)
+        return WEFT_ERROR(WEFT_ERR_INVALID_ARG, "weft_comm_destroy: comm is NULL");
+    weft_result_t r = WEFT_OK;
+    /* Peers may still be draining what this rank sent: leave together, unless the
+     * communicator is broken and some peers may be gone. */
+    if (weft_net_status(comm->net) == WEFT_OK)
+        r = weft_boot_barrier(comm->boot);
+    comm_free(comm);
+    return r;
+}
+
+weft_result_t weft_comm_abort(weft_comm_t comm)
+{
+    if (!comm)
+        return WEFT_ERROR(WEFT_ERR_INVALID_ARG, "weft_comm_abort: comm is NULL");
+    weft_net_abort(comm->net);
+    comm_free(comm);
+    return WEFT_OK;
+}
+
+weft_result_t weft_comm_get_async_error(weft_comm_t comm, weft_result_t *async_error)
+{
+    if (!comm || !async_error)
+        return WEFT_ERROR(WEFT_ERR_INVALID_ARG,
+                          "weft_comm_get_async_error: comm or async_error is NULL");
+    *async_error = comm->async_error;
+    return WEFT_OK;
+}
+
+weft_result_t weft_comm_rank(weft_comm_t comm, int *rank)
+{
+    if (!comm || !rank)
+        return WEFT_ERROR(WEFT_ERR_INVALID_ARG, "weft_comm_rank: comm or rank is NULL");
+    *rank = comm->rank;
+    return WEFT_OK;
+}
+
+weft_result_t weft_comm_size(weft_comm_t comm, int *size)
+{
+    if (!comm || !size)
+        return WEFT_ERROR(WEFT_ERR_INVALID_ARG, "weft_comm_size: comm or size is NULL");
+    *size = comm->nranks;
+    return WEFT_OK;
+}
+
+weft_result_t weft_comm_device(weft_comm_t comm, int *device)
+{
+    if (!comm || !device)
+        return WEFT_ERROR(WEFT_ERR_INVALID_ARG, "weft_comm_device: comm or device is NULL");
+    *device = -1;
+    return WEFT_OK;
+}

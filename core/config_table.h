@@ -1,0 +1,34 @@
+/*
+ * config_table.h - every WEFT_* knob, declared once: X(id, type, default, help).
+ * Included by config.h (for the ids) and config.c (for the table). `weft-info --config`
+ * prints it; README.md documents it. Add a knob here and nowhere else.
+ */
+/* clang-format off */
+/* Logging */
+X(DEBUG,              STRING, "WARN",   "Log level: NONE, WARN, INFO or TRACE")
+X(DEBUG_SUBSYS,       STRING, "ALL",    "Subsystems to log, comma-separated: INIT,NET,COLL,GPU,BOOT or ALL; a leading ^ excludes")
+X(DEBUG_FILE,         STRING, "",       "Write logs to this file instead of stderr (%h: host, %p: pid)")
+/* Bootstrap and launcher */
+X(RANK,               INT,    "-1",     "This process's rank (set by weft-run or your launcher)")
+X(NRANKS,             INT,    "-1",     "Number of ranks (set by weft-run or your launcher)")
+X(LOCAL_RANK,         INT,    "-1",     "Rank among the ranks on this host (set by weft-run)")
+X(ROOT,               STRING, "",       "Rendezvous address host:port of the bootstrap root")
+X(SECRET,             STRING, "",       "Job secret, 64 hex digits, that every rank proves at rendezvous")
+X(TIMEOUT,            DOUBLE, "300",    "Seconds any wait may last before it fails with WEFT_ERR_TIMEOUT")
+/* Transports */
+X(TRANSPORT,          STRING, "auto",   "Force one transport for every peer: auto, shm or tcp")
+X(SOCKET_IFNAME,      STRING, "",       "Network interfaces for TCP (prefix match; ^ excludes, = exact); default: first non-loopback up interface, else loopback")
+X(SOCKET_FAMILY,      STRING, "auto",   "Address family for TCP: auto, ipv4 or ipv6")
+X(SOCKET_NSOCKS,      INT,    "2",      "TCP sockets per peer; large messages are striped across them")
+X(SOCKET_BUFSIZE,     SIZE,   "4M",     "SO_SNDBUF/SO_RCVBUF for TCP data sockets (0: kernel default)")
+X(SHM_SLOT_SIZE,      SIZE,   "64K",    "Bytes per slot of a shared-memory queue (copy path)")
+X(SHM_SLOTS,          INT,    "8",      "Slots per shared-memory queue, one queue per ordered pair of local ranks")
+X(SHM_CMA,            BOOL,   "1",      "Use single-copy cross-memory attach (process_vm_readv) for large shm messages")
+X(SHM_CMA_THRESHOLD,  SIZE,   "64K",    "Messages at least this large use single-copy when WEFT_SHM_CMA allows")
+X(SPIN_COUNT,         INT,    "2000",   "Polls of an idle wait before it starts yielding the CPU")
+/* Collectives */
+X(ALGO,               STRING, "auto",   "Force an algorithm for allreduce: auto, ring or rd (recursive doubling)")
+X(SMALL_MSG_SIZE,     SIZE,   "64K",    "Allreduce below this many bytes uses recursive doubling (with WEFT_ALGO=auto)")
+X(CHUNK_SIZE,         SIZE,   "256K",   "Pipeline chunk of ring algorithms, in bytes")
+X(PIPELINE_DEPTH,     INT,    "4",      "Chunks in flight per peer in pipelined algorithms")
+/* clang-format on */

@@ -1,0 +1,247 @@
+/*
+ * args.c - parses weft-perf's options (nccl-tests' letters and long names) and the dtype and
+ * op names, rejecting anything malformed so a typo never silently runs the wrong sweep.
+ */
+#include "perftest/args.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <getopt.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+static const struct {
+    const char *name;
+    weft_dtype_t dtype;
+} dtype_names[] = {
+    {"int8", WEFT_INT8},         {"uint8", WEFT_UINT8},       {"int32", WEFT_INT32},
+    {"uint32", WEFT_UINT32},     {"int64", WEFT_INT64},       {"uint64", WEFT_UINT64},
+    {"float16", WEFT_FLOAT16},   {"bfloat16", WEFT_BFLOAT16}, {"float32", WEFT_FLOAT32},
+    {"float64", WEFT_FLOAT64},
+    /* nccl-tests spellings */
+    {"char", WEFT_INT8},         {"int", WEFT_INT32},         {"uint", WEFT_UINT32},
+    {"half", WEFT_FLOAT16},      {"float", WEFT_FLOAT32},     {"double", WEFT_FLOAT64},
+};
+
+static const struct {
+    const char *name;
+    weft_op_t op;
+} op_names[] = {
+    {"sum", WEFT_SUM}, {"prod", WEFT_PROD}, {"min", WEFT_MIN}, {"max", WEFT_MAX}, {"avg", WEFT_AVG},
+};
+
+bool perf_dtype_parse(const char *name, weft_dtype_t *dtype)
+{
+    for (size_t i = 0; i < sizeof(dtype_names) / sizeof(dtype_names[0]); i++) {
+        if (strcasecmp(name, dtype_names[i].name) == 0) {
+            *dtype = dtype_names[i].dtype;
+            return true;
+        }
+    }
+    return false;
+}
+
+bool perf_op_parse(const char *name, weft_op_t *op)
+{
+    for (size_t i = 0; i < sizeof(op_names) / sizeof(op_names[0]); i++) {
+        if (strcasecmp(name, op_names[i].name) == 0) {
+            *op = op_names[i].op;
+            return true;
+        }
+    }
+    return false;
+}
+
+/* "64", "4K", "256M", "1G" (powers of 1024, an optional trailing B). */
+static bool parse_bytes(const char *text, size_t *out)
+{
+    char *end;
+    errno = 0;
+    if (!isdigit((unsigned char)text[0]))
+        return false;
+    unsigned long long v = strtoull(text, &end, 10);
+    if (errno != 0)
+        return false;
+    unsigned shift = 0;
+    switch (toupper((unsigned char)*end)) {
+    case 'K': shift = 10; end++; break;
+    case 'M': shift = 20; end++; break;
+    case 'G': shift = 30; end++; break;
+    case 'T': shift = 40; end++; break;
+    default: break;
+    }
+    if (toupper((unsigned char)*end) == 'B')
+        end++;
+    if (*end != '\0' || v > (SIZE_MAX >> shift))
+        return false;
+    *out = (size_t)v << shift;
+    return true;
+}
+
+static bool parse_int(const char *text, long min, long max, long *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(text, &end, 10);
+    if (errno != 0 || end == text || *end != '\0' || v < min || v > max)
+        return false;
+    *out = v;
+    return true;
+}
+
+void perf_args_usage(FILE *out)
+{
+    fprintf(out,
+            "options:\n"
+            "  -b, --minbytes N      smallest size in bytes, K/M/G suffixes (default 32M)\n"
+            "  -e, --maxbytes N      largest size in bytes (default 32M)\n"
+            "  -f, --stepfactor N    multiply the size by N each step (default 2)\n"
+            "  -n, --iters N         timed iterations per size (default 20)\n"
+            "  -w, --warmup_iters N  untimed iterations per size (default 5)\n"
+            "  -c, --check 0|1       verify results once per size (default 1)\n"
+            "  -d, --datatype T      int8 uint8 int32 uint32 int64 uint64 float16 bfloat16\n"
+            "                        float32 float64 (or half float double int; default "
+            "float32)\n"
+            "  -o, --op OP           sum prod min max avg (default sum)\n"
+            "  -r, --root R          root of broadcast and reduce (default 0)\n"
+            "      --csv             rows as CSV with a header line\n"
+            "      --json            one JSON object with an array of rows\n"
+            "  -h, --help            this text\n");
+}
+
+static enum perf_args_status bad(char *why, size_t why_len, const char *fmt, const char *what)
+{
+    snprintf(why, why_len, fmt, what);
+    return PERF_ARGS_BAD;
+}
+
+enum perf_args_status perf_args_parse(int argc, char **argv, struct perf_args *args, char *why,
+                                      size_t why_len)
+{
+    static const struct option longopts[] = {
+        {"minbytes", required_argument, NULL, 'b'},
+        {"maxbytes", required_argument, NULL, 'e'},
+        {"stepfactor", required_argument, NULL, 'f'},
+        {"iters", required_argument, NULL, 'n'},
+        {"warmup_iters", required_argument, NULL, 'w'},
+        {"check", required_argument, NULL, 'c'},
+        {"datatype", required_argument, NULL, 'd'},
+        {"op", required_argument, NULL, 'o'},
+        {"root", required_argument, NULL, 'r'},
+        {"csv", no_argument, NULL, 'C'},
+        {"json", no_argument, NULL, 'J'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    struct perf_args a = {
+        .minbytes = 32u << 20,
+        .maxbytes = 32u << 20,
+        .stepfactor = 2,
+        .iters = 20,
+        .warmup = 5,
+        .check = true,
+        .dtype = WEFT_FLOAT32,
+        .op = WEFT_SUM,
+        .root = 0,
+        .format = PERF_FORMAT_TABLE,
+    };
+    why[0] = '\0';
+    if (argc < 2)
+        return bad(why, why_len, "%s", "no subcommand given");
+    if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0)
+        return PERF_ARGS_HELP;
+    if (argv[1][0] == '-')
+        return bad(why, why_len, "the subcommand comes first, not '%s'", argv[1]);
+    a.cmd = argv[1];
+
+    /* getopt sees the subcommand as argv[0], so options follow it naturally. */
+    int sub_argc = argc - 1;
+    char **sub_argv = argv + 1;
+    bool have_min = false, have_max = false;
+    long v;
+    int c;
+    opterr = 0;
+    optind = 1;
+    while ((c = getopt_long(sub_argc, sub_argv, ":b:e:f:n:w:c:d:o:r:h", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'b':
+            if (!parse_bytes(optarg, &a.minbytes))
+                return bad(why, why_len, "bad size '%s'", optarg);
+            have_min = true;
+            break;
+        case 'e':
+            if (!parse_bytes(optarg, &a.maxbytes))
+                return bad(why, why_len, "bad size '%s'", optarg);
+            have_max = true;
+            break;
+        case 'f':
+            if (!parse_int(optarg, 2, 1 << 20, &v))
+                return bad(why, why_len, "bad step factor '%s' (an integer >= 2)", optarg);
+            a.stepfactor = (size_t)v;
+            break;
+        case 'n':
+            if (!parse_int(optarg, 1, 1 << 30, &v))
+                return bad(why, why_len, "bad iteration count '%s' (>= 1)", optarg);
+            a.iters = (int)v;
+            break;
+        case 'w':
+            if (!parse_int(optarg, 0, 1 << 30, &v))
+                return bad(why, why_len, "bad warmup count '%s' (>= 0)", optarg);
+            a.warmup = (int)v;
+            break;
+        case 'c':
+            if (!parse_int(optarg, 0, 1, &v))
+                return bad(why, why_len, "bad check flag '%s' (0 or 1)", optarg);
+            a.check = v != 0;
+            break;
+        case 'd':
+            if (!perf_dtype_parse(optarg, &a.dtype))
+                return bad(why, why_len, "unknown datatype '%s'", optarg);
+            break;
+        case 'o':
+            if (!perf_op_parse(optarg, &a.op))
+                return bad(why, why_len, "unknown op '%s'", optarg);
+            break;
+        case 'r':
+            if (!parse_int(optarg, 0, INT32_MAX, &v))
+                return bad(why, why_len, "bad root '%s'", optarg);
+            a.root = (int)v;
+            break;
+        case 'C':
+            a.format = PERF_FORMAT_CSV;
+            break;
+        case 'J':
+            a.format = PERF_FORMAT_JSON;
+            break;
+        case 'h':
+            return PERF_ARGS_HELP;
+        case ':':
+            if (optopt != 0) {
+                char opt[3] = {'-', (char)optopt, '\0'};
+                return bad(why, why_len, "option '%s' needs a value", opt);
+            }
+            return bad(why, why_len, "option '%s' needs a value", sub_argv[optind - 1]);
+        default:
+            if (optopt != 0) {
+                char opt[3] = {'-', (char)optopt, '\0'};
+                return bad(why, why_len, "unknown option '%s'", opt);
+            }
+            return bad(why, why_len, "unknown option '%s'", sub_argv[optind - 1]);
+        }
+    }
+    if (optind < sub_argc)
+        return bad(why, why_len, "unexpected argument '%s'", sub_argv[optind]);
+    /* As nccl-tests: one bound alone keeps the other's default unless they would cross. */
+    if (have_min && !have_max && a.maxbytes < a.minbytes)
+        a.maxbytes = a.minbytes;
+    if (have_max && !have_min && a.minbytes > a.maxbytes)
+        a.minbytes = a.maxbytes;
+    if (a.minbytes == 0)
+        return bad(why, why_len, "%s", "-b must be at least 1 byte");
+    if (a.minbytes > a.maxbytes)
+        return bad(why, why_len, "%s", "-b is larger than -e");
+    *args = a;
+    return PERF_ARGS_OK;
+}

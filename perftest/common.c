@@ -1,0 +1,75 @@
+/*
+ * common.c - helpers every weft-perf subcommand uses: the fatal-error path, the clock, and
+ * the allgather of who runs where for the report header.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/config.h"
+#include "perftest/perf.h"
+
+/* Before the communicator exists the launcher's WEFT_RANK is the best name for this rank. */
+static void rank_text(const struct perf_ctx *ctx, char *buf, size_t len)
+{
+    long long rank = -1;
+    if (ctx != NULL && ctx->rank >= 0)
+        rank = ctx->rank;
+    else if (weft_config_load() == WEFT_OK)
+        rank = weft_config_int(WEFT_CFG_RANK);
+    if (rank >= 0)
+        snprintf(buf, len, "%lld", rank);
+    else
+        snprintf(buf, len, "?");
+}
+
+static _Noreturn void finish(const struct perf_ctx *ctx)
+{
+    fflush(stdout);
+    /* Aborting makes the peers' pending operations fail at once rather than at WEFT_TIMEOUT. */
+    if (ctx != NULL && ctx->comm != NULL)
+        (void)weft_comm_abort(ctx->comm);
+    exit(1);
+}
+
+void perf_fail(const struct perf_ctx *ctx, const char *call, weft_result_t res)
+{
+    /* PERF_TRY passes the whole expression; the function name is what helps. */
+    int name_len = (int)strcspn(call, "(");
+    char rank[24];
+    rank_text(ctx, rank, sizeof(rank));
+    fprintf(stderr, "weft-perf: rank %s: %.*s failed: %s: %s\n", rank, name_len, call,
+            weft_strerror(res), weft_last_error());
+    finish(ctx);
+}
+
+void perf_die(const struct perf_ctx *ctx, const char *what)
+{
+    char rank[24];
+    rank_text(ctx, rank, sizeof(rank));
+    fprintf(stderr, "weft-perf: rank %s: %s\n", rank, what);
+    finish(ctx);
+}
+
+double perf_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+void perf_gather_ranks(const struct perf_ctx *ctx, struct perf_rank_info *infos)
+{
+    struct perf_rank_info mine;
+    memset(&mine, 0, sizeof(mine));
+    mine.pid = (int32_t)getpid();
+    int device = -1;
+    PERF_TRY(ctx, weft_comm_device(ctx->comm, &device));
+    mine.device = device;
+    if (gethostname(mine.host, sizeof(mine.host) - 1) != 0)
+        snprintf(mine.host, sizeof(mine.host), "unknown");
+    mine.host[sizeof(mine.host) - 1] = '\0';
+    PERF_TRY(ctx, weft_allgather(&mine, infos, sizeof(mine), WEFT_UINT8, ctx->comm, NULL));
+}

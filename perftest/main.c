@@ -1,0 +1,96 @@
+/*
+ * main.c - weft-perf's entry point: parses the command line, joins the job started by
+ * weft-run, and dispatches to the subcommand table (add new subcommands there).
+ */
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "core/config.h"
+#include "perftest/perf.h"
+
+static const struct perf_cmd cmds[] = {
+    {"allreduce", "reduction of every rank's buffer, on every rank", perf_coll_run,
+     PERF_ALLREDUCE},
+    {"allgather", "every rank's block, on every rank", perf_coll_run, PERF_ALLGATHER},
+    {"reduce_scatter", "block r of the reduction, on rank r", perf_coll_run,
+     PERF_REDUCE_SCATTER},
+    {"broadcast", "the root's buffer, on every rank (-r)", perf_coll_run, PERF_BROADCAST},
+    {"reduce", "reduction of every rank's buffer, on the root (-r)", perf_coll_run,
+     PERF_REDUCE},
+    {"alltoall", "block p of rank r goes to block r of rank p", perf_coll_run, PERF_ALLTOALL},
+    {"sendrecv", "rank r sends to r+1 and receives from r-1", perf_coll_run, PERF_SENDRECV},
+};
+#define NCMDS (sizeof(cmds) / sizeof(cmds[0]))
+
+static void usage(FILE *out)
+{
+    fprintf(out, "usage: weft-run -n N weft-perf <subcommand> [options]\nsubcommands:\n");
+    for (size_t i = 0; i < NCMDS; i++)
+        fprintf(out, "  %-16s %s\n", cmds[i].name, cmds[i].summary);
+    perf_args_usage(out);
+}
+
+/* Every rank parses the same bad command line; only one of them should say so. */
+static bool speaks(void)
+{
+    return weft_config_load() != WEFT_OK || weft_config_int(WEFT_CFG_RANK) <= 0;
+}
+
+static const struct perf_cmd *find_cmd(const char *name)
+{
+    for (size_t i = 0; i < NCMDS; i++) {
+        if (strcmp(cmds[i].name, name) == 0)
+            return &cmds[i];
+    }
+    return NULL;
+}
+
+int main(int argc, char **argv)
+{
+    struct perf_args args;
+    char why[256];
+    switch (perf_args_parse(argc, argv, &args, why, sizeof(why))) {
+    case PERF_ARGS_OK:
+        break;
+    case PERF_ARGS_HELP:
+        if (speaks())
+            usage(stdout);
+        return 0;
+    case PERF_ARGS_BAD:
+        if (speaks()) {
+            fprintf(stderr, "weft-perf: %s\n", why);
+            usage(stderr);
+        }
+        return 2;
+    }
+    const struct perf_cmd *cmd = find_cmd(args.cmd);
+    if (cmd == NULL) {
+        if (speaks()) {
+            fprintf(stderr, "weft-perf: unknown subcommand '%s'\n", args.cmd);
+            usage(stderr);
+        }
+        return 2;
+    }
+
+    struct perf_ctx ctx = {.comm = NULL, .rank = -1, .nranks = 0, .args = &args};
+    PERF_TRY(&ctx, weft_comm_init_env(&ctx.comm));
+    PERF_TRY(&ctx, weft_comm_rank(ctx.comm, &ctx.rank));
+    PERF_TRY(&ctx, weft_comm_size(ctx.comm, &ctx.nranks));
+
+    int status;
+    if (args.root >= ctx.nranks) {
+        if (ctx.rank == 0) {
+            fprintf(stderr, "weft-perf: root %d is not a rank of %d\n", args.root, ctx.nranks);
+            usage(stderr);
+        }
+        status = 2;
+    } else {
+        status = cmd->run(&ctx, cmd);
+    }
+
+    weft_comm_t comm = ctx.comm;
+    ctx.comm = NULL; /* destroyed or not, it must not be aborted after this */
+    PERF_TRY(&ctx, weft_comm_destroy(comm));
+    return status;
+}

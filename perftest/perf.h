@@ -1,0 +1,68 @@
+/*
+ * perf.h - what every weft-perf subcommand shares: the run context, the subcommand table
+ * entry, and the fatal-error path that names the failing call on this rank.
+ */
+#ifndef WEFT_PERFTEST_PERF_H
+#define WEFT_PERFTEST_PERF_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "perftest/args.h"
+#include "weft.h"
+
+struct perf_ctx {
+    weft_comm_t comm;
+    int rank;
+    int nranks;
+    const struct perf_args *args;
+};
+
+/* One subcommand. `run` returns the process exit status (0: all good, 1: wrong results);
+ * fatal errors do not return (perf_fail). `arg` selects a variant (e.g. which collective). */
+struct perf_cmd {
+    const char *name;
+    const char *summary;
+    int (*run)(const struct perf_ctx *ctx, const struct perf_cmd *cmd);
+    int arg;
+};
+
+/* Who is in the job, for the report header. */
+#define PERF_HOST_MAX 56
+struct perf_rank_info {
+    int32_t pid;
+    int32_t device;
+    char host[PERF_HOST_MAX];
+};
+
+/* Prints "weft-perf: rank R: <call> failed: <strerror>: <last error>", aborts the
+ * communicator (so the peers fail fast instead of waiting out WEFT_TIMEOUT) and exits 1. */
+_Noreturn void perf_fail(const struct perf_ctx *ctx, const char *call, weft_result_t res);
+/* As perf_fail, for failures outside Weft (allocation); `what` is the whole message. */
+_Noreturn void perf_die(const struct perf_ctx *ctx, const char *what);
+
+#define PERF_TRY(ctx, call)                                 \
+    do {                                                    \
+        weft_result_t perf_try_r_ = (call);                 \
+        if (perf_try_r_ != WEFT_OK)                         \
+            perf_fail((ctx), #call, perf_try_r_);           \
+    } while (0)
+
+/* Monotonic seconds. */
+double perf_now(void);
+/* Every rank's host, pid and device (collective); `infos` holds nranks entries. */
+void perf_gather_ranks(const struct perf_ctx *ctx, struct perf_rank_info *infos);
+
+/* The collective sweeps (coll.c); cmd->arg is an enum perf_coll. */
+enum perf_coll {
+    PERF_ALLREDUCE = 0,
+    PERF_ALLGATHER,
+    PERF_REDUCE_SCATTER,
+    PERF_BROADCAST,
+    PERF_REDUCE,
+    PERF_ALLTOALL,
+    PERF_SENDRECV,
+};
+int perf_coll_run(const struct perf_ctx *ctx, const struct perf_cmd *cmd);
+
+#endif /* WEFT_PERFTEST_PERF_H */

@@ -1,0 +1,386 @@
+/*
+ * fake_net.c - an in-process weft_net for unit tests: ranks are threads of one process and
+ * messages move through per-(src,dst) FIFOs, either copied eagerly or matched by rendezvous.
+ */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/error.h"
+#include "transport/net.h"
+
+/* A send waiting for its receive. Eager sends own a copy; rendezvous ones point at the
+ * sender's request, which completes only once matched. */
+struct fake_msg {
+    struct fake_msg *next;
+    const void *data;
+    void *copy;
+    size_t len;
+    uint64_t tag;
+    struct weft_request *sreq;
+};
+
+struct fake_pair {
+    struct fake_msg *shead, *stail;
+    struct weft_request *rhead, *rtail;
+};
+
+struct fake_group {
+    int n;
+    int rendezvous;
+    double timeout_s;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int broken_by; /* rank that aborted, or -1 */
+    int refs;
+    struct fake_pair *pairs; /* [src * n + dst] */
+    struct weft_net *nets;
+};
+
+struct weft_net {
+    struct fake_group *g;
+    int rank;
+    weft_result_t status;
+};
+
+/* Test-only constructor: nranks nets sharing one group. */
+weft_result_t fake_net_create_group(int nranks, int rendezvous, double timeout_s,
+                                    struct weft_net **nets);
+
+/* Details of a failed match, kept in the receive for the message raised by wait. */
+enum { FAKE_DETAIL_TAG, FAKE_DETAIL_LEN };
+
+weft_result_t fake_net_create_group(int nranks, int rendezvous, double timeout_s,
+                                    struct weft_net **nets)
+{
+    struct fake_group *g = calloc(1, sizeof(*g));
+    if (!g)
+        return WEFT_ERROR(WEFT_ERR_NO_MEMORY, "fake net: no memory");
+    g->pairs = calloc((size_t)nranks * (size_t)nranks, sizeof(*g->pairs));
+    g->nets = calloc((size_t)nranks, sizeof(*g->nets));
+    if (!g->pairs || !g->nets) {
+        free(g->pairs);
+        free(g->nets);
+        free(g);
+        return WEFT_ERROR(WEFT_ERR_NO_MEMORY, "fake net: no memory");
+    }
+    g->n = nranks;
+    g->rendezvous = rendezvous;
+    g->timeout_s = timeout_s;
+    g->broken_by = -1;
+    g->refs = nranks;
+    pthread_mutex_init(&g->mu, NULL);
+    pthread_cond_init(&g->cv, NULL);
+    for (int r = 0; r < nranks; r++) {
+        g->nets[r].g = g;
+        g->nets[r].rank = r;
+        nets[r] = &g->nets[r];
+    }
+    return WEFT_OK;
+}
+
+weft_result_t weft_net_create(const struct weft_net_params *params, const struct weft_oob *oob,
+                              struct weft_net **net)
+{
+    (void)params;
+    (void)oob;
+    (void)net;
+    return WEFT_ERROR(WEFT_ERR_UNSUPPORTED, "fake net: use fake_net_create_group");
+}
+
+/* Drops every queued message and receive; called with the lock held. */
+static void clear_queues(struct fake_group *g)
+{
+    for (int i = 0; i < g->n * g->n; i++) {
+        struct fake_pair *p = &g->pairs[i];
+        while (p->shead) {
+            struct fake_msg *m = p->shead;
+            p->shead = m->next;
+            free(m->copy);
+            free(m);
+        }
+        p->stail = NULL;
+        p->rhead = p->rtail = NULL;
+    }
+}
+
+void weft_net_destroy(struct weft_net *net)
+{
+    if (!net)
+        return;
+    struct fake_group *g = net->g;
+    pthread_mutex_lock(&g->mu);
+    int left = --g->refs;
+    pthread_mutex_unlock(&g->mu);
+    if (left)
+        return;
+    clear_queues(g);
+    pthread_mutex_destroy(&g->mu);
+    pthread_cond_destroy(&g->cv);
+    free(g->pairs);
+    free(g->nets);
+    free(g);
+}
+
+/* Matches heads of one (src, dst) queue pair; called with the lock held. */
+static void match(struct fake_group *g, struct fake_pair *p)
+{
+    while (p->shead && p->rhead) {
+        struct fake_msg *m = p->shead;
+        struct weft_request *rq = p->rhead;
+        p->shead = m->next;
+        if (!p->shead)
+            p->stail = NULL;
+        p->rhead = rq->next;
+        if (!p->rhead)
+            p->rtail = NULL;
+        weft_result_t st = WEFT_OK;
+        if (m->tag != rq->tag) {
+            st = WEFT_ERR_REMOTE;
+            rq->priv[0] = FAKE_DETAIL_TAG;
+            rq->priv[1] = m->tag;
+        } else if (m->len != rq->len) {
+            st = WEFT_ERR_INVALID_ARG;
+            rq->priv[0] = FAKE_DETAIL_LEN;
+            rq->priv[1] = m->len;
+        } else if (m->len) {
+            memcpy(rq->buf, m->data, m->len);
+        }
+        weft_request_complete(rq, st);
+        if (m->sreq)
+            weft_request_complete(m->sreq, WEFT_OK);
+        free(m->copy);
+        free(m);
+    }
+    pthread_cond_broadcast(&g->cv);
+}
+
+static weft_result_t broken_error(const struct weft_net *net)
+{
+    if (net->status != WEFT_OK)
+        return WEFT_ERROR(net->status, "rank %d: fake net already failed", net->rank);
+    return WEFT_ERROR(WEFT_ERR_REMOTE, "rank %d: rank %d aborted the fake net", net->rank,
+                      net->g->broken_by);
+}
+
+static void fill(struct weft_request *req, void *buf, size_t len, uint64_t tag, int peer,
+                 int is_send)
+{
+    req->buf = buf;
+    req->len = len;
+    req->tag = tag;
+    req->peer = peer;
+    req->is_send = is_send;
+    req->status = WEFT_OK;
+    req->next = NULL;
+    req->offset = 0;
+    __atomic_store_n(&req->done, 0, __ATOMIC_RELEASE);
+}
+
+static weft_result_t check_peer(const struct weft_net *net, int peer)
+{
+    if (peer < 0 || peer >= net->g->n)
+        return WEFT_ERROR(WEFT_ERR_INVALID_ARG, "rank %d: fake net: no peer %d", net->rank, peer);
+    return WEFT_OK;
+}
+
+weft_result_t weft_net_isend(struct weft_net *net, int peer, const void *buf, size_t len,
+                             uint64_t tag, struct weft_request *req)
+{
+    struct fake_group *g = net->g;
+    WEFT_CHECK(check_peer(net, peer));
+    struct fake_msg *m = calloc(1, sizeof(*m));
+    if (!m)
+        return WEFT_ERROR(WEFT_ERR_NO_MEMORY, "rank %d: fake net: no memory", net->rank);
+    fill(req, (void *)buf, len, tag, peer, 1);
+    m->len = len;
+    m->tag = tag;
+    if (g->rendezvous) {
+        m->data = buf;
+        m->sreq = req;
+    } else {
+        m->copy = malloc(len ? len : 1);
+        if (!m->copy) {
+            free(m);
+            return WEFT_ERROR(WEFT_ERR_NO_MEMORY, "rank %d: fake net: no memory", net->rank);
+        }
+        if (len)
+            memcpy(m->copy, buf, len);
+        m->data = m->copy;
+    }
+    pthread_mutex_lock(&g->mu);
+    if (g->broken_by >= 0) {
+        pthread_mutex_unlock(&g->mu);
+        free(m->copy);
+        free(m);
+        return broken_error(net);
+    }
+    struct fake_pair *p = &g->pairs[net->rank * g->n + peer];
+    if (p->stail)
+        p->stail->next = m;
+    else
+        p->shead = m;
+    p->stail = m;
+    if (!g->rendezvous)
+        weft_request_complete(req, WEFT_OK);
+    match(g, p);
+    pthread_mutex_unlock(&g->mu);
+    return WEFT_OK;
+}
+
+weft_result_t weft_net_irecv(struct weft_net *net, int peer, void *buf, size_t len, uint64_t tag,
+                             struct weft_request *req)
+{
+    struct fake_group *g = net->g;
+    WEFT_CHECK(check_peer(net, peer));
+    fill(req, buf, len, tag, peer, 0);
+    pthread_mutex_lock(&g->mu);
+    if (g->broken_by >= 0) {
+        pthread_mutex_unlock(&g->mu);
+        return broken_error(net);
+    }
+    struct fake_pair *p = &g->pairs[peer * g->n + net->rank];
+    if (p->rtail)
+        p->rtail->next = req;
+    else
+        p->rhead = req;
+    p->rtail = req;
+    match(g, p);
+    pthread_mutex_unlock(&g->mu);
+    return WEFT_OK;
+}
+
+/* Breaks the group; called with the lock held. */
+static void break_group(struct weft_net *net, weft_result_t why)
+{
+    struct fake_group *g = net->g;
+    if (net->status == WEFT_OK)
+        net->status = why;
+    if (g->broken_by < 0) {
+        g->broken_by = net->rank;
+        clear_queues(g);
+    }
+    pthread_cond_broadcast(&g->cv);
+}
+
+static weft_result_t request_error(const struct weft_net *net, const struct weft_request *req)
+{
+    if (req->priv[0] == FAKE_DETAIL_TAG)
+        return WEFT_ERROR(req->status,
+                          "rank %d: receive from rank %d: tag %#llx does not match the send's "
+                          "tag %#llx (ranks called operations in different orders)",
+                          net->rank, req->peer, (unsigned long long)req->tag,
+                          (unsigned long long)req->priv[1]);
+    return WEFT_ERROR(req->status,
+                      "rank %d: receive from rank %d of %zu bytes meets a send of %llu bytes",
+                      net->rank, req->peer, req->len, (unsigned long long)req->priv[1]);
+}
+
+weft_result_t weft_net_wait(struct weft_net *net, struct weft_request *const *reqs, size_t n)
+{
+    struct fake_group *g = net->g;
+    struct timespec deadline;
+    weft_result_t r = WEFT_OK;
+
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    double whole = (double)(long)g->timeout_s;
+    deadline.tv_sec += (time_t)whole;
+    deadline.tv_nsec += (long)((g->timeout_s - whole) * 1e9);
+    if (deadline.tv_nsec >= 1000000000L) {
+        deadline.tv_sec++;
+        deadline.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&g->mu);
+    for (;;) {
+        size_t pending = 0;
+        const struct weft_request *failed = NULL;
+        for (size_t i = 0; i < n; i++) {
+            if (!reqs[i])
+                continue;
+            if (!__atomic_load_n(&reqs[i]->done, __ATOMIC_ACQUIRE))
+                pending++;
+            else if (reqs[i]->status != WEFT_OK && !failed)
+                failed = reqs[i];
+        }
+        if (failed) {
+            r = request_error(net, failed);
+            break_group(net, r);
+            break;
+        }
+        if (!pending)
+            break;
+        if (g->broken_by >= 0) {
+            r = broken_error(net);
+            if (net->status == WEFT_OK)
+                net->status = WEFT_ERR_REMOTE;
+            break;
+        }
+        if (pthread_cond_timedwait(&g->cv, &g->mu, &deadline)) {
+            r = WEFT_ERROR(WEFT_ERR_TIMEOUT,
+                           "rank %d: fake net: %zu requests still pending after %.1f s",
+                           net->rank, pending, g->timeout_s);
+            break_group(net, r);
+            break;
+        }
+    }
+    pthread_mutex_unlock(&g->mu);
+    return r;
+}
+
+weft_result_t weft_net_wait_one(struct weft_net *net, struct weft_request *req)
+{
+    struct weft_request *const list[1] = {req};
+    return weft_net_wait(net, list, 1);
+}
+
+weft_result_t weft_net_progress(struct weft_net *net)
+{
+    return weft_net_status(net);
+}
+
+void weft_net_abort(struct weft_net *net)
+{
+    pthread_mutex_lock(&net->g->mu);
+    break_group(net, WEFT_ERR_ABORTED);
+    pthread_mutex_unlock(&net->g->mu);
+}
+
+weft_result_t weft_net_status(const struct weft_net *net)
+{
+    struct fake_group *g = net->g;
+    pthread_mutex_lock(&g->mu);
+    weft_result_t r = net->status;
+    if (r == WEFT_OK && g->broken_by >= 0)
+        r = WEFT_ERR_REMOTE;
+    pthread_mutex_unlock(&g->mu);
+    return r;
+}
+
+int weft_net_rank(const struct weft_net *net)
+{
+    return net->rank;
+}
+
+int weft_net_nranks(const struct weft_net *net)
+{
+    return net->g->n;
+}
+
+const char *weft_net_peer_transport(const struct weft_net *net, int peer)
+{
+    return peer == net->rank ? "self" : "fake";
+}
+
+int weft_net_peer_host(const struct weft_net *net, int peer)
+{
+    (void)net;
+    (void)peer;
+    return 0;
+}
+
+int weft_net_nhosts(const struct weft_net *net)
+{
+    (void)net;
+    return 1;
+}

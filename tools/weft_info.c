@@ -1,0 +1,76 @@
+/*
+ * weft_info.c - weft-info: the version, the optional parts this build has, the transports
+ * usable on this host (and why not the others), and every WEFT_* variable.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "core/config.h"
+#include "core/netif.h"
+#include "transport/transport.h"
+#include "weft.h"
+
+static void usage(FILE *out)
+{
+    fprintf(out, "Usage: weft-info [--config | --transports | --version | --help]\n"
+                 "With no option prints everything.\n"
+                 "  --config      every WEFT_* variable: type, value, default, description\n"
+                 "  --transports  the transports of this build and whether they run here\n"
+                 "  --version     the version and build features\n");
+}
+
+static void print_version(void)
+{
+    printf("weft %d.%d.%d\n", WEFT_VERSION_MAJOR, WEFT_VERSION_MINOR, WEFT_VERSION_PATCH);
+    printf("build features: %s\n", WEFT_FEATURES);
+}
+
+static void print_transports(void)
+{
+    printf("transports (in order of preference for a peer on the same host: shm, else tcp):\n");
+    for (const struct weft_transport_ops *const *t = weft_transports(); *t; t++) {
+        char why[256] = "";
+        bool ok = (*t)->probe(why, sizeof(why));
+        printf("  %-6s %s%s%s\n", (*t)->name, ok ? "usable" : "unusable",
+               why[0] ? ": " : "", why);
+    }
+    printf("  %-6s not built: needs libibverbs (rdma-core) and the verbs transport\n", "verbs");
+    printf("  %-6s not built: needs UCX and the ucx transport\n", "ucx");
+    struct sockaddr_storage addr;
+    socklen_t len;
+    char ifname[64], text[WEFT_ADDR_STRLEN];
+    if (weft_netif_pick(&addr, &len, ifname, sizeof(ifname)) == WEFT_OK)
+        printf("socket interface: %s %s (WEFT_SOCKET_IFNAME=\"%s\")\n", ifname,
+               weft_sockaddr_str((struct sockaddr *)&addr, text, sizeof(text)),
+               weft_config_str(WEFT_CFG_SOCKET_IFNAME));
+    else
+        printf("socket interface: none: %s\n", weft_last_error());
+}
+
+int main(int argc, char **argv)
+{
+    const char *what = argc > 1 ? argv[1] : "";
+    if (strcmp(what, "--help") == 0 || strcmp(what, "-h") == 0) {
+        usage(stdout);
+        return 0;
+    }
+    if (weft_config_load() != WEFT_OK)
+        fprintf(stderr, "weft-info: %s\n", weft_last_error());
+    if (strcmp(what, "--version") == 0) {
+        print_version();
+    } else if (strcmp(what, "--config") == 0) {
+        weft_config_print(stdout);
+    } else if (strcmp(what, "--transports") == 0) {
+        print_transports();
+    } else if (what[0] == '\0') {
+        print_version();
+        printf("\n");
+        print_transports();
+        printf("\n");
+        weft_config_print(stdout);
+    } else {
+        usage(stderr);
+        return 2;
+    }
+    return 0;
+}

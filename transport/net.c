@@ -1,0 +1,521 @@
+/*
+ * net.c - a communicator's connections: groups ranks by host, picks a transport per peer,
+ * exchanges addresses through the bootstrap, connects every pair, and runs the waits.
+ */
+#include "net.h"
+
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/config.h"
+#include "core/error.h"
+#include "core/log.h"
+
+#define NET_MAX_TRANSPORTS 4
+#define HOST_NAME_BYTES 64
+#define BOOT_ID_BYTES 40
+
+static const struct weft_transport_ops *const builtin[] = {
+    &weft_transport_shm,
+    &weft_transport_tcp,
+    NULL,
+};
+
+const struct weft_transport_ops *const *weft_transports(void)
+{
+    return builtin;
+}
+
+const struct weft_transport_ops *weft_transport_find(const char *name)
+{
+    for (size_t i = 0; builtin[i]; i++)
+        if (strcmp(builtin[i]->name, name) == 0)
+            return builtin[i];
+    return NULL;
+}
+
+/* What each rank tells the others about itself. Two ranks share a host when both the host
+ * name and the kernel boot id agree (containers on one kernel with distinct names do not). */
+struct host_record {
+    char hostname[HOST_NAME_BYTES];
+    char boot_id[BOOT_ID_BYTES];
+};
+
+struct addr_record {
+    uint32_t len[NET_MAX_TRANSPORTS];
+    uint8_t blob[NET_MAX_TRANSPORTS][WEFT_TRANSPORT_ADDR_MAX];
+};
+
+struct peer {
+    int host;                                /* index into the job's hosts */
+    int transport;                           /* index into builtin[], -1 for self */
+    struct weft_ep *ep;
+};
+
+/* Sends and receives a rank posts to itself, matched in order. */
+struct self_queue {
+    struct weft_request *sends, *sends_tail;
+    struct weft_request *recvs, *recvs_tail;
+};
+
+struct weft_net {
+    int rank, nranks, nhosts;
+    struct peer *peers;
+    struct host_record *hosts; /* per rank */
+    struct weft_tp *tp[NET_MAX_TRANSPORTS];
+    struct self_queue self;
+    double timeout_s;
+    long spin_count;
+    weft_result_t status;
+};
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static void read_boot_id(char *out, size_t len)
+{
+    snprintf(out, len, "unknown");
+    FILE *f = fopen("/proc/sys/kernel/random/boot_id", "r");
+    if (!f)
+        return;
+    if (fgets(out, (int)len, f))
+        out[strcspn(out, "\n")] = '\0';
+    fclose(f);
+}
+
+/* Host index per rank, in order of first appearance. */
+static void group_hosts(struct weft_net *net)
+{
+    net->nhosts = 0;
+    for (int r = 0; r < net->nranks; r++) {
+        int h = -1;
+        for (int q = 0; q < r && h < 0; q++)
+            if (memcmp(&net->hosts[q], &net->hosts[r], sizeof(net->hosts[r])) == 0)
+                h = net->peers[q].host;
+        net->peers[r].host = h >= 0 ? h : net->nhosts++;
+    }
+}
+
+static int transport_index(const char *name)
+{
+    for (int i = 0; builtin[i]; i++)
+        if (strcmp(builtin[i]->name, name) == 0)
+            return i;
+    return -1;
+}
+
+/* shm for a peer on this host, tcp otherwise; WEFT_TRANSPORT forces one. */
+static weft_result_t choose_transports(struct weft_net *net)
+{
+    const char *forced = weft_config_str(WEFT_CFG_TRANSPORT);
+    int shm = transport_index("shm"), tcp = transport_index("tcp");
+    int force = -1;
+    if (strcmp(forced, "auto") != 0 && forced[0]) {
+        force = transport_index(forced);
+        if (force < 0)
+            return WEFT_ERROR(WEFT_ERR_INVALID_ARG,
+                              "WEFT_TRANSPORT=%s is not a transport of this build "
+                              "(auto, shm, tcp)",
+                              forced);
+    }
+    char why[160] = "";
+    int shm_ok = builtin[shm]->probe(why, sizeof(why));
+    if (!shm_ok && force != shm)
+        WEFT_INFO(NET, "shm transport unusable here (%s): same-host peers use tcp", why);
+    const int me = net->peers[net->rank].host;
+    for (int p = 0; p < net->nranks; p++) {
+        struct peer *peer = &net->peers[p];
+        if (p == net->rank) {
+            peer->transport = -1;
+        } else if (force == shm && peer->host != me) {
+            return WEFT_ERROR(WEFT_ERR_INVALID_ARG,
+                              "WEFT_TRANSPORT=shm, but rank %d is on host %s, not this host %s",
+                              p, net->hosts[p].hostname, net->hosts[net->rank].hostname);
+        } else if (force >= 0) {
+            peer->transport = force;
+        } else {
+            peer->transport = peer->host == me && shm_ok ? shm : tcp;
+        }
+    }
+    if (force == shm && !shm_ok && net->nranks > 1)
+        return WEFT_ERROR(WEFT_ERR_UNSUPPORTED, "WEFT_TRANSPORT=shm, but shm is unusable: %s",
+                          why);
+    return WEFT_OK;
+}
+
+static int uses_transport(const struct weft_net *net, int t)
+{
+    for (int p = 0; p < net->nranks; p++)
+        if (net->peers[p].transport == t)
+            return 1;
+    return 0;
+}
+
+static weft_result_t init_transports(struct weft_net *net, const struct weft_net_params *params,
+                                     struct addr_record *mine)
+{
+    const int me = net->peers[net->rank].host;
+    struct weft_transport_params tp = {
+        .rank = params->rank,
+        .nranks = params->nranks,
+        .job_tag = params->job_tag,
+        .timeout_s = params->timeout_s,
+    };
+    memcpy(tp.key, params->key, sizeof(tp.key));
+    for (int r = 0; r < net->nranks; r++) {
+        if (net->peers[r].host != me)
+            continue;
+        if (r == net->rank)
+            tp.local_rank = tp.local_nranks;
+        tp.local_nranks++;
+    }
+    for (int t = 0; builtin[t]; t++) {
+        if (!uses_transport(net, t))
+            continue;
+        WEFT_CHECK(builtin[t]->init(&tp, &net->tp[t]));
+        size_t len = WEFT_TRANSPORT_ADDR_MAX;
+        WEFT_CHECK(builtin[t]->address(net->tp[t], mine->blob[t], &len));
+        mine->len[t] = (uint32_t)len;
+    }
+    return WEFT_OK;
+}
+
+static weft_result_t connect_all(struct weft_net *net, const struct addr_record *addrs)
+{
+    const double deadline = now_s() + net->timeout_s;
+    int pending = 1;
+    while (pending) {
+        pending = 0;
+        for (int p = 0; p < net->nranks; p++) {
+            struct peer *peer = &net->peers[p];
+            if (peer->transport < 0 || peer->ep)
+                continue;
+            const struct addr_record *a = &addrs[p];
+            const int t = peer->transport;
+            if (a->len[t] == 0)
+                return WEFT_ERROR(WEFT_ERR_INTERNAL, "rank %d on %s published no %s address",
+                                  p, net->hosts[p].hostname, builtin[t]->name);
+            weft_result_t r = builtin[t]->connect(net->tp[t], p, a->blob[t], a->len[t], &peer->ep);
+            if (r == WEFT_ERR_IN_PROGRESS) {
+                pending = 1;
+                continue;
+            }
+            WEFT_CHECK(r);
+        }
+        if (!pending)
+            break;
+        WEFT_CHECK(weft_net_progress(net));
+        if (now_s() > deadline) {
+            for (int p = 0; p < net->nranks; p++)
+                if (net->peers[p].transport >= 0 && !net->peers[p].ep)
+                    return WEFT_ERROR(WEFT_ERR_TIMEOUT,
+                                      "could not connect to rank %d on %s over %s within "
+                                      "WEFT_TIMEOUT=%.0f s",
+                                      p, net->hosts[p].hostname,
+                                      builtin[net->peers[p].transport]->name, net->timeout_s);
+        }
+        sched_yield();
+    }
+    return WEFT_OK;
+}
+
+static void log_map(const struct weft_net *net)
+{
+    if (!weft_log_enabled(WEFT_LOG_INFO, WEFT_SUBSYS_NET))
+        return;
+    char line[1024];
+    size_t o = 0;
+    for (int p = 0; p < net->nranks && o < sizeof(line) - 32; p++) {
+        int n = snprintf(line + o, sizeof(line) - o, "%s%d:%s", p ? " " : "", p,
+                         weft_net_peer_transport(net, p));
+        if (n > 0)
+            o += (size_t)n;
+    }
+    WEFT_INFO(NET, "rank %d of %d on %s (host %d of %d): peers %s", net->rank, net->nranks,
+              net->hosts[net->rank].hostname, net->peers[net->rank].host, net->nhosts, line);
+}
+
+weft_result_t weft_net_create(const struct weft_net_params *params, const struct weft_oob *oob,
+                              struct weft_net **out)
+{
+    weft_result_t r;
+    struct addr_record *addrs = NULL;
+    struct weft_net *net = calloc(1, sizeof(*net));
+    if (!net)
+        return WEFT_ERROR(WEFT_ERR_NO_MEMORY, "cannot allocate the net");
+    net->rank = params->rank;
+    net->nranks = params->nranks;
+    net->timeout_s = params->timeout_s;
+    net->spin_count = (long)weft_config_int(WEFT_CFG_SPIN_COUNT);
+    net->peers = calloc((size_t)params->nranks, sizeof(*net->peers));
+    net->hosts = calloc((size_t)params->nranks, sizeof(*net->hosts));
+    addrs = calloc((size_t)params->nranks, sizeof(*addrs));
+    if (!net->peers || !net->hosts || !addrs) {
+        r = WEFT_ERROR(WEFT_ERR_NO_MEMORY, "cannot allocate the net for %d ranks",
+                       params->nranks);
+        goto fail;
+    }
+
+    struct host_record me = {0};
+    snprintf(me.hostname, sizeof(me.hostname), "%s", params->hostname);
+    read_boot_id(me.boot_id, sizeof(me.boot_id));
+    WEFT_CHECK_GOTO(oob->allgather(oob->ctx, &me, net->hosts, sizeof(me)), r, fail);
+    group_hosts(net);
+    WEFT_CHECK_GOTO(choose_transports(net), r, fail);
+
+    struct addr_record mine = {0};
+    WEFT_CHECK_GOTO(init_transports(net, params, &mine), r, fail);
+    WEFT_CHECK_GOTO(oob->allgather(oob->ctx, &mine, addrs, sizeof(mine)), r, fail);
+    WEFT_CHECK_GOTO(connect_all(net, addrs), r, fail);
+    WEFT_CHECK_GOTO(oob->barrier(oob->ctx), r, fail);
+    for (int t = 0; builtin[t]; t++)
+        if (net->tp[t] && builtin[t]->connected)
+            WEFT_CHECK_GOTO(builtin[t]->connected(net->tp[t]), r, fail);
+    log_map(net);
+    free(addrs);
+    *out = net;
+    return WEFT_OK;
+
+fail:
+    free(addrs);
+    weft_net_destroy(net);
+    return r;
+}
+
+void weft_net_destroy(struct weft_net *net)
+{
+    if (!net)
+        return;
+    for (int t = 0; builtin[t]; t++)
+        if (net->tp[t])
+            builtin[t]->fini(net->tp[t]);
+    free(net->peers);
+    free(net->hosts);
+    free(net);
+}
+
+/* ---- self messages -------------------------------------------------------------------- */
+
+static void self_push(struct weft_request **head, struct weft_request **tail,
+                      struct weft_request *req)
+{
+    req->next = NULL;
+    if (*tail)
+        (*tail)->next = req;
+    else
+        *head = req;
+    *tail = req;
+}
+
+static void self_match(struct weft_net *net)
+{
+    struct self_queue *q = &net->self;
+    while (q->sends && q->recvs) {
+        struct weft_request *s = q->sends, *r = q->recvs;
+        q->sends = s->next;
+        q->recvs = r->next;
+        if (!q->sends)
+            q->sends_tail = NULL;
+        if (!q->recvs)
+            q->recvs_tail = NULL;
+        weft_result_t st = WEFT_OK;
+        if (s->tag != r->tag)
+            st = WEFT_ERROR(WEFT_ERR_INTERNAL,
+                            "rank %d sent itself tag %#llx but expected %#llx", net->rank,
+                            (unsigned long long)s->tag, (unsigned long long)r->tag);
+        else if (s->len != r->len)
+            st = WEFT_ERROR(WEFT_ERR_INVALID_ARG,
+                            "rank %d sent itself %zu bytes but receives %zu", net->rank,
+                            s->len, r->len);
+        else if (s->len && s->buf != r->buf)
+            memmove(r->buf, s->buf, s->len);
+        weft_request_complete(s, st);
+        weft_request_complete(r, st);
+    }
+}
+
+/* ---- data path ------------------------------------------------------------------------ */
+
+static weft_result_t post(struct weft_net *net, int peer, void *buf, size_t len, uint64_t tag,
+                          struct weft_request *req, int is_send)
+{
+    if (net->status != WEFT_OK)
+        return WEFT_ERROR(net->status, "rank %d: communicator already failed (%s)", net->rank,
+                          weft_strerror(net->status));
+    if (peer < 0 || peer >= net->nranks)
+        return WEFT_ERROR(WEFT_ERR_INTERNAL, "rank %d: peer %d out of range", net->rank, peer);
+    req->buf = buf;
+    req->len = len;
+    req->tag = tag;
+    req->peer = peer;
+    req->is_send = is_send;
+    req->done = 0;
+    req->status = WEFT_OK;
+    req->offset = 0;
+    struct peer *p = &net->peers[peer];
+    if (p->transport < 0) {
+        if (is_send)
+            self_push(&net->self.sends, &net->self.sends_tail, req);
+        else
+            self_push(&net->self.recvs, &net->self.recvs_tail, req);
+        self_match(net);
+        return WEFT_OK;
+    }
+    const struct weft_transport_ops *ops = builtin[p->transport];
+    return is_send ? ops->isend(p->ep, buf, len, tag, req) : ops->irecv(p->ep, buf, len, tag, req);
+}
+
+weft_result_t weft_net_isend(struct weft_net *net, int peer, const void *buf, size_t len,
+                             uint64_t tag, struct weft_request *req)
+{
+    return post(net, peer, (void *)buf, len, tag, req, 1);
+}
+
+weft_result_t weft_net_irecv(struct weft_net *net, int peer, void *buf, size_t len, uint64_t tag,
+                             struct weft_request *req)
+{
+    return post(net, peer, buf, len, tag, req, 0);
+}
+
+static weft_result_t progress(struct weft_net *net, bool *progressed)
+{
+    for (int t = 0; builtin[t]; t++) {
+        if (!net->tp[t])
+            continue;
+        bool any = false;
+        WEFT_CHECK(builtin[t]->progress(net->tp[t], &any));
+        *progressed |= any;
+    }
+    return WEFT_OK;
+}
+
+weft_result_t weft_net_progress(struct weft_net *net)
+{
+    bool progressed = false;
+    return progress(net, &progressed);
+}
+
+static weft_result_t fail(struct weft_net *net, weft_result_t r)
+{
+    if (net->status == WEFT_OK)
+        net->status = r;
+    weft_net_abort(net);
+    return r;
+}
+
+static weft_result_t timed_out(struct weft_net *net, const struct weft_request *req)
+{
+    const struct peer *p = &net->peers[req->peer];
+    return WEFT_ERROR(WEFT_ERR_TIMEOUT,
+                      "no progress for WEFT_TIMEOUT=%.0f s: %s of %zu bytes %s rank %d on %s "
+                      "(via %s) still pending",
+                      net->timeout_s, req->is_send ? "send" : "receive", req->len,
+                      req->is_send ? "to" : "from", req->peer, net->hosts[req->peer].hostname,
+                      p->transport >= 0 ? builtin[p->transport]->name : "self");
+}
+
+weft_result_t weft_net_wait(struct weft_net *net, struct weft_request *const *reqs, size_t n)
+{
+    double deadline = 0;
+    long idle = 0;
+    size_t first = 0; /* requests before this one are done */
+    for (;;) {
+        while (first < n && (!reqs[first] || __atomic_load_n(&reqs[first]->done,
+                                                            __ATOMIC_ACQUIRE)))
+            first++;
+        for (size_t i = first; i < n; i++)
+            if (reqs[i] && __atomic_load_n(&reqs[i]->done, __ATOMIC_ACQUIRE) &&
+                reqs[i]->status != WEFT_OK)
+                return fail(net, reqs[i]->status);
+        for (size_t i = 0; i < first; i++)
+            if (reqs[i] && reqs[i]->status != WEFT_OK)
+                return fail(net, reqs[i]->status);
+        int all = 1;
+        for (size_t i = first; i < n && all; i++)
+            if (reqs[i] && !__atomic_load_n(&reqs[i]->done, __ATOMIC_ACQUIRE))
+                all = 0;
+        if (all)
+            return WEFT_OK;
+        if (net->status != WEFT_OK)
+            return fail(net, WEFT_ERROR(WEFT_ERR_ABORTED, "rank %d: communicator aborted",
+                                        net->rank));
+        bool progressed = false;
+        weft_result_t r = progress(net, &progressed);
+        if (r != WEFT_OK)
+            return fail(net, r);
+        if (progressed) {
+            idle = 0;
+            deadline = 0;
+            continue;
+        }
+        if (++idle > net->spin_count)
+            sched_yield();
+        /* The clock is read only while idle, and the deadline restarts on any progress. */
+        if ((idle & 63) == 0) {
+            double t = now_s();
+            if (deadline == 0)
+                deadline = t + net->timeout_s;
+            else if (t > deadline)
+                return fail(net, timed_out(net, reqs[first]));
+        }
+    }
+}
+
+weft_result_t weft_net_wait_one(struct weft_net *net, struct weft_request *req)
+{
+    return weft_net_wait(net, &req, 1);
+}
+
+void weft_net_abort(struct weft_net *net)
+{
+    if (net->status == WEFT_OK)
+        net->status = WEFT_ERR_ABORTED;
+    for (int t = 0; builtin[t]; t++)
+        if (net->tp[t])
+            builtin[t]->abort(net->tp[t]);
+    struct weft_request *lists[2] = {net->self.sends, net->self.recvs};
+    for (int i = 0; i < 2; i++)
+        for (struct weft_request *q = lists[i], *next; q; q = next) {
+            next = q->next;
+            weft_request_complete(q, WEFT_ERR_ABORTED);
+        }
+    memset(&net->self, 0, sizeof(net->self));
+}
+
+weft_result_t weft_net_status(const struct weft_net *net)
+{
+    return net->status;
+}
+
+int weft_net_rank(const struct weft_net *net)
+{
+    return net->rank;
+}
+
+int weft_net_nranks(const struct weft_net *net)
+{
+    return net->nranks;
+}
+
+const char *weft_net_peer_transport(const struct weft_net *net, int peer)
+{
+    int t = net->peers[peer].transport;
+    return t >= 0 ? builtin[t]->name : "self";
+}
+
+int weft_net_peer_host(const struct weft_net *net, int peer)
+{
+    return net->peers[peer].host;
+}
+
+int weft_net_nhosts(const struct weft_net *net)
+{
+    return net->nhosts;
+}

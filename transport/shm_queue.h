@@ -1,0 +1,103 @@
+/*
+ * shm_queue.h - the single-producer single-consumer ring that carries one direction of one
+ * pair of local ranks, laid out in the receiver's shared segment, and each side's private view.
+ */
+#ifndef WEFT_TRANSPORT_SHM_QUEUE_H
+#define WEFT_TRANSPORT_SHM_QUEUE_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define WEFT_SHM_CACHELINE 64
+/* A message's header occupies the start of its first slot; eager payload follows it. */
+#define WEFT_SHM_MSG_HDR_BYTES 64
+
+enum weft_shm_msg_kind {
+    WEFT_SHM_MSG_EAGER = 1, /* payload streams through the slots */
+    WEFT_SHM_MSG_RNDV = 2   /* the receiver pulls the payload with process_vm_readv */
+};
+
+/* What the receiver learned about cross-memory attach from this sender (queue.cma). */
+enum weft_shm_cma_state {
+    WEFT_SHM_CMA_UNKNOWN = 0, /* no rendezvous read yet: the sender waits after one */
+    WEFT_SHM_CMA_OK = 1,
+    WEFT_SHM_CMA_REFUSED = 2 /* the kernel refused: stream the pending rendezvous instead */
+};
+
+struct weft_shm_msg_hdr {
+    uint64_t tag;
+    uint64_t len;
+    uint32_t kind;
+    uint32_t reserved;
+    uint64_t addr; /* RNDV: the payload's address in the sender */
+    uint64_t seq;  /* RNDV: 1-based count of rendezvous on this queue */
+};
+
+/* Shared state; the slots follow it. Each line has one writer so the sides do not share. */
+struct weft_shm_queue {
+    _Alignas(WEFT_SHM_CACHELINE) _Atomic uint64_t head; /* slots published (sender) */
+    _Alignas(WEFT_SHM_CACHELINE) _Atomic uint64_t tail; /* slots released (receiver) */
+    /* receiver, rarely written */
+    _Alignas(WEFT_SHM_CACHELINE) _Atomic uint64_t rndv_done; /* rendezvous completed */
+    _Atomic uint32_t cma;                                    /* enum weft_shm_cma_state */
+    _Atomic uint32_t rx_aborted;
+    /* sender, rarely written */
+    _Alignas(WEFT_SHM_CACHELINE) _Atomic uint32_t tx_aborted;
+};
+
+#define WEFT_SHM_QUEUE_HDR_BYTES \
+    ((sizeof(struct weft_shm_queue) + WEFT_SHM_CACHELINE - 1) / WEFT_SHM_CACHELINE * \
+     WEFT_SHM_CACHELINE)
+
+/* One side's private view: its own index and a cached copy of the other side's. */
+struct weft_shm_ring {
+    struct weft_shm_queue *q;
+    uint8_t *slots;
+    uint64_t nslots;
+    size_t slot_size;
+    uint64_t pos;   /* head for the producer, tail for the consumer */
+    uint64_t limit; /* last seen tail (producer) or head (consumer) */
+};
+
+/* Bytes one queue takes in a segment (page aligned). */
+size_t weft_shm_queue_bytes(uint64_t nslots, size_t slot_size);
+void weft_shm_ring_attach(struct weft_shm_ring *ring, void *queue, uint64_t nslots,
+                          size_t slot_size, bool producer);
+
+/* Producer: the next free slot or NULL when full; then publish it once written. */
+static inline uint8_t *weft_shm_ring_acquire(struct weft_shm_ring *r)
+{
+    if (r->pos - r->limit >= r->nslots) {
+        r->limit = atomic_load_explicit(&r->q->tail, memory_order_acquire);
+        if (r->pos - r->limit >= r->nslots)
+            return NULL;
+    }
+    return r->slots + (r->pos % r->nslots) * r->slot_size;
+}
+
+static inline void weft_shm_ring_publish(struct weft_shm_ring *r)
+{
+    r->pos++;
+    atomic_store_explicit(&r->q->head, r->pos, memory_order_release);
+}
+
+/* Consumer: the oldest unread slot or NULL when empty; then release it once read. */
+static inline const uint8_t *weft_shm_ring_peek(struct weft_shm_ring *r)
+{
+    if (r->pos >= r->limit) {
+        r->limit = atomic_load_explicit(&r->q->head, memory_order_acquire);
+        if (r->pos >= r->limit)
+            return NULL;
+    }
+    return r->slots + (r->pos % r->nslots) * r->slot_size;
+}
+
+static inline void weft_shm_ring_release(struct weft_shm_ring *r)
+{
+    r->pos++;
+    atomic_store_explicit(&r->q->tail, r->pos, memory_order_release);
+}
+
+#endif /* WEFT_TRANSPORT_SHM_QUEUE_H */

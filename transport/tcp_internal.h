@@ -1,0 +1,148 @@
+/*
+ * tcp_internal.h - state shared by the TCP transport's files (tcp.c: the ops table,
+ * tcp_conn.c: listening, connecting and the authenticated hello, tcp_data.c: framing).
+ */
+#ifndef WEFT_TRANSPORT_TCP_INTERNAL_H
+#define WEFT_TRANSPORT_TCP_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include <sodium.h>
+
+#include "core/netif.h"
+#include "transport/transport.h"
+
+#define WEFT_TCP_MAX_NSOCKS 64
+/* Messages at least this large are cut into one part per socket. Below it one socket's
+ * bandwidth is not the limit and the extra headers and wakeups cost more than they gain. */
+#define WEFT_TCP_STRIPE_MIN ((size_t)128 * 1024)
+#define WEFT_TCP_BLOB_MAGIC 0x57465442u  /* "WFTB" */
+#define WEFT_TCP_HELLO_MAGIC 0x57465448u /* "WFTH" */
+#define WEFT_TCP_FRAME_MAGIC 0x57465446u /* "WFTF" */
+#define WEFT_TCP_HELLO_VERSION 1u
+#define WEFT_TCP_HELLO_FIELDS 6 /* magic, version, from, to, index, nsocks */
+#define WEFT_TCP_HELLO_BYTES (WEFT_TCP_HELLO_FIELDS * 4 + crypto_auth_hmacsha256_BYTES)
+
+/* What an epoll event's data.ptr points at; every such object starts with its kind. */
+enum weft_tcp_kind { WEFT_TCP_LISTENER = 1, WEFT_TCP_PENDING, WEFT_TCP_SOCK };
+
+/* The header in front of every part on the wire, little-endian. */
+struct weft_tcp_frame {
+    uint32_t magic;
+    uint32_t part;
+    uint64_t tag;
+    uint64_t total;    /* bytes of the whole message */
+    uint64_t part_len; /* bytes of this part that follow the header */
+};
+#define WEFT_TCP_FRAME_BYTES sizeof(struct weft_tcp_frame)
+
+enum weft_tcp_sock_state {
+    WEFT_TCP_S_NONE = 0,   /* no connection yet */
+    WEFT_TCP_S_CONNECTING, /* initiator: non-blocking connect in flight */
+    WEFT_TCP_S_HELLO,      /* initiator: connected, hello partly written */
+    WEFT_TCP_S_UP,         /* carries data */
+    WEFT_TCP_S_CLOSED
+};
+
+#define WEFT_TCP_SEND_BATCH 16 /* messages gathered into one sendmsg */
+
+/* One of the nsocks connections to a peer. Each direction keeps a cursor into the peer's
+ * queue (the request whose part this socket moves now) and how many bytes of that part
+ * (header included) are done, so EAGAIN anywhere resumes exactly there. */
+struct weft_tcp_sock {
+    enum weft_tcp_kind kind;
+    int fd;
+    int index;
+    struct weft_ep *peer;
+    enum weft_tcp_sock_state state;
+    bool readable, writable; /* edge-triggered readiness not yet consumed */
+    uint8_t hello[WEFT_TCP_HELLO_BYTES];
+    size_t hello_off;
+    struct weft_request *scur;
+    size_t sdone;
+    struct weft_tcp_frame sframes[WEFT_TCP_SEND_BATCH];
+    struct weft_request *rcur;
+    size_t rdone;
+    struct weft_tcp_frame rframe;
+};
+
+/* The endpoint: everything about one peer. */
+struct weft_ep {
+    struct weft_tp *tp;
+    int rank;
+    bool have_addr, initiated, logged;
+    bool remote_closed; /* the peer shut its sending side (it is going away) */
+    struct sockaddr_storage addr;
+    socklen_t addr_len;
+    char addr_str[WEFT_ADDR_STRLEN];
+    int nup;                    /* sockets in state UP */
+    weft_result_t conn_result;  /* a failed connection attempt, returned by connect */
+    weft_result_t failed;       /* WEFT_OK until the stream to this peer broke */
+    int fail_err;               /* errno of the failure, 0 for EOF or a protocol error */
+    const char *fail_call;
+    struct weft_request *shead, *stail, *rhead, *rtail;
+    struct weft_tcp_sock *socks; /* nsocks of them */
+};
+
+/* An accepted connection whose hello has not been verified yet. */
+struct weft_tcp_pending {
+    enum weft_tcp_kind kind;
+    int fd;
+    char addr_str[WEFT_ADDR_STRLEN];
+    uint8_t buf[WEFT_TCP_HELLO_BYTES];
+    size_t got;
+    struct weft_tcp_pending *next;
+};
+
+struct weft_tcp_listener {
+    enum weft_tcp_kind kind;
+    int fd;
+};
+
+struct weft_tp {
+    int rank, nranks, nsocks;
+    size_t bufsize;
+    uint8_t key[WEFT_TRANSPORT_KEY_BYTES];
+    int epfd;
+    struct weft_tcp_listener listener;
+    struct sockaddr_storage laddr;
+    socklen_t laddr_len;
+    char laddr_str[WEFT_ADDR_STRLEN];
+    char ifname[64];
+    struct weft_ep *peers; /* nranks of them */
+    struct weft_tcp_pending *pending;
+    bool aborted;
+    uint8_t discard[64 * 1024]; /* sink for the payload of a mismatched message */
+};
+
+/* tcp_conn.c */
+weft_result_t weft_tcp_listen(struct weft_tp *tp);
+void weft_tcp_unlisten(struct weft_tp *tp);
+weft_result_t weft_tcp_initiate(struct weft_tp *tp, struct weft_ep *peer);
+/* Handles an epoll event of the listener, a pending connection or a socket still
+ * connecting. */
+void weft_tcp_conn_event(struct weft_tp *tp, void *obj, uint32_t events, bool *progressed);
+void weft_tcp_sock_close(struct weft_tp *tp, struct weft_tcp_sock *s);
+
+/* tcp_data.c */
+size_t weft_tcp_nparts(const struct weft_tp *tp, size_t len);
+void weft_tcp_post(struct weft_ep *peer, struct weft_request *req);
+/* Handles an epoll event of a socket that is up. */
+void weft_tcp_data_event(struct weft_tp *tp, struct weft_tcp_sock *s, uint32_t events);
+/* Moves every request of `peer` forward as far as the sockets allow. */
+void weft_tcp_drive(struct weft_tp *tp, struct weft_ep *peer, bool *progressed);
+/* Records why the stream to `peer` broke, raises the message, fails every request to and
+ * from it (`first`, if not NULL, with `first_status`, the others with `code`) and closes its
+ * sockets. */
+void weft_tcp_peer_fail(struct weft_ep *peer, weft_result_t code, int err, const char *call,
+                        int sock, struct weft_request *first, weft_result_t first_status);
+/* Raises the message of an earlier failure again (for a request posted after it). */
+weft_result_t weft_tcp_peer_raise(const struct weft_ep *peer, int sock);
+/* Completes every queued request of `peer` with `status` and forgets them. */
+void weft_tcp_peer_flush(struct weft_ep *peer, struct weft_request *first,
+                         weft_result_t first_status, weft_result_t status);
+
+#endif /* WEFT_TRANSPORT_TCP_INTERNAL_H */

@@ -1,0 +1,117 @@
+/*
+ * transport.h - the contract every transport fills: a versioned table of operations, like
+ * UCX's uct_iface_ops_t or NCCL's net plugins. Nothing above transport/ knows a socket, a
+ * shared segment or a queue pair; it sees endpoints, tagged messages and requests.
+ *
+ * Message semantics (every transport):
+ *   - An endpoint connects this rank to one peer. Messages from this rank to that peer are
+ *     matched to the peer's receives in posting order (FIFO per direction), and the tag of
+ *     each receive must equal the tag of the send it matches: a mismatch completes the
+ *     receive with WEFT_ERR_REMOTE ("ranks called operations in different orders").
+ *   - The receive length must equal the send length (as NCCL requires); a mismatch completes
+ *     the receive with WEFT_ERR_INVALID_ARG naming both lengths.
+ *   - isend/irecv never block. Many may be in flight per endpoint; they complete in posting
+ *     order per direction. A send may complete before the peer posted its receive (the
+ *     transport buffers it) or only after (rendezvous); callers must not rely on either.
+ *   - Zero-length messages are legal and carry their tag.
+ *   - Requests are caller-owned and must stay alive and untouched until done != 0.
+ *   - progress() moves every in-flight request of the context forward without blocking.
+ *     Errors of one request complete it with a status; progress itself fails only when the
+ *     whole context is broken.
+ */
+#ifndef WEFT_TRANSPORT_H
+#define WEFT_TRANSPORT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "weft.h"
+
+#define WEFT_TRANSPORT_OPS_VERSION 1
+#define WEFT_TRANSPORT_ADDR_MAX 512 /* bytes of an address blob */
+#define WEFT_TRANSPORT_KEY_BYTES 32 /* per-job key for authenticating data connections */
+
+struct weft_tp; /* one transport's per-communicator context (opaque; each transport's own) */
+struct weft_ep; /* one connection to one peer (opaque) */
+
+/* A non-blocking operation. The caller allocates it (on its stack or in a plan) and reads
+ * done/status/bytes; the transport fills the rest and may link it into its queues. */
+struct weft_request {
+    /* filled by isend/irecv from their arguments */
+    void *buf;
+    size_t len;
+    uint64_t tag;
+    int peer;
+    int is_send;
+    /* results */
+    volatile int done;    /* becomes 1 once the request completed, successfully or not */
+    weft_result_t status; /* valid once done: WEFT_OK or the error */
+    /* owned by the transport while in flight */
+    struct weft_request *next;
+    size_t offset;
+    uint64_t priv[6];
+};
+
+/* What a transport's init receives. */
+struct weft_transport_params {
+    int rank;           /* in the communicator */
+    int nranks;
+    int local_rank;     /* among ranks on this host */
+    int local_nranks;
+    const char *job_tag; /* unique per communicator: safe in file and segment names */
+    uint8_t key[WEFT_TRANSPORT_KEY_BYTES]; /* derived from the job secret */
+    double timeout_s;   /* WEFT_TIMEOUT */
+};
+
+struct weft_transport_ops {
+    size_t size;      /* sizeof(struct weft_transport_ops) the table was built with */
+    uint32_t version; /* WEFT_TRANSPORT_OPS_VERSION */
+    const char *name; /* "shm", "tcp", ... */
+
+    /* Can this transport run on this host? On false, writes the reason to why. */
+    bool (*probe)(char *why, size_t why_len);
+    weft_result_t (*init)(const struct weft_transport_params *params, struct weft_tp **tp);
+    /* Writes this rank's address blob (at most *len bytes; *len becomes the bytes used). */
+    weft_result_t (*address)(struct weft_tp *tp, void *blob, size_t *len);
+    /* Non-blocking connect to `peer` whose blob the bootstrap delivered. Returns
+     * WEFT_ERR_IN_PROGRESS until connected (call progress in between, then again), WEFT_OK
+     * with *ep set once connected. Every rank calls it for every peer it will talk to. */
+    weft_result_t (*connect)(struct weft_tp *tp, int peer, const void *blob, size_t len,
+                             struct weft_ep **ep);
+    /* Called once every rank has connected every peer (after a bootstrap barrier):
+     * release rendezvous resources (unlink segments, close listeners). Optional. */
+    weft_result_t (*connected)(struct weft_tp *tp);
+    weft_result_t (*isend)(struct weft_ep *ep, const void *buf, size_t len, uint64_t tag,
+                           struct weft_request *req);
+    weft_result_t (*irecv)(struct weft_ep *ep, void *buf, size_t len, uint64_t tag,
+                           struct weft_request *req);
+    /* Moves everything forward; *progressed tells whether anything happened (for backoff). */
+    weft_result_t (*progress)(struct weft_tp *tp, bool *progressed);
+    /* Fails every in-flight request with WEFT_ERR_ABORTED and tells the peers, so that their
+     * requests on this context fail with WEFT_ERR_REMOTE instead of waiting. */
+    void (*abort)(struct weft_tp *tp);
+    /* Optional memory registration for zero-copy (NULL when not needed). */
+    weft_result_t (*reg)(struct weft_tp *tp, void *buf, size_t len, void **handle);
+    weft_result_t (*dereg)(struct weft_tp *tp, void *handle);
+    /* Closes endpoints and frees the context. */
+    void (*fini)(struct weft_tp *tp);
+};
+
+/* The built-in transports. */
+extern const struct weft_transport_ops weft_transport_shm;
+extern const struct weft_transport_ops weft_transport_tcp;
+
+/* Every built-in transport, in preference order, NULL-terminated. */
+const struct weft_transport_ops *const *weft_transports(void);
+const struct weft_transport_ops *weft_transport_find(const char *name);
+
+/* Helpers shared by transports. */
+/* Completes `req` with `status` (sets status, then done). */
+static inline void weft_request_complete(struct weft_request *req, weft_result_t status)
+{
+    req->status = status;
+    __atomic_store_n(&req->done, 1, __ATOMIC_RELEASE);
+}
+
+#endif /* WEFT_TRANSPORT_H */
