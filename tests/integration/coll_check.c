@@ -1,0 +1,267 @@
+/*
+ * coll_check.c - run under weft-run: every collective x dtype x op x awkward count, in place
+ * and out of place, checked against a reference every rank computes for itself.
+ */
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/reduce.h"
+#include "weft.h"
+
+static int rank, nranks;
+static long passed, failed;
+
+/* ---- values: every rank can compute any rank's input ------------------------------------ */
+
+static int is_float(weft_dtype_t t)
+{
+    return t >= WEFT_FLOAT16;
+}
+
+static int is_signed(weft_dtype_t t)
+{
+    return t == WEFT_INT8 || t == WEFT_INT32 || t == WEFT_INT64;
+}
+
+/* Small values keep integer results free of wrap-around and float inputs exact in every
+ * format; floats use quarters so that sums round in the narrow formats (tolerance checked). */
+static double input(weft_dtype_t t, weft_op_t op, int r, size_t i)
+{
+    if (op == WEFT_PROD) {
+        double v = (i + (size_t)r) % 5 == 0 ? 2 : 1;
+        return is_signed(t) || is_float(t) ? ((i + (size_t)r) % 3 == 0 ? -v : v) : v;
+    }
+    long v = (long)((i * 7 + (size_t)r * 13) % 11);
+    if (is_float(t))
+        return (double)v * 0.25 - 1.25 + r;
+    return is_signed(t) ? (double)(v - 5) : (double)v;
+}
+
+static void store(weft_dtype_t t, void *buf, size_t i, double v)
+{
+    switch (t) {
+    case WEFT_INT8: ((int8_t *)buf)[i] = (int8_t)v; break;
+    case WEFT_UINT8: ((uint8_t *)buf)[i] = (uint8_t)v; break;
+    case WEFT_INT32: ((int32_t *)buf)[i] = (int32_t)v; break;
+    case WEFT_UINT32: ((uint32_t *)buf)[i] = (uint32_t)v; break;
+    case WEFT_INT64: ((int64_t *)buf)[i] = (int64_t)v; break;
+    case WEFT_UINT64: ((uint64_t *)buf)[i] = (uint64_t)v; break;
+    case WEFT_FLOAT16: ((uint16_t *)buf)[i] = weft_float_to_half((float)v); break;
+    case WEFT_BFLOAT16: ((uint16_t *)buf)[i] = weft_float_to_bf16((float)v); break;
+    case WEFT_FLOAT32: ((float *)buf)[i] = (float)v; break;
+    case WEFT_FLOAT64: ((double *)buf)[i] = v; break;
+    default: break;
+    }
+}
+
+static double load(weft_dtype_t t, const void *buf, size_t i)
+{
+    switch (t) {
+    case WEFT_INT8: return ((const int8_t *)buf)[i];
+    case WEFT_UINT8: return ((const uint8_t *)buf)[i];
+    case WEFT_INT32: return ((const int32_t *)buf)[i];
+    case WEFT_UINT32: return ((const uint32_t *)buf)[i];
+    case WEFT_INT64: return (double)((const int64_t *)buf)[i];
+    case WEFT_UINT64: return (double)((const uint64_t *)buf)[i];
+    case WEFT_FLOAT16: return weft_half_to_float(((const uint16_t *)buf)[i]);
+    case WEFT_BFLOAT16: return weft_bf16_to_float(((const uint16_t *)buf)[i]);
+    case WEFT_FLOAT32: return ((const float *)buf)[i];
+    case WEFT_FLOAT64: return ((const double *)buf)[i];
+    default: return NAN;
+    }
+}
+
+/* The float64 reference of op over every rank's input at index i. */
+static double reference(weft_dtype_t t, weft_op_t op, size_t i)
+{
+    double acc = input(t, op, 0, i);
+    for (int r = 1; r < nranks; r++) {
+        double v = input(t, op, r, i);
+        switch (op) {
+        case WEFT_PROD: acc *= v; break;
+        case WEFT_MIN: acc = v < acc ? v : acc; break;
+        case WEFT_MAX: acc = v > acc ? v : acc; break;
+        default: acc += v; break;
+        }
+    }
+    if (op == WEFT_AVG)
+        acc = is_float(t) ? acc / nranks : trunc(acc / nranks);
+    return acc;
+}
+
+static int close_enough(weft_dtype_t t, double got, double want)
+{
+    double eps = t == WEFT_FLOAT16    ? 1.0 / 1024
+                 : t == WEFT_BFLOAT16 ? 1.0 / 128
+                 : t == WEFT_FLOAT32  ? 1e-6
+                 : t == WEFT_FLOAT64  ? 1e-13
+                                      : 0;
+    return fabs(got - want) <= eps * nranks * fmax(1.0, fabs(want));
+}
+
+/* ---- one case ----------------------------------------------------------------------------- */
+
+enum kind { ALLREDUCE, BROADCAST, REDUCE, ALLGATHER, REDUCE_SCATTER, ALLTOALL, SENDRECV, NKINDS };
+static const char *const kind_names[NKINDS] = {"allreduce", "broadcast",      "reduce",
+                                               "allgather", "reduce_scatter", "alltoall",
+                                               "sendrecv"};
+
+static int has_op(enum kind k)
+{
+    return k == ALLREDUCE || k == REDUCE || k == REDUCE_SCATTER;
+}
+
+static void report(int ok, const char *what, enum kind k, weft_dtype_t t, weft_op_t op,
+                   size_t count, int inplace, const char *detail)
+{
+    if (ok) {
+        passed++;
+        return;
+    }
+    failed++;
+    printf("not ok - rank %d: %s %s %s count %zu %s: %s %s\n", rank, kind_names[k],
+           weft_dtype_name(t), has_op(k) ? weft_op_name(op) : "", count,
+           inplace ? "in-place" : "out-of-place", what, detail);
+}
+
+/* Runs one case; returns 0 when the call itself failed (the communicator is then broken). */
+static int run_case(weft_comm_t comm, enum kind k, weft_dtype_t t, weft_op_t op, size_t count,
+                    int inplace)
+{
+    const size_t es = weft_dtype_size(t);
+    const size_t n = (size_t)nranks;
+    const int root = (int)(count % n);
+    size_t in_elems = count, out_elems = count;
+    if (k == ALLGATHER)
+        out_elems = count * n;
+    if (k == REDUCE_SCATTER)
+        in_elems = count * n;
+    if (k == ALLTOALL)
+        in_elems = out_elems = count * n;
+    /* Guard bytes after the output catch writes past the end. */
+    uint8_t *in = malloc(in_elems * es + 1), *out = malloc(out_elems * es + 64);
+    memset(out, 0xa5, out_elems * es + 64);
+    for (size_t i = 0; i < in_elems; i++)
+        store(t, in, i, input(t, op, rank, i));
+
+    weft_result_t r;
+    const void *sbuf = in;
+    void *rbuf = out;
+    if (inplace) {
+        if (k == ALLGATHER) {
+            memcpy(out + (size_t)rank * count * es, in, count * es);
+            sbuf = out + (size_t)rank * count * es;
+        } else if (k == REDUCE_SCATTER) {
+            rbuf = in + (size_t)rank * count * es;
+        } else {
+            memcpy(out, in, count * es);
+            sbuf = out;
+        }
+    }
+    switch (k) {
+    case ALLREDUCE: r = weft_allreduce(sbuf, rbuf, count, t, op, comm, NULL); break;
+    case BROADCAST: r = weft_broadcast(sbuf, rbuf, count, t, root, comm, NULL); break;
+    case REDUCE: r = weft_reduce(sbuf, rbuf, count, t, op, root, comm, NULL); break;
+    case ALLGATHER: r = weft_allgather(sbuf, rbuf, count, t, comm, NULL); break;
+    case REDUCE_SCATTER: r = weft_reduce_scatter(sbuf, rbuf, count, t, op, comm, NULL); break;
+    case ALLTOALL: r = weft_alltoall(sbuf, rbuf, count, t, comm, NULL); break;
+    default:
+        weft_group_start();
+        weft_send(sbuf, count, t, (rank + 1) % nranks, comm, NULL);
+        weft_recv(rbuf, count, t, (rank + nranks - 1) % nranks, comm, NULL);
+        r = weft_group_end();
+        break;
+    }
+    if (r != WEFT_OK) {
+        char detail[1200];
+        snprintf(detail, sizeof(detail), "%s: %s", weft_strerror(r), weft_last_error());
+        report(0, "call failed:", k, t, op, count, inplace, detail);
+        free(in);
+        free(out);
+        return 0;
+    }
+
+    const uint8_t *res = k == REDUCE_SCATTER && inplace ? rbuf : out;
+    size_t wrong = 0, first = 0;
+    double got = 0, want = 0;
+    const int check = !(k == REDUCE && rank != root);
+    for (size_t i = 0; check && i < out_elems; i++) {
+        double w;
+        switch (k) {
+        case ALLREDUCE:
+        case REDUCE: w = reference(t, op, i); break;
+        case BROADCAST: w = input(t, op, root, i); break;
+        case ALLGATHER: w = input(t, op, (int)(i / count), i % count); break;
+        case REDUCE_SCATTER: w = reference(t, op, (size_t)rank * count + i); break;
+        case ALLTOALL: w = input(t, op, (int)(i / count), (size_t)rank * count + i % count); break;
+        default: w = input(t, op, (rank + nranks - 1) % nranks, i); break;
+        }
+        double g = load(t, res, i);
+        if (!(is_float(t) ? close_enough(t, g, w) : g == w) && wrong++ == 0) {
+            first = i;
+            got = g;
+            want = w;
+        }
+    }
+    int guard_ok = 1;
+    if (res == out)
+        for (size_t b = 0; b < 64; b++)
+            guard_ok &= out[out_elems * es + b] == 0xa5;
+    char detail[160];
+    snprintf(detail, sizeof(detail), "%zu wrong, first at %zu: got %g, want %g", wrong, first,
+             got, want);
+    report(wrong == 0, "", k, t, op, count, inplace, detail);
+    report(guard_ok, "wrote past the end of recvbuf", k, t, op, count, inplace, "");
+    free(in);
+    free(out);
+    return 1;
+}
+
+int main(int argc, char **argv)
+{
+    /* Counts: 0, 1, 2, a prime, one not divisible by any small rank count, a large prime-ish. */
+    static const size_t counts[] = {0, 1, 2, 7, 97, 1031, 65537 * 2 + 1};
+    const int quick = argc > 1 && strcmp(argv[1], "--quick") == 0;
+    weft_comm_t comm;
+    weft_result_t r = weft_comm_init_env(&comm);
+    if (r != WEFT_OK) {
+        fprintf(stderr, "coll_check: init failed: %s: %s\n", weft_strerror(r), weft_last_error());
+        return 1;
+    }
+    weft_comm_rank(comm, &rank);
+    weft_comm_size(comm, &nranks);
+
+    int alive = 1;
+    for (int k = 0; k < NKINDS && alive; k++)
+        for (int t = 0; t < WEFT_NUM_DTYPES && alive; t++)
+            for (int op = 0; op < (has_op(k) ? WEFT_NUM_OPS : 1) && alive; op++)
+                for (size_t c = 0; c < sizeof(counts) / sizeof(counts[0]) && alive; c++) {
+                    /* the largest count once per dtype (SUM) keeps the run short */
+                    if (c == sizeof(counts) / sizeof(counts[0]) - 1 && (quick || op > 0))
+                        continue;
+                    for (int inplace = 0; inplace < (k == ALLTOALL || k == SENDRECV ? 1 : 2) && alive;
+                         inplace++)
+                        alive = run_case(comm, (enum kind)k, (weft_dtype_t)t, (weft_op_t)op,
+                                         counts[c], inplace);
+                }
+    if (alive) {
+        r = weft_barrier(comm, NULL);
+        if (r != WEFT_OK) {
+            printf("not ok - rank %d: barrier: %s\n", rank, weft_last_error());
+            failed++;
+        }
+        /* Everyone's tally, so rank 0 prints the job's totals. */
+        long tally[2] = {passed, failed}, sum[2];
+        if (weft_allreduce(tally, sum, 2, WEFT_INT64, WEFT_SUM, comm, NULL) == WEFT_OK &&
+            rank == 0)
+            printf("coll_check: %d ranks: %ld checks passed, %ld failed\n", nranks, sum[0],
+                   sum[1]);
+        r = weft_comm_destroy(comm);
+    } else {
+        weft_comm_abort(comm);
+    }
+    return failed || !alive || r != WEFT_OK ? 1 : 0;
+}
