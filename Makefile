@@ -36,6 +36,7 @@ UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 ITEST_SRCS := $(wildcard tests/integration/*.c)
 ITEST_BINS := $(ITEST_SRCS:tests/integration/%.c=$(BUILD)/tests/%)
 
+.SECONDARY:
 .PHONY: all lib tools tests test unit-test integration-test run install clean format features
 all: features lib tools
 
@@ -84,13 +85,13 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/integration/%.o $(BUILD)/lib/libweft.a
 	$(CC) -pthread -o $@ $^ $(LDLIBS)
 
 unit-test: $(UNIT_BINS)
-	@tests/run-unit.sh $(UNIT_BINS)
+	@tests/run-all.sh $(BUILD) --unit
 
 integration-test: all $(ITEST_BINS)
-	@tests/integration/run.sh $(BUILD)
+	@tests/run-all.sh $(BUILD) --integration
 
 test: all tests
-	@tests/run-all.sh $(BUILD) $(UNIT_BINS)
+	@tests/run-all.sh $(BUILD)
 
 # ---- the main job ---------------------------------------------------------------------
 run:

@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 NP=${NP:-2}
 MAXBYTES=${MAXBYTES:-256M}
 BUILD=${BUILD:-build}
+TIMEOUT=${TIMEOUT:-60} # seconds any one Weft wait may take: a hang fails fast
 OUT=$BUILD/bench
 mkdir -p "$OUT"
 
@@ -23,13 +24,17 @@ to_bytes() { numfmt --from=iec "$1"; }
 
 : >"$OUT/weft.csv"
 : >"$OUT/mpi.csv"
+failed=0
 for r in "${RANGES[@]}"; do
     read -r lo hi iters warm <<<"$r"
     [ "$(to_bytes "$lo")" -le "$(to_bytes "$MAXBYTES")" ] || continue
     [ "$(to_bytes "$hi")" -le "$(to_bytes "$MAXBYTES")" ] || hi=$MAXBYTES
     echo "== weft $lo..$hi ($iters iterations)" >&2
-    "$BUILD/bin/weft-run" -n "$NP" "$BUILD/bin/weft-perf" allreduce -b "$lo" -e "$hi" -f 2 \
-        -d float32 -n "$iters" -w "$warm" --csv >>"$OUT/weft.csv"
+    if ! "$BUILD/bin/weft-run" -n "$NP" --timeout "$TIMEOUT" "$BUILD/bin/weft-perf" allreduce \
+        -b "$lo" -e "$hi" -f 2 -d float32 -n "$iters" -w "$warm" --csv >>"$OUT/weft.csv"; then
+        echo "== weft-perf failed in $lo..$hi: the table below stops there" >&2
+        failed=1
+    fi
     echo "== Open MPI $lo..$hi ($iters iterations)" >&2
     mpirun --allow-run-as-root --oversubscribe --mca btl self,vader -n "$NP" \
         "$OUT/mpi_allreduce" -b "$lo" -e "$hi" -f 2 -n "$iters" -w "$warm" >>"$OUT/mpi.csv"
@@ -66,4 +71,5 @@ awk -F, '
         if (lat == "") print "8 B latency ratio: n/a (goal <= 1.5)"
         else printf "8 B latency ratio: %.2f (goal <= 1.5)\n", lat
         if (wrong > 0) { printf "weft reported %d wrong elements: FAILED\n", wrong; exit 1 }
-    }' "$OUT/weft.csv" "$OUT/mpi.csv"
+    }' "$OUT/weft.csv" "$OUT/mpi.csv" || failed=1
+exit "$failed"

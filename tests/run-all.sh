@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# run-all.sh - Weft's test suite: the cmocka unit tests, then multi-rank integration runs of
+# every collective over shm and tcp, the launcher, the error paths and the tools. Each case
+# runs under a hard timeout, so nothing can hang the suite. Ends with "N passed, M failed".
+#   tests/run-all.sh BUILD_DIR [--unit | --integration] [FILTER]
+set -u
+BUILD=${1:-build}; shift || true
+PART=all
+case ${1:-} in --unit) PART=unit; shift ;; --integration) PART=integration; shift ;; esac
+FILTER=${1:-}
+BIN=$BUILD/bin
+T=$BUILD/tests
+LOGDIR=$BUILD/test-logs
+mkdir -p "$LOGDIR"
+pass=0; fail=0; failed_names=()
+
+# run NAME TIMEOUT CMD...: one test case; its output goes to a log, shown on failure.
+run() {
+    local name=$1 limit=$2; shift 2
+    [[ -n $FILTER && $name != *$FILTER* ]] && return 0
+    local log=$LOGDIR/${name//[^A-Za-z0-9_.-]/_}.log t0=$SECONDS rc
+    timeout --kill-after=10 "$limit" "$@" >"$log" 2>&1
+    rc=$?
+    if [[ $rc -eq 0 ]]; then
+        pass=$((pass + 1)); echo "ok - $name ($((SECONDS - t0)) s)"
+    else
+        fail=$((fail + 1)); failed_names+=("$name")
+        [[ $rc -eq 124 || $rc -eq 137 ]] && echo "# timed out after $limit s" >>"$log"
+        echo "not ok - $name (exit $rc, $((SECONDS - t0)) s); last lines of $log:"
+        tail -n 25 "$log" | sed 's/^/#   /'
+    fi
+}
+
+if [[ $PART != integration ]]; then
+    for t in "$T"/test_*; do
+        [[ -x $t ]] && run "unit $(basename "$t")" 300 "$t"
+    done
+fi
+
+if [[ $PART != unit ]]; then
+    export WEFT_TIMEOUT=60
+    run "bootstrap: rendezvous, auth, bad input" 120 "$T/boot_check"
+    run "launcher: weft-run" 120 tests/integration/weft_run_check.sh "$BUILD"
+    for tp in shm tcp; do
+        run "transport $tp: conformance" 300 "$T/transport_check" "$tp"
+    done
+    for tp in shm tcp; do
+        for n in 2 3 4 8; do
+            run "collectives over $tp, $n ranks" 600 "$BIN/weft-run" -n $n --transport $tp \
+                "$T/coll_check"
+        done
+        run "errors over $tp: bad arguments" 120 "$BIN/weft-run" -n 3 --transport $tp \
+            "$T/errors_check" args
+        run "errors over $tp: dead peer" 120 "$BIN/weft-run" -n 4 --transport $tp \
+            "$T/errors_check" dead-peer
+        run "errors over $tp: silent peer" 120 env WEFT_TIMEOUT=3 "$BIN/weft-run" -n 3 \
+            --transport $tp "$T/errors_check" silent-peer
+        run "errors over $tp: ranks disagree on nranks" 120 env WEFT_TIMEOUT=3 \
+            "$BIN/weft-run" -n 3 --transport $tp "$T/errors_check" nranks
+    done
+    run "mixed: shm and tcp chosen per peer (auto)" 600 "$BIN/weft-run" -n 4 "$T/coll_check" --quick
+    for c in allreduce allgather reduce_scatter broadcast reduce alltoall sendrecv; do
+        run "weft-perf $c checks its results" 300 "$BIN/weft-run" -n 3 "$BIN/weft-perf" $c \
+            -b 8 -e 1M -f 16 -n 3 -w 1 -c 1
+    done
+    run "weft-perf bfloat16 max --json" 120 "$BIN/weft-run" -n 2 "$BIN/weft-perf" allreduce \
+        -b 1K -e 64K -f 8 -d bfloat16 -o max -n 2 -w 1 --json
+    run "weft-info lists transports and every knob" 60 tests/integration/info_check.sh "$BUILD"
+    run "install, pkg-config, example program" 300 tests/integration/install_check.sh "$BUILD"
+fi
+
+if (( fail )); then
+    echo "# failed: ${failed_names[*]}"
+    echo "# logs: $LOGDIR"
+fi
+echo "$pass passed, $fail failed"
+(( fail == 0 ))
