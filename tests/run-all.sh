@@ -2,11 +2,12 @@
 # run-all.sh - Weft's test suite: the cmocka unit tests, then multi-rank integration runs of
 # every collective over shm and tcp, the launcher, the error paths and the tools. Each case
 # runs under a hard timeout, so nothing can hang the suite. Ends with "N passed, M failed".
-#   tests/run-all.sh BUILD_DIR [--unit | --integration] [FILTER]
+#   tests/run-all.sh BUILD_DIR [--unit | --integration | ""] [FILTER]
+# FILTER keeps the cases whose name contains it, e.g. tests/run-all.sh build "" shm
 set -u
 BUILD=${1:-build}; shift || true
 PART=all
-case ${1:-} in --unit) PART=unit; shift ;; --integration) PART=integration; shift ;; esac
+case ${1-} in --unit) PART=unit; shift ;; --integration) PART=integration; shift ;; "") shift || true ;; esac
 FILTER=${1:-}
 BIN=$BUILD/bin
 T=$BUILD/tests
@@ -58,6 +59,8 @@ if [[ $PART != unit ]]; then
         run "errors over $tp: ranks disagree on nranks" 120 env WEFT_TIMEOUT=3 \
             "$BIN/weft-run" -n 3 --transport $tp "$T/errors_check" nranks
     done
+    run "collectives over shm with single-copy (CMA), 4 ranks" 600 env WEFT_SHM_CMA=1 \
+        "$BIN/weft-run" -n 4 --transport shm "$T/coll_check"
     run "mixed: shm and tcp chosen per peer (auto)" 600 "$BIN/weft-run" -n 4 "$T/coll_check" --quick
     for c in allreduce allgather reduce_scatter broadcast reduce alltoall sendrecv; do
         run "weft-perf $c checks its results" 300 "$BIN/weft-run" -n 3 "$BIN/weft-perf" $c \

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/reduce.h"
+#include "core/dtype.h"
 #include "weft.h"
 
 static int rank, nranks;
@@ -38,40 +38,6 @@ static double input(weft_dtype_t t, weft_op_t op, int r, size_t i)
     if (is_float(t))
         return (double)v * 0.25 - 1.25 + r;
     return is_signed(t) ? (double)(v - 5) : (double)v;
-}
-
-static void store(weft_dtype_t t, void *buf, size_t i, double v)
-{
-    switch (t) {
-    case WEFT_INT8: ((int8_t *)buf)[i] = (int8_t)v; break;
-    case WEFT_UINT8: ((uint8_t *)buf)[i] = (uint8_t)v; break;
-    case WEFT_INT32: ((int32_t *)buf)[i] = (int32_t)v; break;
-    case WEFT_UINT32: ((uint32_t *)buf)[i] = (uint32_t)v; break;
-    case WEFT_INT64: ((int64_t *)buf)[i] = (int64_t)v; break;
-    case WEFT_UINT64: ((uint64_t *)buf)[i] = (uint64_t)v; break;
-    case WEFT_FLOAT16: ((uint16_t *)buf)[i] = weft_float_to_half((float)v); break;
-    case WEFT_BFLOAT16: ((uint16_t *)buf)[i] = weft_float_to_bf16((float)v); break;
-    case WEFT_FLOAT32: ((float *)buf)[i] = (float)v; break;
-    case WEFT_FLOAT64: ((double *)buf)[i] = v; break;
-    default: break;
-    }
-}
-
-static double load(weft_dtype_t t, const void *buf, size_t i)
-{
-    switch (t) {
-    case WEFT_INT8: return ((const int8_t *)buf)[i];
-    case WEFT_UINT8: return ((const uint8_t *)buf)[i];
-    case WEFT_INT32: return ((const int32_t *)buf)[i];
-    case WEFT_UINT32: return ((const uint32_t *)buf)[i];
-    case WEFT_INT64: return (double)((const int64_t *)buf)[i];
-    case WEFT_UINT64: return (double)((const uint64_t *)buf)[i];
-    case WEFT_FLOAT16: return weft_half_to_float(((const uint16_t *)buf)[i]);
-    case WEFT_BFLOAT16: return weft_bf16_to_float(((const uint16_t *)buf)[i]);
-    case WEFT_FLOAT32: return ((const float *)buf)[i];
-    case WEFT_FLOAT64: return ((const double *)buf)[i];
-    default: return NAN;
-    }
 }
 
 /* The float64 reference of op over every rank's input at index i. */
@@ -145,7 +111,7 @@ static int run_case(weft_comm_t comm, enum kind k, weft_dtype_t t, weft_op_t op,
     uint8_t *in = malloc(in_elems * es + 1), *out = malloc(out_elems * es + 64);
     memset(out, 0xa5, out_elems * es + 64);
     for (size_t i = 0; i < in_elems; i++)
-        store(t, in, i, input(t, op, rank, i));
+        weft_dtype_store(t, in, i, input(t, op, rank, i));
 
     weft_result_t r;
     const void *sbuf = in;
@@ -199,7 +165,7 @@ static int run_case(weft_comm_t comm, enum kind k, weft_dtype_t t, weft_op_t op,
         case ALLTOALL: w = input(t, op, (int)(i / count), (size_t)rank * count + i % count); break;
         default: w = input(t, op, (rank + nranks - 1) % nranks, i); break;
         }
-        double g = load(t, res, i);
+        double g = weft_dtype_load(t, res, i);
         if (!(is_float(t) ? close_enough(t, g, w) : g == w) && wrong++ == 0) {
             first = i;
             got = g;
