@@ -90,7 +90,10 @@ unit-test: $(UNIT_BINS)
 integration-test: all $(ITEST_BINS)
 	@tests/run-all.sh $(BUILD) --integration
 
-test: all tests
+# Like `make run`, `make test` sets up a fresh host first (packages, as root).
+test:
+	@tools/install-deps.sh
+	@$(MAKE) --no-print-directory all tests
 	@tests/run-all.sh $(BUILD)
 
 # ---- the main job ---------------------------------------------------------------------

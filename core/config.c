@@ -194,6 +194,11 @@ const char *weft_config_str(enum weft_config_id id)
     return get(id)->s;
 }
 
+bool weft_config_is_set(enum weft_config_id id)
+{
+    return getenv(table[id].name) != NULL;
+}
+
 size_t weft_config_rows(struct weft_config_row *rows, size_t max)
 {
     size_t n = 0;

@@ -40,6 +40,8 @@ size_t weft_config_size(enum weft_config_id id);
 bool weft_config_bool(enum weft_config_id id);
 double weft_config_double(enum weft_config_id id);
 const char *weft_config_str(enum weft_config_id id);
+/* Whether the variable is set in the environment (rather than taking its default). */
+bool weft_config_is_set(enum weft_config_id id);
 
 /* Parses `text` as `type`: INT decimal, SIZE with optional K/M/G/T suffix (powers of 1024),
  * BOOL 1/0/yes/no/true/false/on/off, DOUBLE, STRING as is. */

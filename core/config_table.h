@@ -25,7 +25,7 @@ X(SHM_SLOT_SIZE,      SIZE,   "64K",    "Bytes per slot of a shared-memory queue
 X(SHM_SLOTS,          INT,    "8",      "Slots per shared-memory queue, one queue per ordered pair of local ranks")
 X(SHM_CMA,            BOOL,   "0",      "Single-copy cross-memory attach (process_vm_readv) for large shm messages; off by default: the pipelined copy path measured faster (see README)")
 X(SHM_CMA_THRESHOLD,  SIZE,   "64K",    "Messages at least this large use single-copy when WEFT_SHM_CMA allows")
-X(SPIN_COUNT,         INT,    "2000",   "Polls of an idle wait before it starts yielding the CPU")
+X(SPIN_COUNT,         INT,    "2000",   "Polls of an idle wait before it starts yielding the CPU; when a host runs more ranks than it has CPUs and this is unset, waits yield at once")
 /* Collectives */
 X(ALGO,               STRING, "auto",   "Force an algorithm for allreduce: auto, ring or rd (recursive doubling)")
 X(SMALL_MSG_SIZE,     SIZE,   "64K",    "Allreduce below this many bytes uses recursive doubling (with WEFT_ALGO=auto)")

@@ -25,6 +25,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "weft.h"
 
@@ -112,6 +113,80 @@ static inline void weft_request_complete(struct weft_request *req, weft_result_t
 {
     req->status = status;
     __atomic_store_n(&req->done, 1, __ATOMIC_RELEASE);
+}
+
+/* Readies `req` for posting: the caller's arguments, not done, nothing owned yet. */
+static inline void weft_request_init(struct weft_request *req, void *buf, size_t len,
+                                     uint64_t tag, int peer, int is_send)
+{
+    req->buf = buf;
+    req->len = len;
+    req->tag = tag;
+    req->peer = peer;
+    req->is_send = is_send;
+    req->status = WEFT_OK;
+    req->next = NULL;
+    req->offset = 0;
+    memset(req->priv, 0, sizeof(req->priv));
+    __atomic_store_n(&req->done, 0, __ATOMIC_RELEASE);
+}
+
+/* A FIFO of requests linked through their `next`; zero-initialised means empty. */
+struct weft_request_queue {
+    struct weft_request *head, *tail;
+};
+
+static inline bool weft_request_queue_empty(const struct weft_request_queue *q)
+{
+    return q->head == NULL;
+}
+
+/* The oldest request, left in place; NULL when empty. */
+static inline struct weft_request *weft_request_queue_peek(const struct weft_request_queue *q)
+{
+    return q->head;
+}
+
+static inline void weft_request_queue_push(struct weft_request_queue *q, struct weft_request *req)
+{
+    req->next = NULL;
+    if (q->tail)
+        q->tail->next = req;
+    else
+        q->head = req;
+    q->tail = req;
+}
+
+/* Puts `req` back in front, as the next to pop. */
+static inline void weft_request_queue_push_front(struct weft_request_queue *q,
+                                                 struct weft_request *req)
+{
+    req->next = q->head;
+    q->head = req;
+    if (!q->tail)
+        q->tail = req;
+}
+
+/* Takes the oldest request out; NULL when empty. */
+static inline struct weft_request *weft_request_queue_pop(struct weft_request_queue *q)
+{
+    struct weft_request *req = q->head;
+    if (req) {
+        q->head = req->next;
+        if (!q->head)
+            q->tail = NULL;
+        req->next = NULL;
+    }
+    return req;
+}
+
+/* Completes every queued request with `status`, oldest first, and empties the queue. Each
+ * leaves the queue before it completes: its owner may reuse it at once. */
+static inline void weft_request_queue_fail(struct weft_request_queue *q, weft_result_t status)
+{
+    struct weft_request *req;
+    while ((req = weft_request_queue_pop(q)) != NULL)
+        weft_request_complete(req, status);
 }
 
 #endif /* WEFT_TRANSPORT_H */
