@@ -5,25 +5,15 @@
 #include "collectives/coll_internal.h"
 #include "core/error.h"
 
-weft_result_t weft_coll_barrier_dissemination(struct weft_coll_ctx *ctx)
+weft_result_t weft_coll_barrier_dissemination(struct weft_coll_ctx *ctx,
+                                              const struct weft_coll_op *op)
 {
     const int n = ctx->nranks, rank = ctx->rank;
     char none[1]; /* zero-byte messages still get a valid address */
-    weft_result_t r;
 
-    for (int dist = 1, step = 0; dist < n; dist <<= 1, step++) {
-        struct weft_request reqs[2];
-        struct weft_request *const list[2] = {&reqs[0], &reqs[1]};
-        const uint64_t tag = weft_coll_tag(WEFT_COLL_BARRIER, ctx->seq, (uint32_t)step);
-        WEFT_CHECK_GOTO(weft_net_irecv(ctx->net, weft_coll_mod(rank - dist, n), none, 0, tag,
-                                       &reqs[0]),
-                        r, fail);
-        WEFT_CHECK_GOTO(weft_net_isend(ctx->net, (rank + dist) % n, none, 0, tag, &reqs[1]), r,
-                        fail);
-        WEFT_CHECK_GOTO(weft_net_wait(ctx->net, list, 2), r, fail);
-    }
+    (void)op; /* a barrier moves no data; the signature is every algorithm's */
+    for (int dist = 1, step = 0; dist < n; dist <<= 1, step++)
+        WEFT_CHECK(weft_coll_sendrecv(ctx, WEFT_COLL_BARRIER, (rank + dist) % n, none,
+                                      weft_coll_mod(rank - dist, n), none, 0, (uint32_t)step));
     return WEFT_OK;
-fail:
-    weft_coll_fail(ctx);
-    return r;
 }

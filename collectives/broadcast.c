@@ -3,15 +3,8 @@
  * children. chain broadcast: n-1 hops pipelined in C chunks (n-2+C chunk times); each rank
  * but the last sends S bytes once. The tree is for small messages, the chain for large.
  */
-#include <string.h>
-
 #include "collectives/coll_internal.h"
 #include "core/error.h"
-
-static int bit_index(int mask)
-{
-    return __builtin_ctz((unsigned)mask);
-}
 
 weft_result_t weft_coll_broadcast_tree(struct weft_coll_ctx *ctx, const struct weft_coll_op *op)
 {
@@ -23,23 +16,19 @@ weft_result_t weft_coll_broadcast_tree(struct weft_coll_ctx *ctx, const struct w
     int mask = 1, nreq = 0;
     weft_result_t r;
 
-    if (vrank == 0 && op->recvbuf != op->sendbuf)
-        memcpy(op->recvbuf, op->sendbuf, len);
+    if (vrank == 0)
+        weft_coll_copy(op->recvbuf, op->sendbuf, len);
     /* The parent is vrank with its lowest set bit cleared; children are vrank + 2^j below. */
     while (mask < n) {
         if (vrank & mask) {
-            struct weft_request req;
-            int parent = weft_coll_mod(vrank - mask + root, n);
-            WEFT_CHECK_GOTO(weft_net_irecv(ctx->net, parent, op->recvbuf, len,
-                                           weft_coll_tag(WEFT_COLL_BROADCAST, ctx->seq,
-                                                         (uint32_t)bit_index(mask)),
-                                           &req),
-                            r, fail);
-            WEFT_CHECK_GOTO(weft_net_wait_one(ctx->net, &req), r, fail);
+            const int parent = weft_coll_mod(vrank - mask + root, n);
+            WEFT_CHECK(weft_coll_recv(ctx, WEFT_COLL_BROADCAST, parent, op->recvbuf, len,
+                                      (uint32_t)__builtin_ctz((unsigned)mask)));
             break;
         }
         mask <<= 1;
     }
+    /* Posted together rather than as blocking steps, so no child waits for a sibling's. */
     for (mask >>= 1; mask > 0; mask >>= 1) {
         if (vrank + mask >= n)
             continue;
@@ -47,7 +36,7 @@ weft_result_t weft_coll_broadcast_tree(struct weft_coll_ctx *ctx, const struct w
         list[nreq] = &reqs[nreq];
         WEFT_CHECK_GOTO(weft_net_isend(ctx->net, child, op->recvbuf, len,
                                        weft_coll_tag(WEFT_COLL_BROADCAST, ctx->seq,
-                                                     (uint32_t)bit_index(mask)),
+                                                     (uint32_t)__builtin_ctz((unsigned)mask)),
                                        &reqs[nreq]),
                         r, fail);
         nreq++;
@@ -66,18 +55,23 @@ struct chain_plan {
     size_t count, es, nchunks;
 };
 
+/* Chunk k sits at the same offset in src and dst. */
+static size_t chunk_at(const struct chain_plan *p, size_t k, size_t *len)
+{
+    *len = weft_coll_part_count(p->count, p->nchunks, k) * p->es;
+    return weft_coll_part_offset(p->count, p->nchunks, k) * p->es;
+}
+
 static void chain_send_buf(void *arg, size_t k, const void **buf, size_t *len)
 {
     const struct chain_plan *p = arg;
-    *buf = p->src + weft_coll_part_offset(p->count, p->nchunks, k) * p->es;
-    *len = weft_coll_part_count(p->count, p->nchunks, k) * p->es;
+    *buf = p->src + chunk_at(p, k, len);
 }
 
 static void chain_recv_buf(void *arg, size_t k, void **buf, size_t *len)
 {
     const struct chain_plan *p = arg;
-    *buf = p->dst + weft_coll_part_offset(p->count, p->nchunks, k) * p->es;
-    *len = weft_coll_part_count(p->count, p->nchunks, k) * p->es;
+    *buf = p->dst + chunk_at(p, k, len);
 }
 
 weft_result_t weft_coll_broadcast_chain(struct weft_coll_ctx *ctx, const struct weft_coll_op *op)
@@ -85,11 +79,10 @@ weft_result_t weft_coll_broadcast_chain(struct weft_coll_ctx *ctx, const struct 
     const int n = ctx->nranks, root = op->root;
     const int vrank = weft_coll_mod(ctx->rank - root, n);
     const size_t es = weft_dtype_size(op->dtype);
-    const size_t chunk = weft_coll_chunk_elems(ctx, es);
     struct chain_plan p = {
         .src = vrank == 0 ? op->sendbuf : op->recvbuf, .dst = op->recvbuf,
         .count = op->count, .es = es,
-        .nchunks = op->count ? (op->count + chunk - 1) / chunk : 1,
+        .nchunks = weft_coll_nchunks(ctx, op->count, es),
     };
     struct weft_pipe pipe = {
         .ctx = ctx,
@@ -105,8 +98,8 @@ weft_result_t weft_coll_broadcast_chain(struct weft_coll_ctx *ctx, const struct 
         .recv_buf = chain_recv_buf,
     };
     /* The root's own copy overlaps nothing, but it is one local memcpy. */
-    if (vrank == 0 && op->recvbuf != op->sendbuf)
-        memcpy(op->recvbuf, op->sendbuf, op->count * es);
+    if (vrank == 0)
+        weft_coll_copy(op->recvbuf, op->sendbuf, op->count * es);
     WEFT_CHECK(weft_pipe_run(&pipe));
     return WEFT_OK;
 }

@@ -1,6 +1,6 @@
 /*
  * coll_internal.h - what the algorithm files share: block and chunk arithmetic, the
- * pipelined send/receive engine, and one entry point per algorithm (select.c picks).
+ * pipelined send/receive engine, blocking steps, and one entry point per algorithm.
  */
 #ifndef WEFT_COLL_INTERNAL_H
 #define WEFT_COLL_INTERNAL_H
@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "collectives/collectives.h"
 
@@ -39,6 +40,13 @@ static inline int weft_coll_mod(int a, int n)
     return ((a % n) + n) % n;
 }
 
+/* Copies `len` bytes unless the call is in place (len 0 may come with NULL buffers). */
+static inline void weft_coll_copy(void *dst, const void *src, size_t len)
+{
+    if (len && dst != src)
+        memcpy(dst, src, len);
+}
+
 /*
  * A stream of `nmsg` messages received from `recv_peer` and/or sent to `send_peer` (-1:
  * none), with at most `depth` receives and `depth` sends in flight. Receive k lands where
@@ -68,10 +76,31 @@ weft_result_t weft_pipe_run(const struct weft_pipe *pipe);
  * did) so that the transports forget them before the caller frees them. */
 void weft_coll_fail(struct weft_coll_ctx *ctx);
 
-/* Chunking of pipelined algorithms: elements per chunk for this dtype (at least one). */
-size_t weft_coll_chunk_elems(const struct weft_coll_ctx *ctx, size_t elsize);
+/* One blocking step of an unpipelined algorithm: receives `len` bytes from recv_peer into
+ * recvbuf and sends `len` bytes of sendbuf to send_peer (-1: none), both with tag (kind,
+ * ctx->seq, step), and waits for both; on failure calls weft_coll_fail. */
+weft_result_t weft_coll_sendrecv(struct weft_coll_ctx *ctx, enum weft_coll_kind kind,
+                                 int send_peer, const void *sendbuf, int recv_peer,
+                                 void *recvbuf, size_t len, uint32_t step);
 
-/* The algorithms. `op` is validated; ctx->seq is already bumped for this call. */
+static inline weft_result_t weft_coll_send(struct weft_coll_ctx *ctx, enum weft_coll_kind kind,
+                                           int peer, const void *buf, size_t len, uint32_t step)
+{
+    return weft_coll_sendrecv(ctx, kind, peer, buf, -1, NULL, len, step);
+}
+
+static inline weft_result_t weft_coll_recv(struct weft_coll_ctx *ctx, enum weft_coll_kind kind,
+                                           int peer, void *buf, size_t len, uint32_t step)
+{
+    return weft_coll_sendrecv(ctx, kind, -1, NULL, peer, buf, len, step);
+}
+
+/* Chunks of `count` elements of `elsize` bytes in a pipeline: at least one, so that an empty
+ * block still travels (as one empty message) and the peers' message counts agree. */
+size_t weft_coll_nchunks(const struct weft_coll_ctx *ctx, size_t count, size_t elsize);
+
+/* The algorithms. `op` is validated and non-empty (barriers aside), there are at least two
+ * ranks, and ctx->seq is already bumped for this call. */
 weft_result_t weft_coll_allreduce_ring(struct weft_coll_ctx *ctx, const struct weft_coll_op *op);
 weft_result_t weft_coll_allreduce_rd(struct weft_coll_ctx *ctx, const struct weft_coll_op *op);
 weft_result_t weft_coll_reduce_scatter_ring(struct weft_coll_ctx *ctx,
@@ -83,7 +112,8 @@ weft_result_t weft_coll_reduce_tree(struct weft_coll_ctx *ctx, const struct weft
 weft_result_t weft_coll_reduce_chain(struct weft_coll_ctx *ctx, const struct weft_coll_op *op);
 weft_result_t weft_coll_alltoall_pairwise(struct weft_coll_ctx *ctx,
                                           const struct weft_coll_op *op);
-weft_result_t weft_coll_barrier_dissemination(struct weft_coll_ctx *ctx);
+weft_result_t weft_coll_barrier_dissemination(struct weft_coll_ctx *ctx,
+                                              const struct weft_coll_op *op);
 
 /* Picks the algorithm for one collective (bumping ctx->seq) and runs it. */
 weft_result_t weft_coll_collective(struct weft_coll_ctx *ctx, const struct weft_coll_op *op);

@@ -76,8 +76,10 @@ weft_result_t weft_coll_scratch(struct weft_coll_ctx *ctx, size_t bytes, void **
     return WEFT_OK;
 }
 
-size_t weft_coll_chunk_elems(const struct weft_coll_ctx *ctx, size_t elsize)
+size_t weft_coll_nchunks(const struct weft_coll_ctx *ctx, size_t count, size_t elsize)
 {
-    size_t n = ctx->chunk_size / elsize;
-    return n ? n : 1;
+    size_t chunk = ctx->chunk_size / elsize;
+    if (chunk == 0)
+        chunk = 1;
+    return count ? (count + chunk - 1) / chunk : 1;
 }

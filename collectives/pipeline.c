@@ -1,6 +1,6 @@
 /*
- * pipeline.c - the engine of every chunked algorithm: keeps up to `depth` receives and sends
- * in flight, processes receives in order and starts each send as soon as its input is ready.
+ * pipeline.c - the engine of every chunked algorithm (up to `depth` receives and sends in
+ * flight, each send started once its input is ready), and the blocking step of the others.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +17,30 @@ void weft_coll_fail(struct weft_coll_ctx *ctx)
 {
     if (weft_net_status(ctx->net) == WEFT_OK)
         weft_net_abort(ctx->net);
+}
+
+weft_result_t weft_coll_sendrecv(struct weft_coll_ctx *ctx, enum weft_coll_kind kind,
+                                 int send_peer, const void *sendbuf, int recv_peer,
+                                 void *recvbuf, size_t len, uint32_t step)
+{
+    struct weft_request reqs[2];
+    struct weft_request *list[2] = {NULL, NULL}; /* the wait skips a side not posted */
+    const uint64_t tag = weft_coll_tag(kind, ctx->seq, step);
+    weft_result_t r;
+    /* The receive goes first, so that the peer's send finds it posted. */
+    if (recv_peer >= 0) {
+        list[0] = &reqs[0];
+        WEFT_CHECK_GOTO(weft_net_irecv(ctx->net, recv_peer, recvbuf, len, tag, list[0]), r, fail);
+    }
+    if (send_peer >= 0) {
+        list[1] = &reqs[1];
+        WEFT_CHECK_GOTO(weft_net_isend(ctx->net, send_peer, sendbuf, len, tag, list[1]), r, fail);
+    }
+    WEFT_CHECK_GOTO(weft_net_wait(ctx->net, list, 2), r, fail);
+    return WEFT_OK;
+fail:
+    weft_coll_fail(ctx);
+    return r;
 }
 
 static bool send_ready(const struct weft_pipe *p, size_t k, size_t rdone)

@@ -3,28 +3,9 @@
  * S bytes per child. chain reduce: n-1 hops pipelined in C chunks (n-2+C chunk times); each
  * rank but the root sends S bytes once. The tree is for small messages, the chain for large.
  */
-#include <string.h>
-
 #include "collectives/coll_internal.h"
 #include "core/error.h"
 #include "core/reduce.h"
-
-static weft_result_t transfer(struct weft_coll_ctx *ctx, bool send, int peer, void *buf,
-                              size_t len, uint32_t step)
-{
-    struct weft_request req;
-    const uint64_t tag = weft_coll_tag(WEFT_COLL_REDUCE, ctx->seq, step);
-    weft_result_t r;
-    if (send)
-        WEFT_CHECK_GOTO(weft_net_isend(ctx->net, peer, buf, len, tag, &req), r, fail);
-    else
-        WEFT_CHECK_GOTO(weft_net_irecv(ctx->net, peer, buf, len, tag, &req), r, fail);
-    WEFT_CHECK_GOTO(weft_net_wait_one(ctx->net, &req), r, fail);
-    return WEFT_OK;
-fail:
-    weft_coll_fail(ctx);
-    return r;
-}
 
 weft_result_t weft_coll_reduce_tree(struct weft_coll_ctx *ctx, const struct weft_coll_op *op)
 {
@@ -44,16 +25,15 @@ weft_result_t weft_coll_reduce_tree(struct weft_coll_ctx *ctx, const struct weft
         const uint32_t step = (uint32_t)__builtin_ctz((unsigned)mask);
         if (vrank & mask) {
             int parent = weft_coll_mod(vrank - mask + root, n);
-            return transfer(ctx, true, parent, (void *)cur, len, step);
+            return weft_coll_send(ctx, WEFT_COLL_REDUCE, parent, cur, len, step);
         }
         if (vrank + mask >= n)
             continue;
-        WEFT_CHECK(transfer(ctx, false, weft_coll_mod(vrank + mask + root, n), tmp, len, step));
+        const int child = weft_coll_mod(vrank + mask + root, n);
+        WEFT_CHECK(weft_coll_recv(ctx, WEFT_COLL_REDUCE, child, tmp, len, step));
         weft_reduce_local(acc, cur, tmp, op->count, op->dtype, op->op);
         cur = acc;
     }
-    if (cur != op->recvbuf)
-        memcpy(op->recvbuf, cur, len); /* one rank */
     if (op->op == WEFT_AVG)
         weft_reduce_avg_finish(op->recvbuf, op->count, op->dtype, n);
     return WEFT_OK;
@@ -111,18 +91,12 @@ weft_result_t weft_coll_reduce_chain(struct weft_coll_ctx *ctx, const struct wef
     const int n = ctx->nranks, root = op->root;
     const int vrank = weft_coll_mod(ctx->rank - root, n);
     const size_t es = weft_dtype_size(op->dtype);
-    const size_t chunk = weft_coll_chunk_elems(ctx, es);
     void *scratch = NULL;
 
-    if (n == 1) {
-        if (op->recvbuf != op->sendbuf)
-            memcpy(op->recvbuf, op->sendbuf, op->count * es);
-        return WEFT_OK;
-    }
     /* Data flows from vrank n-1 down to the root (vrank 0); each hop adds its own input. */
     struct chain_plan p = {
         .src = op->sendbuf, .dst = op->recvbuf, .depth = (size_t)ctx->pipeline_depth,
-        .count = op->count, .es = es, .nchunks = op->count ? (op->count + chunk - 1) / chunk : 1,
+        .count = op->count, .es = es, .nchunks = weft_coll_nchunks(ctx, op->count, es),
         .dtype = op->dtype, .op = op->op, .n = n, .root = vrank == 0, .first = vrank == n - 1,
     };
     p.slot_bytes = weft_coll_align_up(((op->count + p.nchunks - 1) / p.nchunks) * es);

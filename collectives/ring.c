@@ -4,8 +4,6 @@
  * each rank sends 2(n-1)/n * S bytes. Blocks are cut into chunks that flow as one pipeline,
  * so a chunk reduced in the last reduce-scatter step leaves at once in the allgather.
  */
-#include <string.h>
-
 #include "collectives/coll_internal.h"
 #include "core/error.h"
 #include "core/reduce.h"
@@ -111,10 +109,9 @@ static void ring_process(void *arg, size_t k)
 static weft_result_t ring_setup(struct weft_coll_ctx *ctx, struct ring_plan *p, bool need_inter)
 {
     size_t maxblock = weft_coll_part_count(p->count, (size_t)p->n, 0);
-    size_t chunk = weft_coll_chunk_elems(ctx, p->es);
     void *scratch;
 
-    p->nchunks = maxblock ? (maxblock + chunk - 1) / chunk : 1;
+    p->nchunks = weft_coll_nchunks(ctx, maxblock, p->es);
     p->depth = (size_t)ctx->pipeline_depth;
     p->slot_bytes = weft_coll_align_up(((maxblock + p->nchunks - 1) / p->nchunks) * p->es);
     size_t tmp_bytes = p->rs_steps ? p->depth * p->slot_bytes : 0;
@@ -129,8 +126,9 @@ static weft_result_t ring_setup(struct weft_coll_ctx *ctx, struct ring_plan *p, 
 }
 
 static weft_result_t ring_run(struct weft_coll_ctx *ctx, struct ring_plan *p,
-                              enum weft_coll_kind kind)
+                              enum weft_coll_kind kind, bool need_inter)
 {
+    WEFT_CHECK(ring_setup(ctx, p, need_inter));
     struct weft_pipe pipe = {
         .ctx = ctx,
         .kind = kind,
@@ -153,11 +151,6 @@ weft_result_t weft_coll_allreduce_ring(struct weft_coll_ctx *ctx, const struct w
 {
     const size_t es = weft_dtype_size(op->dtype);
     const int n = ctx->nranks;
-    if (n == 1) {
-        if (op->recvbuf != op->sendbuf)
-            memcpy(op->recvbuf, op->sendbuf, op->count * es);
-        return WEFT_OK;
-    }
     /* The output holds every partial sum: no scratch beyond the receive slots. */
     struct ring_plan p = {
         .rank = ctx->rank, .n = n, .count = op->count, .es = es, .dtype = op->dtype,
@@ -165,8 +158,7 @@ weft_result_t weft_coll_allreduce_ring(struct weft_coll_ctx *ctx, const struct w
         .src = {(char *)op->sendbuf, -1}, .inter = {op->recvbuf, -1},
         .final = {op->recvbuf, -1}, .out = {op->recvbuf, -1},
     };
-    WEFT_CHECK(ring_setup(ctx, &p, false));
-    WEFT_CHECK(ring_run(ctx, &p, WEFT_COLL_ALLREDUCE));
+    WEFT_CHECK(ring_run(ctx, &p, WEFT_COLL_ALLREDUCE, false));
     return WEFT_OK;
 }
 
@@ -175,19 +167,13 @@ weft_result_t weft_coll_reduce_scatter_ring(struct weft_coll_ctx *ctx,
 {
     const size_t es = weft_dtype_size(op->dtype);
     const int n = ctx->nranks;
-    if (n == 1) {
-        if (op->recvbuf != op->sendbuf)
-            memcpy(op->recvbuf, op->sendbuf, op->count * es);
-        return WEFT_OK;
-    }
     /* recvbuf holds only this rank's block, so partial sums of the others go to scratch. */
     struct ring_plan p = {
         .rank = ctx->rank, .n = n, .count = op->count * (size_t)n, .es = es,
         .dtype = op->dtype, .op = op->op, .rs_steps = (size_t)n - 1, .ag_steps = 0,
         .src = {(char *)op->sendbuf, -1}, .final = {op->recvbuf, ctx->rank},
     };
-    WEFT_CHECK(ring_setup(ctx, &p, n > 2));
-    WEFT_CHECK(ring_run(ctx, &p, WEFT_COLL_REDUCE_SCATTER));
+    WEFT_CHECK(ring_run(ctx, &p, WEFT_COLL_REDUCE_SCATTER, n > 2));
     return WEFT_OK;
 }
 
@@ -198,16 +184,12 @@ weft_result_t weft_coll_allgather_ring(struct weft_coll_ctx *ctx, const struct w
     char *mine = (char *)op->recvbuf + (size_t)ctx->rank * op->count * es;
     /* Copy the own block while the first chunks are in flight would save little: it is a
      * local memcpy of 1/n of the output. */
-    if (mine != (const char *)op->sendbuf)
-        memcpy(mine, op->sendbuf, op->count * es);
-    if (n == 1)
-        return WEFT_OK;
+    weft_coll_copy(mine, op->sendbuf, op->count * es);
     struct ring_plan p = {
         .rank = ctx->rank, .n = n, .count = op->count * (size_t)n, .es = es,
         .dtype = op->dtype, .op = op->op, .rs_steps = 0, .ag_steps = (size_t)n - 1,
         .src = {op->recvbuf, -1}, .out = {op->recvbuf, -1},
     };
-    WEFT_CHECK(ring_setup(ctx, &p, false));
-    WEFT_CHECK(ring_run(ctx, &p, WEFT_COLL_ALLGATHER));
+    WEFT_CHECK(ring_run(ctx, &p, WEFT_COLL_ALLGATHER, false));
     return WEFT_OK;
 }

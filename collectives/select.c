@@ -75,61 +75,67 @@ static void log_plan(struct weft_coll_ctx *ctx, const struct weft_coll_op *op, s
         WEFT_INFO(COLL, "%s: %s, %d ranks", what, algo, ctx->nranks);
 }
 
-static weft_result_t run_allreduce(struct weft_coll_ctx *ctx, const struct weft_coll_op *op,
-                                   size_t bytes)
+/* An algorithm as the plan log names it. */
+struct plan {
+    const char *name;
+    bool pipelined;
+    weft_result_t (*run)(struct weft_coll_ctx *ctx, const struct weft_coll_op *op);
+};
+
+static struct plan pick(const struct weft_coll_ctx *ctx, const struct weft_coll_op *op,
+                        size_t bytes)
 {
-    bool ring;
-    if (ctx->algo == WEFT_ALGO_RING)
-        ring = true;
-    else if (ctx->algo == WEFT_ALGO_RD)
-        ring = false;
-    else /* ring blocks would be empty below n elements: latency wins */
-        ring = bytes >= ctx->small_msg_size && op->count >= (size_t)ctx->nranks;
-    log_plan(ctx, op, bytes, ring ? "ring" : "recursive doubling", ring);
-    return ring ? weft_coll_allreduce_ring(ctx, op) : weft_coll_allreduce_rd(ctx, op);
+    static const struct plan ring_allreduce = {"ring", true, weft_coll_allreduce_ring},
+                             rd = {"recursive doubling", false, weft_coll_allreduce_rd},
+                             bcast_tree = {"binomial tree", false, weft_coll_broadcast_tree},
+                             bcast_chain = {"chain", true, weft_coll_broadcast_chain},
+                             reduce_tree = {"binomial tree", false, weft_coll_reduce_tree},
+                             reduce_chain = {"chain", true, weft_coll_reduce_chain},
+                             allgather = {"ring", true, weft_coll_allgather_ring},
+                             reduce_scatter = {"ring", true, weft_coll_reduce_scatter_ring},
+                             alltoall = {"pairwise", false, weft_coll_alltoall_pairwise},
+                             barrier = {"dissemination", false, weft_coll_barrier_dissemination},
+                             none = {NULL, false, NULL};
+    const bool small = bytes < ctx->small_msg_size;
+    switch (op->kind) {
+    case WEFT_COLL_ALLREDUCE:
+        if (ctx->algo == WEFT_ALGO_RING)
+            return ring_allreduce;
+        if (ctx->algo == WEFT_ALGO_RD)
+            return rd;
+        /* ring blocks would be empty below n elements: latency wins */
+        return !small && op->count >= (size_t)ctx->nranks ? ring_allreduce : rd;
+    case WEFT_COLL_BROADCAST: return small ? bcast_tree : bcast_chain;
+    case WEFT_COLL_REDUCE: return small ? reduce_tree : reduce_chain;
+    case WEFT_COLL_ALLGATHER: return allgather;
+    case WEFT_COLL_REDUCE_SCATTER: return reduce_scatter;
+    case WEFT_COLL_ALLTOALL: return alltoall;
+    case WEFT_COLL_BARRIER: return barrier;
+    case WEFT_COLL_SEND:
+    case WEFT_COLL_RECV:
+        break;
+    }
+    return none;
 }
 
 weft_result_t weft_coll_collective(struct weft_coll_ctx *ctx, const struct weft_coll_op *op)
 {
     const size_t bytes = op->count * weft_dtype_size(op->dtype);
-    const bool small = bytes < ctx->small_msg_size;
 
     ctx->seq++;
     /* Every rank passes the same count, so an empty call is empty everywhere. */
     if (op->kind != WEFT_COLL_BARRIER && op->count == 0)
         return WEFT_OK;
-    switch (op->kind) {
-    case WEFT_COLL_ALLREDUCE:
-        WEFT_CHECK(run_allreduce(ctx, op, bytes));
+    const struct plan plan = pick(ctx, op, bytes);
+    if (!plan.run)
+        return WEFT_ERROR(WEFT_ERR_INTERNAL, "rank %d: %s is not a collective", ctx->rank,
+                          kind_name(op->kind));
+    log_plan(ctx, op, bytes, plan.name, plan.pipelined);
+    /* One rank: every result is the input (allgather's and alltoall's own block included). */
+    if (ctx->nranks == 1) {
+        weft_coll_copy(op->recvbuf, op->sendbuf, bytes);
         return WEFT_OK;
-    case WEFT_COLL_BROADCAST:
-        log_plan(ctx, op, bytes, small ? "binomial tree" : "chain", !small);
-        WEFT_CHECK(small ? weft_coll_broadcast_tree(ctx, op) : weft_coll_broadcast_chain(ctx, op));
-        return WEFT_OK;
-    case WEFT_COLL_REDUCE:
-        log_plan(ctx, op, bytes, small ? "binomial tree" : "chain", !small);
-        WEFT_CHECK(small ? weft_coll_reduce_tree(ctx, op) : weft_coll_reduce_chain(ctx, op));
-        return WEFT_OK;
-    case WEFT_COLL_ALLGATHER:
-        log_plan(ctx, op, bytes, "ring", true);
-        WEFT_CHECK(weft_coll_allgather_ring(ctx, op));
-        return WEFT_OK;
-    case WEFT_COLL_REDUCE_SCATTER:
-        log_plan(ctx, op, bytes, "ring", true);
-        WEFT_CHECK(weft_coll_reduce_scatter_ring(ctx, op));
-        return WEFT_OK;
-    case WEFT_COLL_ALLTOALL:
-        log_plan(ctx, op, bytes, "pairwise", false);
-        WEFT_CHECK(weft_coll_alltoall_pairwise(ctx, op));
-        return WEFT_OK;
-    case WEFT_COLL_BARRIER:
-        log_plan(ctx, op, 0, "dissemination", false);
-        WEFT_CHECK(weft_coll_barrier_dissemination(ctx));
-        return WEFT_OK;
-    case WEFT_COLL_SEND:
-    case WEFT_COLL_RECV:
-        break;
     }
-    return WEFT_ERROR(WEFT_ERR_INTERNAL, "rank %d: %s is not a collective", ctx->rank,
-                      kind_name(op->kind));
+    WEFT_CHECK(plan.run(ctx, op));
+    return WEFT_OK;
 }

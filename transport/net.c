@@ -57,8 +57,7 @@ struct peer {
 
 /* Sends and receives a rank posts to itself, matched in order. */
 struct self_queue {
-    struct weft_request *sends, *sends_tail;
-    struct weft_request *recvs, *recvs_tail;
+    struct weft_request_queue sends, recvs;
 };
 
 struct weft_net {
@@ -318,28 +317,12 @@ void weft_net_destroy(struct weft_net *net)
 
 /* ---- self messages -------------------------------------------------------------------- */
 
-static void self_push(struct weft_request **head, struct weft_request **tail,
-                      struct weft_request *req)
-{
-    req->next = NULL;
-    if (*tail)
-        (*tail)->next = req;
-    else
-        *head = req;
-    *tail = req;
-}
-
 static void self_match(struct weft_net *net)
 {
     struct self_queue *q = &net->self;
-    while (q->sends && q->recvs) {
-        struct weft_request *s = q->sends, *r = q->recvs;
-        q->sends = s->next;
-        q->recvs = r->next;
-        if (!q->sends)
-            q->sends_tail = NULL;
-        if (!q->recvs)
-            q->recvs_tail = NULL;
+    while (!weft_request_queue_empty(&q->sends) && !weft_request_queue_empty(&q->recvs)) {
+        struct weft_request *s = weft_request_queue_pop(&q->sends);
+        struct weft_request *r = weft_request_queue_pop(&q->recvs);
         weft_result_t st = WEFT_OK;
         if (s->tag != r->tag)
             st = WEFT_ERROR(WEFT_ERR_INTERNAL,
@@ -366,20 +349,10 @@ static weft_result_t post(struct weft_net *net, int peer, void *buf, size_t len,
                           weft_strerror(net->status));
     if (peer < 0 || peer >= net->nranks)
         return WEFT_ERROR(WEFT_ERR_INTERNAL, "rank %d: peer %d out of range", net->rank, peer);
-    req->buf = buf;
-    req->len = len;
-    req->tag = tag;
-    req->peer = peer;
-    req->is_send = is_send;
-    req->done = 0;
-    req->status = WEFT_OK;
-    req->offset = 0;
+    weft_request_init(req, buf, len, tag, peer, is_send);
     struct peer *p = &net->peers[peer];
     if (p->transport < 0) {
-        if (is_send)
-            self_push(&net->self.sends, &net->self.sends_tail, req);
-        else
-            self_push(&net->self.recvs, &net->self.recvs_tail, req);
+        weft_request_queue_push(is_send ? &net->self.sends : &net->self.recvs, req);
         self_match(net);
         return WEFT_OK;
     }
@@ -495,13 +468,8 @@ void weft_net_abort(struct weft_net *net)
     for (int t = 0; builtin[t]; t++)
         if (net->tp[t])
             builtin[t]->abort(net->tp[t]);
-    struct weft_request *lists[2] = {net->self.sends, net->self.recvs};
-    for (int i = 0; i < 2; i++)
-        for (struct weft_request *q = lists[i], *next; q; q = next) {
-            next = q->next;
-            weft_request_complete(q, WEFT_ERR_ABORTED);
-        }
-    memset(&net->self, 0, sizeof(net->self));
+    weft_request_queue_fail(&net->self.sends, WEFT_ERR_ABORTED);
+    weft_request_queue_fail(&net->self.recvs, WEFT_ERR_ABORTED);
 }
 
 weft_result_t weft_net_status(const struct weft_net *net)

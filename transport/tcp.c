@@ -73,6 +73,7 @@ static weft_result_t tcp_init(const struct weft_transport_params *params, struct
     tp->nranks = params->nranks;
     tp->nsocks = (int)nsocks;
     tp->bufsize = weft_config_size(WEFT_CFG_SOCKET_BUFSIZE);
+    tp->timeout_s = params->timeout_s;
     memcpy(tp->key, params->key, sizeof(tp->key));
     tp->listener.fd = -1;
     tp->epfd = -1;

@@ -1,13 +1,16 @@
 /*
  * tcp_conn.c - TCP connection setup: the listener, non-blocking connects from the lower rank,
- * and the HMAC-authenticated hello that tells the acceptor which peer and socket it is.
+ * and the nonce-bound HMAC handshake that tells the acceptor which peer and socket it is.
  */
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/timerfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/error.h"
@@ -56,9 +59,18 @@ static weft_result_t ep_add(struct weft_tp *tp, int fd, void *obj, uint32_t even
     return WEFT_OK;
 }
 
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
 weft_result_t weft_tcp_listen(struct weft_tp *tp)
 {
     weft_result_t r;
+    if (sodium_init() < 0)
+        return WEFT_ERROR(WEFT_ERR_SYSTEM, "rank %d: sodium_init failed", tp->rank);
     WEFT_CHECK(weft_netif_pick(&tp->laddr, &tp->laddr_len, tp->ifname, sizeof(tp->ifname)));
     weft_sockaddr_str((struct sockaddr *)&tp->laddr, tp->laddr_str, sizeof(tp->laddr_str));
     int fd = socket(tp->laddr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -66,6 +78,12 @@ weft_result_t weft_tcp_listen(struct weft_tp *tp)
         return WEFT_ERROR_ERRNO(WEFT_ERR_SYSTEM, "socket",
                                 "rank %d: cannot create the TCP listener for %s (%s)", tp->rank,
                                 tp->laddr_str, tp->ifname);
+    int tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+    if (tfd < 0) {
+        r = WEFT_ERROR_ERRNO(WEFT_ERR_SYSTEM, "timerfd_create",
+                             "rank %d: cannot create the TCP listener's hello timer", tp->rank);
+        goto fail;
+    }
     WEFT_CHECK_GOTO(set_opts(tp, fd, "the TCP listener"), r, fail);
     if (bind(fd, (struct sockaddr *)&tp->laddr, tp->laddr_len) < 0) {
         r = WEFT_ERROR_ERRNO(WEFT_ERR_SYSTEM, "bind", "rank %d: cannot bind the TCP listener to "
@@ -86,14 +104,17 @@ weft_result_t weft_tcp_listen(struct weft_tp *tp)
     }
     weft_sockaddr_str((struct sockaddr *)&tp->laddr, tp->laddr_str, sizeof(tp->laddr_str));
     tp->listener.kind = WEFT_TCP_LISTENER;
-    tp->listener.fd = fd;
     WEFT_CHECK_GOTO(ep_add(tp, fd, &tp->listener, EPOLLIN | EPOLLET, "the TCP listener"), r,
-                    fail_fd);
+                    fail);
+    WEFT_CHECK_GOTO(ep_add(tp, tfd, &tp->listener, EPOLLIN | EPOLLET, "the TCP hello timer"), r,
+                    fail);
+    tp->listener.fd = fd;
+    tp->listener.timer_fd = tfd;
     return WEFT_OK;
 
-fail_fd:
-    tp->listener.fd = -1;
 fail:
+    if (tfd >= 0)
+        close(tfd);
     close(fd);
     return r;
 }
@@ -102,7 +123,8 @@ void weft_tcp_unlisten(struct weft_tp *tp)
 {
     if (tp->listener.fd >= 0) {
         close(tp->listener.fd);
-        tp->listener.fd = -1;
+        close(tp->listener.timer_fd);
+        tp->listener.fd = tp->listener.timer_fd = -1;
     }
     while (tp->pending) {
         struct weft_tcp_pending *p = tp->pending;
@@ -125,6 +147,79 @@ void weft_tcp_sock_close(struct weft_tp *tp, struct weft_tcp_sock *s)
     s->readable = s->writable = false;
 }
 
+/* HMAC-SHA-256(key, label || nonce || hello fields): the nonce is fresh per connection, so a
+ * recorded handshake proves nothing on another one. */
+static void hs_mac(const uint8_t *key, const char *label, const uint8_t *hs, uint8_t *mac)
+{
+    crypto_auth_hmacsha256_state st;
+    crypto_auth_hmacsha256_init(&st, key, WEFT_TRANSPORT_KEY_BYTES);
+    crypto_auth_hmacsha256_update(&st, (const uint8_t *)label, strlen(label));
+    crypto_auth_hmacsha256_update(&st, hs, WEFT_TCP_NONCE_BYTES);
+    crypto_auth_hmacsha256_update(&st, hs + WEFT_TCP_HS_HELLO, 4 * WEFT_TCP_HELLO_FIELDS);
+    crypto_auth_hmacsha256_final(&st, mac);
+    sodium_memzero(&st, sizeof(st));
+}
+
+static bool hs_mac_ok(const uint8_t *key, const char *label, const uint8_t *hs,
+                      const uint8_t *mac)
+{
+    uint8_t want[crypto_auth_hmacsha256_BYTES];
+    hs_mac(key, label, hs, want);
+    return crypto_verify_32(want, mac) == 0;
+}
+
+void weft_tcp_hello_encode(const uint8_t *key, uint8_t *hs,
+                           const uint32_t fields[WEFT_TCP_HELLO_FIELDS])
+{
+    for (int i = 0; i < WEFT_TCP_HELLO_FIELDS; i++)
+        put32(hs + WEFT_TCP_HS_HELLO + 4 * i, fields[i]);
+    hs_mac(key, "weft-tcp-hello", hs, hs + WEFT_TCP_HS_HELLO + 4 * WEFT_TCP_HELLO_FIELDS);
+}
+
+bool weft_tcp_hello_verify(const uint8_t *key, const uint8_t *hs,
+                           uint32_t fields[WEFT_TCP_HELLO_FIELDS])
+{
+    if (!hs_mac_ok(key, "weft-tcp-hello", hs, hs + WEFT_TCP_HS_HELLO + 4 * WEFT_TCP_HELLO_FIELDS))
+        return false;
+    for (int i = 0; i < WEFT_TCP_HELLO_FIELDS; i++)
+        fields[i] = get32(hs + WEFT_TCP_HS_HELLO + 4 * i);
+    return true;
+}
+
+void weft_tcp_proof_encode(const uint8_t *key, uint8_t *hs)
+{
+    hs_mac(key, "weft-tcp-accept", hs, hs + WEFT_TCP_HS_PROOF);
+}
+
+bool weft_tcp_proof_verify(const uint8_t *key, const uint8_t *hs)
+{
+    return hs_mac_ok(key, "weft-tcp-accept", hs, hs + WEFT_TCP_HS_PROOF);
+}
+
+/* Moves the handshake bytes [*off, end) in one direction, never touching a byte beyond `end`
+ * (what follows belongs to the data stream). Returns 1 once there, 0 on EAGAIN, -1 on an
+ * error (errno) or EOF (errno 0). */
+static int hs_move(int fd, uint8_t *hs, size_t *off, size_t end, bool sending,
+                   bool *progressed)
+{
+    while (*off < end) {
+        ssize_t n = sending ? send(fd, hs + *off, end - *off, MSG_NOSIGNAL)
+                            : recv(fd, hs + *off, end - *off, 0);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return 0;
+        if (n <= 0) {
+            if (n == 0)
+                errno = 0;
+            return -1;
+        }
+        *off += (size_t)n;
+        *progressed = true;
+    }
+    return 1;
+}
+
 static void sock_up(struct weft_tcp_sock *s)
 {
     s->state = WEFT_TCP_S_UP;
@@ -134,45 +229,59 @@ static void sock_up(struct weft_tcp_sock *s)
                s->peer->rank, s->peer->addr_str);
 }
 
-static void conn_fail(struct weft_tcp_sock *s, int err, const char *call)
+/* `what` is the failing call, or with err 0 what went wrong. */
+static void conn_fail(struct weft_tcp_sock *s, weft_result_t code, int err, const char *what)
 {
     struct weft_ep *peer = s->peer;
-    if (peer->conn_result == WEFT_OK)
-        peer->conn_result = WEFT_ERROR_ERR(WEFT_ERR_REMOTE, err, call,
-                                           "rank %d cannot connect to rank %d at %s (socket %d "
-                                           "of %d)", peer->tp->rank, peer->rank, peer->addr_str,
-                                           s->index, peer->tp->nsocks);
+    const struct weft_tp *tp = peer->tp;
+    if (peer->conn_result == WEFT_OK && err)
+        peer->conn_result = WEFT_ERROR_ERR(code, err, what, "rank %d cannot connect to rank %d "
+                                           "at %s (socket %d of %d)", tp->rank, peer->rank,
+                                           peer->addr_str, s->index, tp->nsocks);
+    else if (peer->conn_result == WEFT_OK)
+        peer->conn_result = WEFT_ERROR(code, "rank %d cannot connect to rank %d at %s (socket "
+                                       "%d of %d): %s", tp->rank, peer->rank, peer->addr_str,
+                                       s->index, tp->nsocks, what);
     weft_tcp_sock_close(peer->tp, s);
 }
 
-/* Writes what is left of the hello; the socket carries data once all of it is out. */
-static void hello_send(struct weft_tcp_sock *s, bool *progressed)
+/* One leg of a socket's handshake; false until done (EAGAIN, or failed and closed). */
+static bool sock_move(struct weft_tcp_sock *s, size_t end, bool sending, bool *progressed)
 {
-    while (s->hello_off < sizeof(s->hello)) {
-        ssize_t n = send(s->fd, s->hello + s->hello_off, sizeof(s->hello) - s->hello_off,
-                         MSG_NOSIGNAL);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            if (errno != EAGAIN && errno != EWOULDBLOCK)
-                conn_fail(s, errno, "send");
-            return;
-        }
-        s->hello_off += (size_t)n;
-        *progressed = true;
-    }
-    sock_up(s);
+    int r = hs_move(s->fd, s->hs, &s->hs_off, end, sending, progressed);
+    if (r < 0)
+        conn_fail(s, WEFT_ERR_REMOTE, errno, errno ? (sending ? "send" : "recv")
+                  : "the connection closed during the handshake (different job keys?)");
+    return r > 0;
 }
 
-static void hello_build(const struct weft_tp *tp, const struct weft_tcp_sock *s, uint8_t *out)
+/* The initiator reads the nonce, sends its hello and checks the acceptor's proof; the
+ * acceptor reaches this with only its proof left to send. */
+static void sock_handshake(struct weft_tcp_sock *s, bool *progressed)
 {
-    const uint32_t f[WEFT_TCP_HELLO_FIELDS] = {WEFT_TCP_HELLO_MAGIC, WEFT_TCP_HELLO_VERSION,
-                                               (uint32_t)tp->rank, (uint32_t)s->peer->rank,
-                                               (uint32_t)s->index, (uint32_t)tp->nsocks};
-    for (int i = 0; i < WEFT_TCP_HELLO_FIELDS; i++)
-        put32(out + 4 * i, f[i]);
-    crypto_auth_hmacsha256(out + 4 * WEFT_TCP_HELLO_FIELDS, out, 4 * WEFT_TCP_HELLO_FIELDS,
-                           tp->key);
+    const struct weft_tp *tp = s->peer->tp;
+    if (tp->rank > s->peer->rank) {
+        if (sock_move(s, WEFT_TCP_HS_BYTES, true, progressed))
+            sock_up(s);
+        return;
+    }
+    if (s->hs_off < WEFT_TCP_HS_HELLO) {
+        if (!sock_move(s, WEFT_TCP_HS_HELLO, false, progressed))
+            return;
+        const uint32_t f[WEFT_TCP_HELLO_FIELDS] = {WEFT_TCP_HELLO_MAGIC, WEFT_TCP_HELLO_VERSION,
+                                                   (uint32_t)tp->rank, (uint32_t)s->peer->rank,
+                                                   (uint32_t)s->index, (uint32_t)tp->nsocks};
+        weft_tcp_hello_encode(tp->key, s->hs, f);
+    }
+    if (!sock_move(s, WEFT_TCP_HS_PROOF, true, progressed) ||
+        !sock_move(s, WEFT_TCP_HS_BYTES, false, progressed))
+        return;
+    if (!weft_tcp_proof_verify(tp->key, s->hs)) {
+        conn_fail(s, WEFT_ERR_AUTH, 0, "its handshake answer failed authentication (another "
+                  "job's listener?)");
+        return;
+    }
+    sock_up(s);
 }
 
 weft_result_t weft_tcp_initiate(struct weft_tp *tp, struct weft_ep *peer)
@@ -187,17 +296,16 @@ weft_result_t weft_tcp_initiate(struct weft_tp *tp, struct weft_ep *peer)
                                     tp->rank, i, peer->rank, peer->addr_str);
         s->fd = fd;
         s->state = WEFT_TCP_S_CONNECTING;
-        hello_build(tp, s, s->hello);
-        s->hello_off = 0;
+        s->hs_off = 0;
         WEFT_CHECK(set_opts(tp, fd, "a TCP data socket"));
         WEFT_CHECK(ep_add(tp, fd, s, EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
                           "a TCP data socket"));
         if (connect(fd, (struct sockaddr *)&peer->addr, peer->addr_len) == 0) {
             bool dummy = false;
             s->state = WEFT_TCP_S_HELLO;
-            hello_send(s, &dummy);
+            sock_handshake(s, &dummy);
         } else if (errno != EINPROGRESS) {
-            conn_fail(s, errno, "connect");
+            conn_fail(s, WEFT_ERR_REMOTE, errno, "connect");
             return peer->conn_result;
         }
     }
@@ -214,42 +322,44 @@ static void connecting_event(struct weft_tcp_sock *s, uint32_t events, bool *pro
         if (getsockopt(s->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
             err = errno;
         if (err) {
-            conn_fail(s, err, "connect");
+            conn_fail(s, WEFT_ERR_REMOTE, err, "connect");
             return;
         }
         s->state = WEFT_TCP_S_HELLO;
         *progressed = true;
     }
     if (s->state == WEFT_TCP_S_HELLO)
-        hello_send(s, progressed);
+        sock_handshake(s, progressed);
 }
 
-static void pending_drop(struct weft_tp *tp, struct weft_tcp_pending *p)
+static void pending_unlink(struct weft_tp *tp, struct weft_tcp_pending *p)
 {
     for (struct weft_tcp_pending **pp = &tp->pending; *pp; pp = &(*pp)->next)
         if (*pp == p) {
             *pp = p->next;
             break;
         }
+}
+
+/* A stray or hostile connection must not fail the job: it is dropped with a warning. */
+static void pending_drop(struct weft_tp *tp, struct weft_tcp_pending *p, const char *why)
+{
+    WEFT_WARN(NET, "rank %d: dropping TCP connection from %s: %s", tp->rank, p->addr_str, why);
+    pending_unlink(tp, p);
     (void)epoll_ctl(tp->epfd, EPOLL_CTL_DEL, p->fd, NULL);
     close(p->fd);
     free(p);
 }
 
-/* Checks a complete hello and hands the connection to its peer's socket slot. Anything that
- * fails is dropped with a warning: a stray or hostile connection must not fail the job. */
+/* Checks a complete hello and hands the connection to its peer's socket slot, which then
+ * sends the proof. */
 static void hello_accept(struct weft_tp *tp, struct weft_tcp_pending *p, bool *progressed)
 {
-    const uint8_t *mac = p->buf + 4 * WEFT_TCP_HELLO_FIELDS;
-    if (crypto_auth_hmacsha256_verify(mac, p->buf, 4 * WEFT_TCP_HELLO_FIELDS, tp->key) != 0) {
-        WEFT_WARN(NET, "rank %d: dropping TCP connection from %s: hello failed authentication "
-                  "(wrong job key)", tp->rank, p->addr_str);
-        pending_drop(tp, p);
+    uint32_t f[WEFT_TCP_HELLO_FIELDS];
+    if (!weft_tcp_hello_verify(tp->key, p->hs, f)) {
+        pending_drop(tp, p, "hello failed authentication (wrong job key, or replayed)");
         return;
     }
-    uint32_t f[WEFT_TCP_HELLO_FIELDS];
-    for (int i = 0; i < WEFT_TCP_HELLO_FIELDS; i++)
-        f[i] = get32(p->buf + 4 * i);
     const uint32_t from = f[2], to = f[3], index = f[4], nsocks = f[5];
     const char *why = NULL;
     if (f[0] != WEFT_TCP_HELLO_MAGIC || f[1] != WEFT_TCP_HELLO_VERSION)
@@ -263,53 +373,80 @@ static void hello_accept(struct weft_tp *tp, struct weft_tcp_pending *p, bool *p
     else if (index >= nsocks || tp->peers[from].socks[index].state != WEFT_TCP_S_NONE)
         why = "socket index out of range or already connected";
     if (why) {
-        WEFT_WARN(NET, "rank %d: dropping TCP connection from %s (claims rank %u, socket %u of "
-                  "%u): %s", tp->rank, p->addr_str, from, index, nsocks, why);
-        pending_drop(tp, p);
+        char msg[160];
+        snprintf(msg, sizeof(msg), "hello claims rank %u, socket %u of %u: %s", from, index,
+                 nsocks, why);
+        pending_drop(tp, p, msg);
         return;
     }
     struct weft_ep *peer = &tp->peers[from];
     struct weft_tcp_sock *s = &peer->socks[index];
     struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, .data.ptr = s};
     if (epoll_ctl(tp->epfd, EPOLL_CTL_MOD, p->fd, &ev) < 0) {
-        WEFT_WARN(NET, "rank %d: dropping TCP connection from %s (rank %u): epoll_ctl: %s",
-                  tp->rank, p->addr_str, from, strerror(errno));
-        pending_drop(tp, p);
+        char msg[160];
+        snprintf(msg, sizeof(msg), "epoll_ctl: %s", strerror(errno));
+        pending_drop(tp, p, msg);
         return;
     }
     s->fd = p->fd;
+    s->state = WEFT_TCP_S_HELLO;
+    memcpy(s->hs, p->hs, sizeof(s->hs));
+    s->hs_off = p->hs_off;
+    weft_tcp_proof_encode(tp->key, s->hs);
     if (!peer->have_addr)
         memcpy(peer->addr_str, p->addr_str, sizeof(peer->addr_str));
-    p->fd = -1;
-    for (struct weft_tcp_pending **pp = &tp->pending; *pp; pp = &(*pp)->next)
-        if (*pp == p) {
-            *pp = p->next;
-            break;
-        }
+    pending_unlink(tp, p);
     free(p);
-    sock_up(s);
     *progressed = true;
+    sock_handshake(s, progressed);
 }
 
-/* Reads exactly the hello, never beyond it: the data that follows belongs to the socket. */
-static void pending_read(struct weft_tp *tp, struct weft_tcp_pending *p, bool *progressed)
+/* The acceptor's side until the hello is in: the nonce out, the hello in. */
+static void pending_event(struct weft_tp *tp, struct weft_tcp_pending *p, bool *progressed)
 {
-    while (p->got < sizeof(p->buf)) {
-        ssize_t n = recv(p->fd, p->buf + p->got, sizeof(p->buf) - p->got, 0);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-            return;
-        if (n <= 0) {
-            WEFT_WARN(NET, "rank %d: dropping TCP connection from %s: closed before its hello "
-                      "(%s)", tp->rank, p->addr_str, n < 0 ? strerror(errno) : "EOF");
-            pending_drop(tp, p);
-            return;
-        }
-        p->got += (size_t)n;
+    if (now_s() >= p->deadline) {
+        char msg[160];
+        snprintf(msg, sizeof(msg), "no hello within WEFT_TIMEOUT=%g s", tp->timeout_s);
+        pending_drop(tp, p, msg);
         *progressed = true;
+        return;
     }
-    hello_accept(tp, p, progressed);
+    int r = hs_move(p->fd, p->hs, &p->hs_off, WEFT_TCP_HS_HELLO, true, progressed);
+    if (r > 0)
+        r = hs_move(p->fd, p->hs, &p->hs_off, WEFT_TCP_HS_PROOF, false, progressed);
+    if (r < 0) {
+        char msg[160];
+        snprintf(msg, sizeof(msg), "closed before its hello (%s)", errno ? strerror(errno) : "EOF");
+        pending_drop(tp, p, msg);
+    } else if (r > 0) {
+        hello_accept(tp, p, progressed);
+    }
+}
+
+/* Shuts down connections whose hello is overdue, so that their own event drops them (they
+ * may have an event in the batch being handled: freeing them here would leave it dangling),
+ * and sets the timer for the next deadline. */
+static void pending_expire(struct weft_tp *tp)
+{
+    uint64_t ticks;
+    while (read(tp->listener.timer_fd, &ticks, sizeof(ticks)) > 0)
+        continue; /* consumed, so the next expiry is a new edge */
+    const double now = now_s();
+    double next = 0;
+    for (struct weft_tcp_pending *p = tp->pending; p; p = p->next) {
+        if (p->deadline <= now)
+            (void)shutdown(p->fd, SHUT_RDWR);
+        else if (next == 0 || p->deadline < next)
+            next = p->deadline;
+    }
+    struct itimerspec its = {{0, 0}, {0, 0}}; /* zero disarms */
+    if (next > 0) {
+        its.it_value.tv_sec = (time_t)next;
+        its.it_value.tv_nsec = (long)((next - (double)(time_t)next) * 1e9);
+    }
+    if (timerfd_settime(tp->listener.timer_fd, TFD_TIMER_ABSTIME, &its, NULL) < 0)
+        WEFT_WARN(NET, "rank %d: timerfd_settime failed: %s: overdue TCP hellos are dropped "
+                  "only at the next connection", tp->rank, strerror(errno));
 }
 
 static void listener_accept(struct weft_tp *tp, bool *progressed)
@@ -339,8 +476,11 @@ static void listener_accept(struct weft_tp *tp, bool *progressed)
         }
         p->kind = WEFT_TCP_PENDING;
         p->fd = fd;
+        p->deadline = now_s() + tp->timeout_s;
+        randombytes_buf(p->hs, WEFT_TCP_NONCE_BYTES);
         weft_sockaddr_str((struct sockaddr *)&from, p->addr_str, sizeof(p->addr_str));
-        struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP | EPOLLET, .data.ptr = p};
+        struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
+                                 .data.ptr = p};
         if (epoll_ctl(tp->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
             WEFT_WARN(NET, "rank %d: dropping TCP connection from %s: epoll_ctl: %s", tp->rank,
                       p->addr_str, strerror(errno));
@@ -350,19 +490,21 @@ static void listener_accept(struct weft_tp *tp, bool *progressed)
         }
         p->next = tp->pending;
         tp->pending = p;
-        pending_read(tp, p, progressed);
+        pending_event(tp, p, progressed);
     }
 }
 
 void weft_tcp_conn_event(struct weft_tp *tp, void *obj, uint32_t events, bool *progressed)
 {
     switch (*(enum weft_tcp_kind *)obj) {
-    case WEFT_TCP_LISTENER:
-        if (tp->listener.fd >= 0)
+    case WEFT_TCP_LISTENER: /* the listener or its timer */
+        if (tp->listener.fd >= 0) {
             listener_accept(tp, progressed);
+            pending_expire(tp);
+        }
         break;
     case WEFT_TCP_PENDING:
-        pending_read(tp, obj, progressed);
+        pending_event(tp, obj, progressed);
         break;
     case WEFT_TCP_SOCK:
         connecting_event(obj, events, progressed);

@@ -22,9 +22,16 @@
 #define WEFT_TCP_BLOB_MAGIC 0x57465442u  /* "WFTB" */
 #define WEFT_TCP_HELLO_MAGIC 0x57465448u /* "WFTH" */
 #define WEFT_TCP_FRAME_MAGIC 0x57465446u /* "WFTF" */
-#define WEFT_TCP_HELLO_VERSION 1u
+#define WEFT_TCP_HELLO_VERSION 2u
 #define WEFT_TCP_HELLO_FIELDS 6 /* magic, version, from, to, index, nsocks */
 #define WEFT_TCP_HELLO_BYTES (WEFT_TCP_HELLO_FIELDS * 4 + crypto_auth_hmacsha256_BYTES)
+#define WEFT_TCP_NONCE_BYTES 32
+/* The handshake of a data connection, in wire order: the acceptor's fresh nonce, the
+ * initiator's hello (fields, then HMAC(key, "weft-tcp-hello" || nonce || fields)), the
+ * acceptor's proof HMAC(key, "weft-tcp-accept" || nonce || fields). Offsets into it: */
+#define WEFT_TCP_HS_HELLO WEFT_TCP_NONCE_BYTES
+#define WEFT_TCP_HS_PROOF (WEFT_TCP_HS_HELLO + WEFT_TCP_HELLO_BYTES)
+#define WEFT_TCP_HS_BYTES (WEFT_TCP_HS_PROOF + crypto_auth_hmacsha256_BYTES)
 
 /* What an epoll event's data.ptr points at; every such object starts with its kind. */
 enum weft_tcp_kind { WEFT_TCP_LISTENER = 1, WEFT_TCP_PENDING, WEFT_TCP_SOCK };
@@ -42,7 +49,7 @@ struct weft_tcp_frame {
 enum weft_tcp_sock_state {
     WEFT_TCP_S_NONE = 0,   /* no connection yet */
     WEFT_TCP_S_CONNECTING, /* initiator: non-blocking connect in flight */
-    WEFT_TCP_S_HELLO,      /* initiator: connected, hello partly written */
+    WEFT_TCP_S_HELLO,      /* connected, handshake under way */
     WEFT_TCP_S_UP,         /* carries data */
     WEFT_TCP_S_CLOSED
 };
@@ -59,8 +66,8 @@ struct weft_tcp_sock {
     struct weft_ep *peer;
     enum weft_tcp_sock_state state;
     bool readable, writable; /* edge-triggered readiness not yet consumed */
-    uint8_t hello[WEFT_TCP_HELLO_BYTES];
-    size_t hello_off;
+    uint8_t hs[WEFT_TCP_HS_BYTES]; /* the handshake; hs_off bytes of it are done */
+    size_t hs_off;
     struct weft_request *scur;
     size_t sdone;
     struct weft_tcp_frame sframes[WEFT_TCP_SEND_BATCH];
@@ -92,14 +99,16 @@ struct weft_tcp_pending {
     enum weft_tcp_kind kind;
     int fd;
     char addr_str[WEFT_ADDR_STRLEN];
-    uint8_t buf[WEFT_TCP_HELLO_BYTES];
-    size_t got;
+    uint8_t hs[WEFT_TCP_HS_BYTES];
+    size_t hs_off;
+    double deadline; /* CLOCK_MONOTONIC seconds by which the hello must have arrived */
     struct weft_tcp_pending *next;
 };
 
 struct weft_tcp_listener {
     enum weft_tcp_kind kind;
     int fd;
+    int timer_fd; /* reports as the listener; fires when a pending hello is overdue */
 };
 
 struct weft_tp {
@@ -112,6 +121,7 @@ struct weft_tp {
     socklen_t laddr_len;
     char laddr_str[WEFT_ADDR_STRLEN];
     char ifname[64];
+    double timeout_s; /* WEFT_TIMEOUT: how long an accepted connection may take to say hello */
     struct weft_ep *peers; /* nranks of them */
     struct weft_tcp_pending *pending;
     bool aborted;
@@ -126,6 +136,14 @@ weft_result_t weft_tcp_initiate(struct weft_tp *tp, struct weft_ep *peer);
  * connecting. */
 void weft_tcp_conn_event(struct weft_tp *tp, void *obj, uint32_t events, bool *progressed);
 void weft_tcp_sock_close(struct weft_tp *tp, struct weft_tcp_sock *s);
+/* The handshake's MACs, on `hs` laid out as above. */
+void weft_tcp_hello_encode(const uint8_t *key, uint8_t *hs,
+                           const uint32_t fields[WEFT_TCP_HELLO_FIELDS]);
+/* Checks the hello's MAC against the nonce; on success decodes its fields. */
+bool weft_tcp_hello_verify(const uint8_t *key, const uint8_t *hs,
+                           uint32_t fields[WEFT_TCP_HELLO_FIELDS]);
+void weft_tcp_proof_encode(const uint8_t *key, uint8_t *hs);
+bool weft_tcp_proof_verify(const uint8_t *key, const uint8_t *hs);
 
 /* tcp_data.c */
 size_t weft_tcp_nparts(const struct weft_tp *tp, size_t len);

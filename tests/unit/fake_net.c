@@ -23,7 +23,7 @@ struct fake_msg {
 
 struct fake_pair {
     struct fake_msg *shead, *stail;
-    struct weft_request *rhead, *rtail;
+    struct weft_request_queue recvs;
 };
 
 struct fake_group {
@@ -101,7 +101,7 @@ static void clear_queues(struct fake_group *g)
             free(m);
         }
         p->stail = NULL;
-        p->rhead = p->rtail = NULL;
+        p->recvs = (struct weft_request_queue){ NULL, NULL };
     }
 }
 
@@ -126,15 +126,12 @@ void weft_net_destroy(struct weft_net *net)
 /* Matches heads of one (src, dst) queue pair; called with the lock held. */
 static void match(struct fake_group *g, struct fake_pair *p)
 {
-    while (p->shead && p->rhead) {
+    while (p->shead && !weft_request_queue_empty(&p->recvs)) {
         struct fake_msg *m = p->shead;
-        struct weft_request *rq = p->rhead;
+        struct weft_request *rq = weft_request_queue_pop(&p->recvs);
         p->shead = m->next;
         if (!p->shead)
             p->stail = NULL;
-        p->rhead = rq->next;
-        if (!p->rhead)
-            p->rtail = NULL;
         weft_result_t st = WEFT_OK;
         if (m->tag != rq->tag) {
             st = WEFT_ERR_REMOTE;
@@ -164,20 +161,6 @@ static weft_result_t broken_error(const struct weft_net *net)
                       net->g->broken_by);
 }
 
-static void fill(struct weft_request *req, void *buf, size_t len, uint64_t tag, int peer,
-                 int is_send)
-{
-    req->buf = buf;
-    req->len = len;
-    req->tag = tag;
-    req->peer = peer;
-    req->is_send = is_send;
-    req->status = WEFT_OK;
-    req->next = NULL;
-    req->offset = 0;
-    __atomic_store_n(&req->done, 0, __ATOMIC_RELEASE);
-}
-
 static weft_result_t check_peer(const struct weft_net *net, int peer)
 {
     if (peer < 0 || peer >= net->g->n)
@@ -193,7 +176,7 @@ weft_result_t weft_net_isend(struct weft_net *net, int peer, const void *buf, si
     struct fake_msg *m = calloc(1, sizeof(*m));
     if (!m)
         return WEFT_ERROR(WEFT_ERR_NO_MEMORY, "rank %d: fake net: no memory", net->rank);
-    fill(req, (void *)buf, len, tag, peer, 1);
+    weft_request_init(req, (void *)buf, len, tag, peer, 1);
     m->len = len;
     m->tag = tag;
     if (g->rendezvous) {
@@ -234,18 +217,14 @@ weft_result_t weft_net_irecv(struct weft_net *net, int peer, void *buf, size_t l
 {
     struct fake_group *g = net->g;
     WEFT_CHECK(check_peer(net, peer));
-    fill(req, buf, len, tag, peer, 0);
+    weft_request_init(req, buf, len, tag, peer, 0);
     pthread_mutex_lock(&g->mu);
     if (g->broken_by >= 0) {
         pthread_mutex_unlock(&g->mu);
         return broken_error(net);
     }
     struct fake_pair *p = &g->pairs[peer * g->n + net->rank];
-    if (p->rtail)
-        p->rtail->next = req;
-    else
-        p->rhead = req;
-    p->rtail = req;
+    weft_request_queue_push(&p->recvs, req);
     match(g, p);
     pthread_mutex_unlock(&g->mu);
     return WEFT_OK;
