@@ -20,6 +20,22 @@ HAVE_VERBS   := $(call have,libibverbs)
 HAVE_UCX     := $(call have,ucx)
 HAVE_HWLOC   := $(call have,hwloc)
 HAVE_PMIX    := $(call have,pmix)
+# libpmix (PMIx key-value exchange, launcher/kvs_pmix.c): Debian's libpmix-dev ships pmix.pc;
+# without it, look for the header and library where Debian puts them (pmix2/ under the
+# multiarch directory). The library is outside the default search path, hence the rpath.
+PMIX_DIR     ?= $(firstword $(wildcard /usr/lib/*/pmix2 /usr/lib64/pmix /usr/lib/pmix))
+ifeq ($(HAVE_PMIX),yes)
+PMIX_CFLAGS  := $(shell $(PKG_CONFIG) --cflags pmix)
+PMIX_LIBS    := $(shell $(PKG_CONFIG) --libs pmix)
+else ifneq ($(and $(wildcard $(PMIX_DIR)/include/pmix.h),$(wildcard $(PMIX_DIR)/lib/libpmix.so)),)
+HAVE_PMIX    := yes
+PMIX_CFLAGS  := -I$(PMIX_DIR)/include
+PMIX_LIBS    := -L$(PMIX_DIR)/lib -Wl,-rpath,$(PMIX_DIR)/lib -lpmix
+endif
+ifeq ($(HAVE_PMIX),yes)
+ALL_CFLAGS   += -DWEFT_HAVE_PMIX $(PMIX_CFLAGS)
+LDLIBS       += $(PMIX_LIBS)
+endif
 HAVE_CMOCKA  := $(call have,cmocka)
 FEATURES := cuda=$(HAVE_CUDA) verbs=$(HAVE_VERBS) ucx=$(HAVE_UCX) hwloc=$(HAVE_HWLOC) \
             pmix=$(HAVE_PMIX)
@@ -110,7 +126,7 @@ install: all
 	ln -sf libweft.so.0 $(DESTDIR)$(PREFIX)/lib/libweft.so
 	install -m 644 $(BUILD)/lib/libweft.a $(DESTDIR)$(PREFIX)/lib/
 	install -m 755 $(TOOLS) $(DESTDIR)$(PREFIX)/bin/
-	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|0.1.0|' weft.pc.in \
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|0.1.0|' -e 's|@LIBS_PRIVATE@|$(LDLIBS)|' weft.pc.in \
 	    > $(DESTDIR)$(PREFIX)/lib/pkgconfig/weft.pc
 
 format:

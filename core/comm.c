@@ -10,6 +10,7 @@
 #include "config.h"
 #include "error.h"
 #include "log.h"
+#include "launcher/launch.h"
 
 weft_result_t weft_get_version(int *version)
 {
@@ -84,23 +85,24 @@ weft_result_t weft_comm_init_rank(weft_comm_t *out, int nranks, weft_unique_id_t
 fail:
     WEFT_WARN(INIT, "weft_comm_init_rank failed: %s", weft_last_error());
     comm_free(comm);
+    /* If this process hosts the rendezvous, let it tell the others before we return. */
+    const double t = weft_config_double(WEFT_CFG_TIMEOUT);
+    weft_boot_root_drain(t < 5 ? t : 5);
     return r;
 }
 
 weft_result_t weft_comm_init_env(weft_comm_t *comm)
 {
+    struct weft_launch l;
+
     weft_error_clear();
+    if (!comm)
+        return WEFT_ERROR(WEFT_ERR_INVALID_ARG, "weft_comm_init_env: comm is NULL");
     WEFT_CHECK(weft_config_load());
-    const int rank = (int)weft_config_int(WEFT_CFG_RANK);
-    const int nranks = (int)weft_config_int(WEFT_CFG_NRANKS);
-    if (rank < 0 || nranks < 1)
-        return WEFT_ERROR(WEFT_ERR_INVALID_ARG,
-                          "weft_comm_init_env: WEFT_RANK and WEFT_NRANKS are not set: start the "
-                          "program with weft-run (weft-run -n 4 prog) or set WEFT_RANK, "
-                          "WEFT_NRANKS, WEFT_ROOT and WEFT_SECRET");
-    weft_unique_id_t id;
-    WEFT_CHECK(weft_boot_id_from_env(&id));
-    return weft_comm_init_rank(comm, nranks, id, rank);
+    WEFT_CHECK(weft_launch_detect(&l));
+    WEFT_INFO(INIT, "launched by %s (rendezvous: %s): rank %d of %d, local rank %d of %d",
+              l.source, l.rendezvous, l.rank, l.nranks, l.local_rank, l.local_nranks);
+    return weft_comm_init_rank(comm, l.nranks, l.id, l.rank);
 }
 
 /* Ranks that pass the same color form one communicator; its first member (by key, then old

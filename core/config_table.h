@@ -15,6 +15,7 @@ X(LOCAL_RANK,         INT,    "-1",     "Rank among the ranks on this host (set 
 X(ROOT,               STRING, "",       "Rendezvous address host:port of the bootstrap root")
 X(SECRET,             STRING, "",       "Job secret, 64 hex digits, that every rank proves at rendezvous")
 X(TIMEOUT,            DOUBLE, "300",    "Seconds any wait may last before it fails with WEFT_ERR_TIMEOUT")
+X(SLURM_PORT_RANGE,   STRING, "20000-29999", "Ports lo-hi for the rendezvous under srun without PMI: rank 0 listens on lo + (SLURM_JOB_ID * 101 + SLURM_STEP_ID) mod (hi - lo + 1) on the step's first node")
 /* Transports */
 X(TRANSPORT,          STRING, "auto",   "Force one transport for every peer: auto, shm or tcp")
 X(SOCKET_IFNAME,      STRING, "",       "Network interfaces for TCP (prefix match; ^ excludes, = exact); default: first non-loopback up interface, else loopback")

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/config.h"
@@ -359,6 +360,29 @@ static void root_free(struct root *r)
     free(r);
 }
 
+/* Root threads running in this process: a rank that hosts one and fails must not exit
+ * before the root has told the other ranks why (weft_boot_root_drain). */
+static pthread_mutex_t roots_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t roots_done = PTHREAD_COND_INITIALIZER;
+static int roots_running;
+
+void weft_boot_root_drain(double max_s)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += (time_t)max_s;
+    until.tv_nsec += (long)((max_s - (double)(time_t)max_s) * 1e9);
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&roots_lock);
+    while (roots_running > 0)
+        if (pthread_cond_timedwait(&roots_done, &roots_lock, &until) != 0)
+            break;
+    pthread_mutex_unlock(&roots_lock);
+}
+
 static void *root_main(void *arg)
 {
     struct root *r = arg;
@@ -414,28 +438,23 @@ static void *root_main(void *arg)
     free(pfd);
     free(polled);
     root_free(r);
+    pthread_mutex_lock(&roots_lock);
+    roots_running--;
+    pthread_cond_broadcast(&roots_done);
+    pthread_mutex_unlock(&roots_lock);
     return NULL;
 }
 
-weft_result_t weft_boot_root_start(const char *bind_host, weft_unique_id_t *id)
+/* Listens on `addr` and starts the root thread with `secret` (NULL: random). */
+static weft_result_t root_start(const struct sockaddr_storage *addr, socklen_t addr_len,
+                                const char *ifname, const uint8_t *secret, weft_unique_id_t *id)
 {
-    struct sockaddr_storage addr, bound;
-    socklen_t addr_len, bound_len;
+    struct sockaddr_storage bound;
+    socklen_t bound_len;
     struct weft_boot_id bid;
-    char ifname[64] = "";
     pthread_attr_t attr;
     weft_result_t res;
     int err;
-
-    if (!id)
-        return WEFT_ERROR(WEFT_ERR_INVALID_ARG, "weft_boot_root_start: id is NULL");
-    if (sodium_init() < 0)
-        return WEFT_ERROR(WEFT_ERR_SYSTEM, "libsodium failed to initialize");
-    WEFT_CHECK(weft_config_load());
-    if (bind_host)
-        WEFT_CHECK(weft_sockaddr_parse(bind_host, &addr, &addr_len));
-    else
-        WEFT_CHECK(weft_netif_pick(&addr, &addr_len, ifname, sizeof(ifname)));
 
     struct root *r = calloc(1, sizeof(*r));
     if (!r)
@@ -444,9 +463,12 @@ weft_result_t weft_boot_root_start(const char *bind_host, weft_unique_id_t *id)
     r->nranks = -1;
     r->timeout = weft_config_double(WEFT_CFG_TIMEOUT);
     r->deadline = weft_boot_now() + r->timeout;
-    WEFT_CHECK_GOTO(weft_boot_listen(&addr, addr_len, &r->lfd, &bound, &bound_len), res, fail);
+    WEFT_CHECK_GOTO(weft_boot_listen(addr, addr_len, &r->lfd, &bound, &bound_len), res, fail);
     weft_sockaddr_str((const struct sockaddr *)&bound, r->addr, sizeof(r->addr));
-    randombytes_buf(r->secret, sizeof(r->secret));
+    if (secret)
+        memcpy(r->secret, secret, sizeof(r->secret));
+    else
+        randombytes_buf(r->secret, sizeof(r->secret));
     memset(&bid, 0, sizeof(bid));
     bid.root = bound;
     bid.root_len = bound_len;
@@ -461,9 +483,15 @@ weft_result_t weft_boot_root_start(const char *bind_host, weft_unique_id_t *id)
     pthread_t thread;
     pthread_attr_init(&attr);
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    pthread_mutex_lock(&roots_lock);
+    roots_running++;
+    pthread_mutex_unlock(&roots_lock);
     err = pthread_create(&thread, &attr, root_main, r);
     pthread_attr_destroy(&attr);
     if (err != 0) {
+        pthread_mutex_lock(&roots_lock);
+        roots_running--;
+        pthread_mutex_unlock(&roots_lock);
         res = WEFT_ERROR_ERR(WEFT_ERR_SYSTEM, err, "pthread_create",
                              "cannot start the bootstrap root thread");
         goto fail;
@@ -472,4 +500,37 @@ weft_result_t weft_boot_root_start(const char *bind_host, weft_unique_id_t *id)
 fail:
     root_free(r);
     return res;
+}
+
+weft_result_t weft_boot_root_start(const char *bind_host, weft_unique_id_t *id)
+{
+    struct sockaddr_storage addr;
+    socklen_t addr_len;
+    char ifname[64] = "";
+
+    if (!id)
+        return WEFT_ERROR(WEFT_ERR_INVALID_ARG, "weft_boot_root_start: id is NULL");
+    if (sodium_init() < 0)
+        return WEFT_ERROR(WEFT_ERR_SYSTEM, "libsodium failed to initialize");
+    WEFT_CHECK(weft_config_load());
+    if (bind_host)
+        WEFT_CHECK(weft_sockaddr_parse(bind_host, &addr, &addr_len));
+    else
+        WEFT_CHECK(weft_netif_pick(&addr, &addr_len, ifname, sizeof(ifname)));
+    return root_start(&addr, addr_len, ifname, NULL, id);
+}
+
+weft_result_t weft_boot_root_start_at(const char *bind, const uint8_t *secret,
+                                      weft_unique_id_t *id)
+{
+    struct sockaddr_storage addr;
+    socklen_t addr_len;
+
+    if (!id || !bind)
+        return WEFT_ERROR(WEFT_ERR_INVALID_ARG, "weft_boot_root_start_at: bind or id is NULL");
+    if (sodium_init() < 0)
+        return WEFT_ERROR(WEFT_ERR_SYSTEM, "libsodium failed to initialize");
+    WEFT_CHECK(weft_config_load());
+    WEFT_CHECK(weft_sockaddr_parse(bind, &addr, &addr_len));
+    return root_start(&addr, addr_len, "", secret, id);
 }

@@ -165,11 +165,9 @@ done:
 weft_result_t weft_boot_connect(const struct sockaddr_storage *addr, socklen_t addr_len,
                                 double deadline, const char *what, int *fd)
 {
-    char text[WEFT_ADDR_STRLEN];
     double backoff = 0.01;
     int err = 0;
 
-    weft_sockaddr_str((const struct sockaddr *)addr, text, sizeof(text));
     for (;;) {
         int s = connect_once(addr, addr_len, deadline, &err);
         if (s >= 0) {
@@ -177,14 +175,12 @@ weft_result_t weft_boot_connect(const struct sockaddr_storage *addr, socklen_t a
             return WEFT_OK;
         }
         if (!retry_connect_errno(err))
-            return WEFT_ERROR_ERR(WEFT_ERR_SYSTEM, err, "connect", "cannot connect to %s at %s",
-                                  what, text);
+            return WEFT_ERROR_ERR(WEFT_ERR_SYSTEM, err, "connect", "cannot connect to %s", what);
         double left = deadline - weft_boot_now();
         if (left <= 0)
             return WEFT_ERROR(WEFT_ERR_TIMEOUT,
-                              "could not connect to %s at %s within WEFT_TIMEOUT=%g s "
-                              "(last error: %s)",
-                              what, text, weft_config_double(WEFT_CFG_TIMEOUT), strerror(err));
+                              "could not connect to %s within WEFT_TIMEOUT=%g s (last error: %s)",
+                              what, weft_config_double(WEFT_CFG_TIMEOUT), strerror(err));
         /* The root or a peer may simply not be listening yet: back off and try again. */
         double nap = backoff < left ? backoff : left;
         struct timespec ts = { (time_t)nap, (long)((nap - (double)(time_t)nap) * 1e9) };

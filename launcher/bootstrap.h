@@ -34,9 +34,18 @@ weft_result_t weft_boot_id_decode(const weft_unique_id_t *in, struct weft_boot_i
  * fills `id`. The thread serves one job: it exits once every rank has its table, or at
  * WEFT_TIMEOUT (telling the ranks that came which ranks never did). */
 weft_result_t weft_boot_root_start(const char *bind_host, weft_unique_id_t *id);
+/* As weft_boot_root_start, at a fixed address: `bind` is "host:port" (host may be "0.0.0.0" or
+ * "[::]" for every interface) and `secret` the job secret (NULL: a fresh random one). Used by
+ * launcher modes where every rank computes the id itself (Slurm without PMI, torchrun). */
+weft_result_t weft_boot_root_start_at(const char *bind, const uint8_t *secret,
+                                      weft_unique_id_t *id);
 
 /* The job tag (16 hex digits and a NUL; len >= 17) for a caller holding only the id. */
 weft_result_t weft_boot_id_job_tag(const weft_unique_id_t *id, char *out, size_t len);
+
+/* Waits up to max_s seconds for the root threads of this process to finish: called by a
+ * rank that failed to join, so its root can still tell the other ranks why. */
+void weft_boot_root_drain(double max_s);
 
 /* The id from WEFT_ROOT (host:port) and WEFT_SECRET (64 hex digits). */
 weft_result_t weft_boot_id_from_env(weft_unique_id_t *id);

@@ -8,6 +8,7 @@
 #include <getopt.h>
 #include <limits.h>
 #include <signal.h>
+#include <sodium.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +21,7 @@
 
 #include "core/config.h"
 #include "core/error.h"
+#include "core/log.h"
 #include "launcher/bootstrap.h"
 #include "weft.h"
 
@@ -41,9 +43,13 @@ static void usage(FILE *out)
             "  --transport T          force the transport: shm, tcp or auto (WEFT_TRANSPORT)\n"
             "  --timeout SECONDS      bound on every wait (WEFT_TIMEOUT)\n"
             "  -x NAME=VALUE          set an environment variable in every rank\n"
+            "  --local                start local ranks even inside a Slurm allocation\n"
             "  -h, --help             show this help\n"
             "  --version              show the version\n"
             "Each rank gets WEFT_RANK, WEFT_NRANKS, WEFT_LOCAL_RANK, WEFT_ROOT, WEFT_SECRET.\n"
+            "Inside a Slurm allocation (SLURM_JOB_ID set, not in a job step) it runs\n"
+            "`srun -n N --mpi=none program args` instead, with a fresh WEFT_SECRET; the ranks\n"
+            "then find each other through Slurm's variables.\n"
             "Exit status: 0 if every rank succeeded, else the first failing rank's status\n"
             "(128+signal if it was killed); 127 if the program cannot be found.\n",
             MAX_RANKS);
@@ -135,16 +141,124 @@ static void child_exec(int rank, int nranks, pid_t pgid, pid_t parent, const sig
     _exit(127);
 }
 
+/* Whether to hand the ranks to srun: inside an allocation but not already inside a step
+ * (a weft-run that srun started must start its ranks itself). */
+static bool in_allocation(void)
+{
+    const char *job = getenv("SLURM_JOB_ID"), *step = getenv("SLURM_STEP_ID");
+    return job && job[0] && !(step && step[0]);
+}
+
+/* Runs `srun -n N --mpi=none prog args` and returns its status: srun places the ranks on the
+ * allocation's nodes and they rendezvous through Slurm's variables (launcher/launch.c).
+ * A fresh WEFT_SECRET goes along in the environment (srun exports it), so the job does not
+ * fall back to the secret derived from public job ids. */
+static int run_srun(int nranks, char **prog)
+{
+    char num[16], hex[2 * WEFT_BOOT_SECRET_BYTES + 1], sig_name[32];
+    uint8_t secret[WEFT_BOOT_SECRET_BYTES];
+    sigset_t set, oldmask;
+    int argc = 0, st;
+
+    for (char **a = prog; *a; a++)
+        argc++;
+    char **argv = calloc((size_t)argc + 5, sizeof(*argv));
+    if (!argv) {
+        fprintf(stderr, "weft-run: out of memory\n");
+        return 1;
+    }
+    if (!program_found("srun")) {
+        fprintf(stderr, "weft-run: inside Slurm allocation %s but srun is not in PATH: add it, "
+                        "or use --local to start the ranks on this host\n",
+                getenv("SLURM_JOB_ID"));
+        free(argv);
+        return 127;
+    }
+    snprintf(num, sizeof(num), "%d", nranks);
+    argv[0] = "srun";
+    argv[1] = "-n";
+    argv[2] = num;
+    argv[3] = "--mpi=none";
+    memcpy(argv + 4, prog, (size_t)argc * sizeof(*argv));
+    if (sodium_init() < 0) {
+        fprintf(stderr, "weft-run: libsodium failed to initialize\n");
+        free(argv);
+        return 1;
+    }
+    if (!getenv("WEFT_SECRET") || !getenv("WEFT_SECRET")[0]) {
+        randombytes_buf(secret, sizeof(secret));
+        sodium_bin2hex(hex, sizeof(hex), secret, sizeof(secret));
+        sodium_memzero(secret, sizeof(secret));
+        setenv("WEFT_SECRET", hex, 1);
+        sodium_memzero(hex, sizeof(hex));
+    }
+    WEFT_INFO(INIT, "weft-run: inside Slurm allocation %s: running srun -n %d --mpi=none %s",
+              getenv("SLURM_JOB_ID"), nranks, prog[0]);
+
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGHUP);
+    sigaddset(&set, SIGCHLD);
+    signal(SIGINT, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
+    sigprocmask(SIG_BLOCK, &set, &oldmask);
+    fflush(stdout);
+    fflush(stderr);
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    if (pid < 0) {
+        fprintf(stderr, "weft-run: fork for srun failed: %s\n", strerror(errno));
+        free(argv);
+        return 1;
+    }
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGTERM);
+        if (getppid() != parent)
+            _exit(1);
+        signal(SIGPIPE, SIG_DFL);
+        sigprocmask(SIG_SETMASK, &oldmask, NULL);
+        execvp(argv[0], argv);
+        fprintf(stderr, "weft-run: cannot execute srun: %s\n", strerror(errno));
+        _exit(127);
+    }
+    free(argv);
+    /* srun tears the step down itself when a task fails and on SIGINT/SIGTERM; pass them on
+     * and wait for it. */
+    for (;;) {
+        int sig = sigwaitinfo(&set, NULL);
+        if (sig == SIGINT || sig == SIGTERM || sig == SIGHUP) {
+            kill(pid, sig);
+            continue;
+        }
+        pid_t got = waitpid(pid, &st, WNOHANG);
+        if (got == pid)
+            break;
+        if (got < 0 && errno != EINTR) {
+            fprintf(stderr, "weft-run: waitpid for srun failed: %s\n", strerror(errno));
+            return 1;
+        }
+    }
+    if (WIFSIGNALED(st)) {
+        fprintf(stderr, "weft-run: srun (pid %d) was killed by signal %s\n", (int)pid,
+                signame(WTERMSIG(st), sig_name, sizeof(sig_name)));
+        return 128 + WTERMSIG(st);
+    }
+    return WEXITSTATUS(st);
+}
+
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
         { "np", required_argument, NULL, 'n' },  { "transport", required_argument, NULL, 't' },
         { "timeout", required_argument, NULL, 'T' }, { "help", no_argument, NULL, 'h' },
-        { "version", no_argument, NULL, 'V' },   { NULL, 0, NULL, 0 }
+        { "version", no_argument, NULL, 'V' },   { "local", no_argument, NULL, 'L' },
+        { NULL, 0, NULL, 0 }
     };
     char root[128], secret[2 * WEFT_BOOT_SECRET_BYTES + 1];
     weft_unique_id_t id;
     int nranks = 0, c;
+    bool local = false;
 
     while ((c = getopt_long(argc, argv, "+n:x:h", opts, NULL)) != -1) {
         char *end;
@@ -189,6 +303,9 @@ int main(int argc, char **argv)
             *eq = '=';
             break;
         }
+        case 'L':
+            local = true;
+            break;
         case 'h':
             usage(stdout);
             return 0;
@@ -213,8 +330,15 @@ int main(int argc, char **argv)
         return 127;
     }
 
-    if (weft_config_reload() != WEFT_OK ||
-        weft_boot_root_start("127.0.0.1", &id) != WEFT_OK ||
+    if (weft_config_reload() != WEFT_OK) {
+        fprintf(stderr, "weft-run: %s\n", weft_error_message());
+        return 1;
+    }
+    if (!local && in_allocation())
+        return run_srun(nranks, prog);
+    WEFT_INFO(INIT, "weft-run: starting %d local ranks%s", nranks,
+              in_allocation() ? " (--local inside a Slurm allocation)" : "");
+    if (weft_boot_root_start("127.0.0.1", &id) != WEFT_OK ||
         weft_boot_id_to_env(&id, root, sizeof(root), secret, sizeof(secret)) != WEFT_OK) {
         fprintf(stderr, "weft-run: %s\n", weft_error_message());
         return 1;

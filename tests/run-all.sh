@@ -70,6 +70,57 @@ if [[ $PART != unit ]]; then
         -b 1K -e 64K -f 8 -d bfloat16 -o max -n 2 -w 1 --json
     run "weft-info lists transports and every knob" 60 tests/integration/info_check.sh "$BUILD"
     run "install, pkg-config, example program" 300 tests/integration/install_check.sh "$BUILD"
+    # Key-value exchange (launcher/kvs.c): the PMI-1 and PMI-2 clients against pmi_fake, a
+    # process manager that serves them on socketpairs, then MPICH's and Open MPI's own servers
+    # where they are installed. Each run checks every rank's values; the faults must give a
+    # clear error on every rank within WEFT_TIMEOUT.
+    for v in pmi1 pmi2; do
+        run "kvs $v: 4 ranks exchange values" 60 "$T/pmi_fake" --$v -n 4 -- "$T/kvs_check" \
+            --len 512
+        run "kvs $v: server refuses put" 60 "$T/pmi_fake" --$v --fault put:rc -n 2 -- \
+            "$T/kvs_check" --expect REMOTE --expect-msg "refused put"
+        run "kvs $v: server hangs up in fence" 60 "$T/pmi_fake" --$v --fault fence:close -n 2 \
+            -- "$T/kvs_check" --expect REMOTE --expect-msg "closed PMI_FD"
+        run "kvs $v: server answers garbage to init" 60 "$T/pmi_fake" --$v --fault init:garble \
+            -n 2 -- "$T/kvs_check" --expect REMOTE --expect-msg "to init"
+        run "kvs $v: silent server times out" 60 env WEFT_TIMEOUT=2 "$T/pmi_fake" --$v \
+            --fault fence:silent -n 3 -- "$T/kvs_check" --expect TIMEOUT \
+            --expect-msg "WEFT_TIMEOUT=2"
+    done
+    run "kvs pmi1: values split to fit vallen_max" 60 "$T/pmi_fake" --pmi1 --vallen 17 -n 3 -- \
+        "$T/kvs_check" --len 100
+    if command -v mpiexec.mpich >/dev/null 2>&1; then
+        run "kvs: MPICH mpiexec (hydra, PMI-1), 3 ranks" 120 mpiexec.mpich -n 3 "$T/kvs_check"
+        run "kvs: MPICH mpiexec (hydra, PMI-2), 3 ranks" 120 mpiexec.mpich -n 3 \
+            env SLURM_MPI_TYPE=pmi2 "$T/kvs_check"
+    else
+        echo "# skip - kvs under MPICH mpiexec: mpiexec.mpich is not installed"
+    fi
+    if command -v mpirun.openmpi >/dev/null 2>&1 && "$BIN/weft-info" --version 2>/dev/null |
+        grep -q 'pmix=yes'; then
+        run "kvs: Open MPI mpirun (PMIx), 3 ranks" 120 mpirun.openmpi --allow-run-as-root \
+            --oversubscribe -np 3 "$T/kvs_check"
+    else
+        echo "# skip - kvs under Open MPI mpirun: mpirun.openmpi or PMIx support missing"
+    fi
+    # Multi-node: a real Slurm cluster in network namespaces (tests/slurm/run.sh brings it up
+    # and always down). It needs root and namespaces with bridges; elsewhere it is skipped,
+    # counted neither passed nor failed.
+    slurm_case="slurm: 2-node cluster: srun, sbatch, scancel, mpirun, mpiexec"
+    if [[ -z $FILTER || $slurm_case == *$FILTER* ]]; then
+        slurm_skip=""
+        if [[ $(id -u) -ne 0 ]]; then
+            slurm_skip="needs root (network namespaces, daemons)"
+        elif ! unshare --net sh -c 'ip link add wftprobe0 type bridge && ip link del wftprobe0' \
+            >/dev/null 2>&1; then
+            slurm_skip="network namespaces with a bridge are not allowed here"
+        fi
+        if [[ -n $slurm_skip ]]; then
+            echo "# skip - $slurm_case: $slurm_skip"
+        else
+            run "$slurm_case" 900 tests/slurm/run.sh "$BUILD"
+        fi
+    fi
 fi
 
 if (( fail )); then

@@ -3,7 +3,7 @@
 # they are missing. As root it runs apt-get; otherwise it says what to install.
 #   tools/install-deps.sh [--ci]     (--ci adds clang, for the second compiler build)
 set -eu
-pkgs="make gcc pkg-config libsodium-dev libcmocka-dev iproute2 procps"
+pkgs="make gcc pkg-config libsodium-dev libcmocka-dev libpmix-dev iproute2 procps"
 [ "${1:-}" = --ci ] && pkgs="$pkgs clang"
 missing=""
 for p in $pkgs; do

@@ -7,15 +7,17 @@
 
 #include "core/config.h"
 #include "core/netif.h"
+#include "launcher/launch_env.h"
 #include "transport/transport.h"
 #include "weft.h"
 
 static void usage(FILE *out)
 {
-    fprintf(out, "Usage: weft-info [--config | --transports | --version | --help]\n"
+    fprintf(out, "Usage: weft-info [--config | --transports | --launch | --version | --help]\n"
                  "With no option prints everything.\n"
                  "  --config      every WEFT_* variable: type, value, default, description\n"
                  "  --transports  the transports of this build and whether they run here\n"
+                 "  --launch      what weft_comm_init_env would detect here (connects to nothing)\n"
                  "  --version     the version and build features\n");
 }
 
@@ -47,6 +49,44 @@ static void print_transports(void)
         printf("socket interface: none: %s\n", weft_last_error());
 }
 
+static const char *num_or_unknown(int v, char *buf, size_t len)
+{
+    if (v < 0)
+        return "(unknown)";
+    snprintf(buf, len, "%d", v);
+    return buf;
+}
+
+/* What weft_launch_detect would see in this environment; nothing is contacted. */
+static void print_launch(void)
+{
+    struct weft_launch_plan p;
+    char a[16], b[16];
+
+    printf("launch (what weft_comm_init_env would use here; nothing contacted):\n");
+    if (weft_launch_plan(&p) != WEFT_OK) {
+        printf("  none: %s\n", weft_last_error());
+        return;
+    }
+    printf("  source:      %s\n", p.l.source);
+    printf("  rank:        %s of %s\n", num_or_unknown(p.l.rank, a, sizeof(a)),
+           num_or_unknown(p.l.nranks, b, sizeof(b)));
+    printf("  local rank:  %s of %s\n", num_or_unknown(p.l.local_rank, a, sizeof(a)),
+           num_or_unknown(p.l.local_nranks, b, sizeof(b)));
+    printf("  rendezvous:  %s\n", p.l.rendezvous);
+    if (p.mode == WEFT_LAUNCH_ROOT_AT) {
+        printf("  root:        %s:%d (%s)\n", p.root_host, p.root_port, p.root_from);
+        printf("  secret:      %s\n", p.secret_from);
+    } else if (p.mode == WEFT_LAUNCH_WEFT_RUN) {
+        printf("  root:        %s\n", p.root_from);
+    } else {
+        printf("  root:        rank 0 starts it and publishes its address through %s\n",
+               p.l.rendezvous);
+    }
+    if (p.note[0])
+        printf("  note:        %s\n", p.note);
+}
+
 int main(int argc, char **argv)
 {
     const char *what = argc > 1 ? argv[1] : "";
@@ -62,10 +102,14 @@ int main(int argc, char **argv)
         weft_config_print(stdout);
     } else if (strcmp(what, "--transports") == 0) {
         print_transports();
+    } else if (strcmp(what, "--launch") == 0) {
+        print_launch();
     } else if (what[0] == '\0') {
         print_version();
         printf("\n");
         print_transports();
+        printf("\n");
+        print_launch();
         printf("\n");
         weft_config_print(stdout);
     } else {

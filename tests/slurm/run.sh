@@ -1,0 +1,270 @@
+#!/usr/bin/env bash
+# run.sh - Weft on a real 2-node Slurm cluster (tests/slurm/cluster.sh): srun plain, PMIx and
+# PMI-2, sbatch, scancel, Open MPI mpirun and MPICH mpiexec across nodes, and bad input.
+#   tests/slurm/run.sh BUILD_DIR [FILTER]    (root; FILTER keeps checks whose name has it)
+# Prints "ok - ..." / "not ok - ..." per check and ends with "N passed, M failed". The cluster
+# is brought down at exit, whatever happens. Job output and logs: $WFT_CLUSTER_DIR/jobs/.
+set -uo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+CL=$HERE/cluster.sh
+BUILD=$(cd "${1:-build}" && pwd) || { echo "usage: run.sh BUILD_DIR [FILTER]" >&2; exit 2; }
+FILTER=${2:-}
+PERF=$BUILD/bin/weft-perf
+# A cluster of its own per run: runs side by side (two checkouts, a developer's cluster.sh)
+# each take a free slot, held by a lock for the whole run, with its own dir, subnet and names.
+if [ -z "${WFT_CLUSTER_DIR:-}" ]; then
+    for i in 0 1 2 3 4 5 6 7; do
+        exec 8>"/tmp/weft-slurm-run$i.slot"
+        if flock -n 8; then
+            export WFT_CLUSTER_DIR=/tmp/weft-slurm-run$i WFT_CLUSTER_SUBNET=10.213.$((56 + i))
+            export WFT_CLUSTER_PREFIX=wr$i
+            break
+        fi
+        exec 8>&-
+    done
+    [ -n "${WFT_CLUSTER_DIR:-}" ] || { echo "not ok - no free cluster slot (8 runs at once?)"; echo "0 passed, 1 failed"; exit 1; }
+fi
+D=$WFT_CLUSTER_DIR
+T=${WEFT_SLURM_TEST_TIMEOUT:-5} # WEFT_TIMEOUT of the bad-input checks: they must fail this fast
+
+# Start clean of any launcher around us (a developer may run this inside an allocation or
+# under weft-run): every rank's identity must come from the cluster below.
+for v in $(env | sed -n 's/^\(\(SLURM\|OMPI\|PMIX\|PMI\|MPI\|HYDRA\)_[A-Za-z0-9_]*\)=.*/\1/p'); do
+    unset "$v"
+done
+unset WEFT_RANK WEFT_NRANKS WEFT_LOCAL_RANK WEFT_ROOT WEFT_SECRET WEFT_TRANSPORT WEFT_DEBUG \
+    WEFT_DEBUG_SUBSYS WEFT_DEBUG_FILE RANK WORLD_SIZE LOCAL_RANK MASTER_ADDR MASTER_PORT
+export WEFT_TIMEOUT=30 # a stuck rendezvous fails well within each check's time limit
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+
+pass=0 fail=0
+ok() { pass=$((pass + 1)); echo "ok - $*"; }
+bad() { fail=$((fail + 1)); echo "not ok - $*"; }
+want() { [[ -z $FILTER || $1 == *$FILTER* ]]; }
+# show FILE...: the last lines of what a failed check saw
+show() { local f; for f in "$@"; do [ -s "$f" ] && tail -n 15 "$f" | sed "s|^|#   $(basename "$f"): |"; done; return 0; }
+
+cleanup() {
+    trap - EXIT INT TERM HUP
+    cd /
+    "$CL" down >"$D.down.log" 2>&1 || { echo "# cluster.sh down failed:"; sed 's/^/#   /' "$D.down.log"; }
+}
+trap cleanup EXIT
+trap 'echo "# interrupted"; exit 130' INT TERM HUP
+
+[ -x "$PERF" ] && [ -x "$BUILD/tests/coll_check" ] ||
+    { echo "not ok - $PERF or $BUILD/tests/coll_check missing: build first"; echo "0 passed, 1 failed"; exit 1; }
+if ! "$CL" up --nodes 2 --cpus 2 >"$D.up.log" 2>&1; then
+    bad "cluster up"; sed 's/^/#   /' "$D.up.log"; echo "$pass passed, $fail failed"; exit 1
+fi
+ok "cluster up: 2 nodes x 2 CPUs"
+eval "$("$CL" env)"
+W=$D/jobs # on the shared filesystem: every node and the batch script see it
+rm -rf "$W"
+mkdir -p "$W"
+cd "$W" || exit 1
+
+# ---- result checks -------------------------------------------------------------------
+# perf_ok OUT: weft-perf's table has rows, every #wrong column is 0 and the trailer says OK.
+perf_ok() {
+    grep -q '^# Out of bounds values : 0 OK' "$1" &&
+        awk '/^ *[0-9]/ { rows++; if ($9 != 0 || $13 != 0) bad++ }
+             END { exit !(rows > 0 && bad == 0) }' "$1"
+}
+# map_ok ERR: the NET log shows ranks 0,1 on one host with shm between them, tcp to 2,3.
+map_ok() {
+    local err=$1 h0 h2
+    grep -Eq 'rank 0 of 4 on [^ ]+ \(host 0 of 2\): peers 0:self 1:shm 2:tcp 3:tcp$' "$err" &&
+        grep -Eq 'rank 1 of 4 on [^ ]+ \(host 0 of 2\): peers 0:shm 1:self 2:tcp 3:tcp$' "$err" &&
+        grep -Eq 'rank 2 of 4 on [^ ]+ \(host 1 of 2\): peers 0:tcp 1:tcp 2:self 3:shm$' "$err" &&
+        grep -Eq 'rank 3 of 4 on [^ ]+ \(host 1 of 2\): peers 0:tcp 1:tcp 2:shm 3:self$' "$err" ||
+        return 1
+    h0=$(sed -n 's/.*rank 0 of 4 on \([^ ]*\) (host.*/\1/p' "$err" | head -1)
+    h2=$(sed -n 's/.*rank 2 of 4 on \([^ ]*\) (host.*/\1/p' "$err" | head -1)
+    [ "$h0" = n1 ] && [ "$h2" = n2 ]
+}
+# run_perf NAME LIMIT CMD...: a weft-perf allreduce sweep under a launcher, checked.
+run_perf() {
+    local name=$1 limit=$2 rc t0=$SECONDS
+    shift 2
+    want "$name" || return 0
+    local f=$W/${name//[^A-Za-z0-9]/_}
+    WEFT_DEBUG=INFO WEFT_DEBUG_SUBSYS=NET timeout -k 5 "$limit" "$@" \
+        "$PERF" allreduce -b 8 -e 4M -f 8 -c 1 >"$f.out" 2>"$f.err"
+    rc=$?
+    if [ $rc -ne 0 ]; then
+        bad "$name: exit $rc after $((SECONDS - t0)) s"; show "$f.out" "$f.err"
+    elif ! perf_ok "$f.out"; then
+        bad "$name: results not checked OK (#wrong, Out of bounds values)"; show "$f.out" "$f.err"
+    elif ! map_ok "$f.err"; then
+        bad "$name: NET log lacks the map 0,1 on n1 (shm) and 2,3 on n2, tcp between"
+        grep 'peers' "$f.err" | sed 's/^/#   /'; show "$f.err"
+    else
+        ok "$name: #wrong 0, ranks 0,1 on n1 (shm), 2,3 on n2, tcp between ($((SECONDS - t0)) s)"
+    fi
+}
+
+# ---- srun ----------------------------------------------------------------------------
+if want "srun hostname"; then
+    got=$(timeout 60 srun -N 2 -n 4 -l hostname 2>/dev/null | sort | tr '\n' ' ')
+    [ "$got" = "0: n1 1: n1 2: n2 3: n2 " ] && ok "srun hostname: 2+2 tasks on n1, n2" ||
+        bad "srun hostname: got '$got'"
+fi
+run_perf "srun -N 2 -n 4 weft-perf (plain, Slurm rendezvous)" 120 srun -N 2 -n 4
+run_perf "srun --mpi=pmix -N 2 -n 4 weft-perf" 120 srun --mpi=pmix -N 2 -n 4
+run_perf "srun --mpi=pmi2 -N 2 -n 4 weft-perf" 120 srun --mpi=pmi2 -N 2 -n 4
+
+# ---- Open MPI and MPICH across the namespace nodes, and inside an allocation -----------
+RSH=$D/bin/rsh
+if command -v mpirun.openmpi >/dev/null; then
+    run_perf "Open MPI mpirun --host n1:2,n2:2 weft-perf (rsh agent)" 120 \
+        mpirun.openmpi --allow-run-as-root --mca plm_rsh_agent "$RSH" --host n1:2,n2:2 -np 4 \
+        -x WEFT_DEBUG -x WEFT_DEBUG_SUBSYS -x WEFT_TIMEOUT
+    # Inside the allocation the ranks inherit SLURM_* of mpirun's orted step: PMIx must win.
+    run_perf "Open MPI mpirun inside salloc -N 2 -n 4 weft-perf" 120 \
+        salloc -N 2 -n 4 mpirun.openmpi --allow-run-as-root -np 4 \
+        -x WEFT_DEBUG -x WEFT_DEBUG_SUBSYS -x WEFT_TIMEOUT
+else
+    bad "Open MPI: mpirun.openmpi not installed (tools/install-deps.sh --slurm)"
+fi
+if command -v mpiexec.mpich >/dev/null; then
+    run_perf "MPICH mpiexec -hosts n1:2,n2:2 weft-perf (rsh launcher)" 120 \
+        mpiexec.mpich -launcher rsh -launcher-exec "$RSH" -hosts n1:2,n2:2 -n 4
+    run_perf "MPICH mpiexec inside salloc -N 2 -n 4 weft-perf" 120 \
+        salloc -N 2 -n 4 mpiexec.mpich -n 4
+else
+    bad "MPICH: mpiexec.mpich not installed (tools/install-deps.sh --slurm)"
+fi
+
+# ---- sbatch, waited on with squeue ---------------------------------------------------
+# wait_gone JOB SECONDS: until the job has left the queue.
+wait_gone() {
+    local end=$((SECONDS + $2))
+    while [ $SECONDS -lt $end ]; do
+        [ -z "$(squeue -h -j "$1" -o %T 2>/dev/null)" ] && return 0
+        sleep 0.5
+    done
+    return 1
+}
+if want "sbatch"; then
+    cat >"$W/coll.sbatch" <<EOF
+#!/bin/bash
+#SBATCH -N 2
+#SBATCH -n 4
+#SBATCH -J weft-coll
+#SBATCH -o $W/sbatch-%j.out
+echo "batch on \$(hostname): \$SLURM_JOB_NODELIST"
+srun -l $BUILD/tests/coll_check --quick
+echo "srun exit \$?"
+EOF
+    t0=$SECONDS
+    jid=$(sbatch --parsable "$W/coll.sbatch" 2>"$W/sbatch.err")
+    if [ -z "$jid" ]; then
+        bad "sbatch: submit failed"; show "$W/sbatch.err"
+    elif ! wait_gone "$jid" 180; then
+        bad "sbatch: job $jid still in the queue after 180 s"; scancel "$jid"
+    else
+        out=$W/sbatch-$jid.out
+        state=$(scontrol -o show job "$jid" 2>/dev/null | grep -o 'JobState=[A-Z]*\|ExitCode=[0-9:]*' |
+            tr '\n' ' ' | sed 's/ $//')
+        if grep -q '^srun exit 0$' "$out" && grep -Eq '^0: coll_check: 4 ranks: [0-9]+ checks passed, 0 failed$' "$out" &&
+            ! grep -q 'not ok' "$out" && [ "$state" = "JobState=COMPLETED ExitCode=0:0" ]; then
+            ok "sbatch -N 2 -n 4 coll_check --quick, waited on with squeue: $(grep -o '[0-9]* checks passed, 0 failed' "$out") ($((SECONDS - t0)) s)"
+        else
+            bad "sbatch: job $jid: $state"; show "$out"
+        fi
+    fi
+fi
+
+# ---- scancel of a running multi-node job ---------------------------------------------
+# The nodes share one PID namespace, so a marker in the program's path finds the job's ranks
+# wherever they run; each node has a private /dev/shm, looked at from inside it.
+if want "scancel"; then
+    marker=weftcancel$$
+    ln -sf "$PERF" "$W/$marker"
+    jid=$(sbatch --parsable -N 2 -n 4 -J weft-cancel -o "$W/cancel-%j.out" \
+        --wrap "srun $W/$marker allreduce -b 8 -e 64M -f 2 -n 200 -c 1" 2>"$W/cancel.err")
+    # Wait until the sweep is running on every rank: the table has its first row.
+    running=0
+    for _ in $(seq 240); do
+        if [ "$(pgrep -fc "^$W/$marker allreduce")" -ge 4 ] &&
+            grep -q '^ *[0-9]' "$W/cancel-$jid.out" 2>/dev/null; then
+            running=1
+            break
+        fi
+        [ -n "$(squeue -h -j "$jid" 2>/dev/null)" ] || break # it ended on its own
+        sleep 0.5
+    done
+    if [ -z "$jid" ] || [ $running = 0 ]; then
+        bad "scancel: the weft job never got to running on 4 ranks"; show "$W/cancel.err" "$W/cancel-$jid.out"
+        [ -n "$jid" ] && scancel "$jid"
+    else
+        scancel "$jid"
+        gone=0
+        wait_gone "$jid" 60 && gone=1
+        # Slurm reports the job gone once the step is reaped; give stragglers KillWait + 5 s.
+        for _ in $(seq 20); do pgrep -f "$W/$marker" >/dev/null || break; sleep 0.5; done
+        left=$(pgrep -af "$W/$marker")
+        shm_left=""
+        for n in n1 n2; do
+            s=$("$CL" exec $n sh -c 'ls /dev/shm | grep "^weft-"')
+            [ -n "$s" ] && shm_left="$shm_left $n:$(echo $s)"
+        done
+        state=$(scontrol show job "$jid" | grep -o 'JobState=[A-Z]*')
+        if [ $gone = 1 ] && [ -z "$left" ] && [ -z "$shm_left" ] && [ "$state" = JobState=CANCELLED ]; then
+            ok "scancel of a running 2-node weft job: CANCELLED, no rank left, no /dev/shm/weft-* on n1 or n2"
+        else
+            bad "scancel: $state, left in queue: $((1 - gone)), processes: ${left:-none}, shm:${shm_left:- none}"
+        fi
+    fi
+fi
+
+# ---- bad input, as a real launcher shows it ------------------------------------------
+# bad_run NAME BOUND EXPECT-REGEX RANKS SCRIPT [SRUN-OPTION]: srun -N 2 -n 4 of SCRIPT (sh; $P
+# is weft-perf) with WEFT_TIMEOUT=$T must fail within BOUND s, and each rank in RANKS must
+# print an error matching EXPECT-REGEX.
+bad_run() {
+    local name=$1 bound=$2 expect=$3 ranks=$4 script=$5 opt=${6:---mpi=none} rc t0=$SECONDS el r
+    local missing=""
+    want "$name" || return 0
+    local f=$W/${name//[^A-Za-z0-9]/_}
+    WEFT_TIMEOUT=$T P=$PERF timeout -k 5 $((bound + 60)) srun "$opt" -N 2 -n 4 -l sh -c "$script" \
+        >"$f.out" 2>"$f.err"
+    rc=$?
+    el=$((SECONDS - t0))
+    for r in $ranks; do
+        cat "$f.out" "$f.err" | grep -E "^ *$r: " | grep -Eq -- "$expect" || missing="$missing $r"
+    done
+    if [ $rc -eq 0 ]; then
+        bad "$name: srun exited 0"; show "$f.out" "$f.err"
+    elif [ $el -gt "$bound" ]; then
+        bad "$name: took $el s, more than $bound s (WEFT_TIMEOUT=$T)"; show "$f.err"
+    elif [ -n "$missing" ]; then
+        bad "$name: no error matching /$expect/ from rank(s)$missing"; show "$f.err"
+    else
+        ok "$name: every rank fails in $el s (WEFT_TIMEOUT=$T): $(grep -E "^ *${ranks%% *}: " "$f.err" | grep -Eo -- "$expect" | head -1)"
+    fi
+}
+PERFARGS="allreduce -b 8 -e 8 -n 1 -w 0 -c 1"
+bad_run "missing rank: rank 3 exits before init (plain srun)" $((T + 10)) \
+    'ranks? ([0-9]+, )*3( |,).*never' "0 1 2" \
+    "[ \"\$SLURM_PROCID\" = 3 ] && exit 0; exec \"\$P\" $PERFARGS"
+# Through a process manager the fence cannot say who is missing, but it must end in time.
+for mpi in pmix pmi2; do
+    bad_run "missing rank: rank 3 exits before init (srun --mpi=$mpi)" $((T + 10)) \
+        'WEFT_TIMEOUT|rank 3' "0 1 2" \
+        "[ \"\$SLURM_PROCID\" = 3 ] && exit 0; exec \"\$P\" $PERFARGS" --mpi=$mpi
+done
+# The root's host must be named, by name or by n1's address.
+bad_run "missing root: rank 0 exits before init (plain srun)" $((T + 10)) \
+    "root.*(n1|${WFT_CLUSTER_SUBNET//./\\.}\\.11)\\b" "1 2 3" \
+    "[ \"\$SLURM_PROCID\" = 0 ] && exit 0; exec \"\$P\" $PERFARGS"
+bad_run "size disagreement: rank 3 sees SLURM_NTASKS=5 (plain srun)" $((T + 10)) \
+    'disagree' "0 1 2 3" \
+    "[ \"\$SLURM_PROCID\" = 3 ] && export SLURM_NTASKS=5 SLURM_NPROCS=5 SLURM_STEP_NUM_TASKS=5; exec \"\$P\" $PERFARGS"
+bad_run "bad nodelist: SLURM_STEP_NODELIST='n[1-' (plain srun)" $((T + 10)) \
+    'SLURM_STEP_NODELIST' "0 1 2 3" \
+    "export SLURM_STEP_NODELIST='n[1-' SLURM_NODELIST='n[1-' SLURM_JOB_NODELIST='n[1-'; exec \"\$P\" $PERFARGS"
+
+echo "$pass passed, $fail failed"
+[ $fail -eq 0 ]
