@@ -47,8 +47,7 @@ bool weft_boot_addr_is_loopback(const struct sockaddr *addr)
     return false;
 }
 
-/* Milliseconds left until `deadline` for poll(), rounded up; 0 once it has passed. */
-static int ms_left(double deadline)
+int weft_boot_ms_left(double deadline)
 {
     double left = deadline - weft_boot_now();
 
@@ -144,7 +143,7 @@ static int connect_once(const struct sockaddr_storage *addr, socklen_t addr_len,
     pfd.fd = s;
     pfd.events = POLLOUT;
     do {
-        rc = poll(&pfd, 1, ms_left(deadline));
+        rc = poll(&pfd, 1, weft_boot_ms_left(deadline));
     } while (rc < 0 && errno == EINTR);
     if (rc <= 0) {
         *err = rc == 0 ? ETIMEDOUT : errno;
@@ -198,7 +197,7 @@ weft_result_t weft_boot_accept(int lfd, double deadline, const char *what, int *
     struct pollfd pfd = { .fd = lfd, .events = POLLIN };
 
     for (;;) {
-        int rc = poll(&pfd, 1, ms_left(deadline));
+        int rc = poll(&pfd, 1, weft_boot_ms_left(deadline));
         if (rc < 0 && errno != EINTR)
             return WEFT_ERROR_ERRNO(WEFT_ERR_SYSTEM, "poll", "waiting for %s", what);
         if (rc == 0)
@@ -243,7 +242,7 @@ weft_result_t weft_boot_sendrecv(int sfd, const void *sbuf, size_t slen, const c
             pfd[n] = (struct pollfd){ .fd = rfd, .events = POLLIN };
             ri = n++;
         }
-        int rc = poll(pfd, (nfds_t)n, ms_left(deadline));
+        int rc = poll(pfd, (nfds_t)n, weft_boot_ms_left(deadline));
         if (rc < 0 && errno == EINTR)
             continue;
         if (rc < 0)

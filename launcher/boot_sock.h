@@ -13,6 +13,8 @@
 
 /* Seconds on CLOCK_MONOTONIC. */
 double weft_boot_now(void);
+/* Milliseconds left until `deadline` for poll(), rounded up; 0 once it has passed. */
+int weft_boot_ms_left(double deadline);
 /* now + WEFT_TIMEOUT. */
 double weft_boot_deadline(void);
 bool weft_boot_addr_is_loopback(const struct sockaddr *addr);

@@ -7,7 +7,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <math.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -47,17 +46,6 @@ int weft_kvs_pmi_version(void)
     return 1;
 }
 
-static int ms_left(double deadline)
-{
-    double left = deadline - weft_boot_now();
-
-    if (left <= 0)
-        return 0;
-    if (left > 3600.0)
-        return 3600 * 1000;
-    return (int)ceil(left * 1000.0);
-}
-
 /* Copies at most QUOTE_MAX characters of `text` for an error message, newlines dropped. */
 static const char *quote(const char *text, size_t len, char out[QUOTE_MAX + 4])
 {
@@ -78,7 +66,7 @@ static weft_result_t send_msg(struct weft_kvs *kvs, const char *msg, size_t len,
 
     while (sent < len) {
         struct pollfd pfd = { .fd = kvs->fd, .events = POLLOUT };
-        int rc = poll(&pfd, 1, ms_left(deadline));
+        int rc = poll(&pfd, 1, weft_boot_ms_left(deadline));
         if (rc < 0 && errno == EINTR)
             continue;
         if (rc < 0)
@@ -114,7 +102,7 @@ static weft_result_t recv_more(struct weft_kvs *kvs, double deadline, const char
                           proto(kvs), cmd, kvs->fd, sizeof(kvs->rbuf));
     for (;;) {
         struct pollfd pfd = { .fd = kvs->fd, .events = POLLIN };
-        int rc = poll(&pfd, 1, ms_left(deadline));
+        int rc = poll(&pfd, 1, weft_boot_ms_left(deadline));
         if (rc < 0 && errno == EINTR)
             continue;
         if (rc < 0)
@@ -554,7 +542,7 @@ void weft_kvs_pmi_close(struct weft_kvs *kvs)
         while (memmem(kvs->rbuf, kvs->rlen, "finalize", 8) == NULL &&
                kvs->rlen < sizeof(kvs->rbuf)) {
             struct pollfd pfd = { .fd = kvs->fd, .events = POLLIN };
-            if (poll(&pfd, 1, ms_left(deadline)) <= 0)
+            if (poll(&pfd, 1, weft_boot_ms_left(deadline)) <= 0)
                 break;
             ssize_t k = recv(kvs->fd, kvs->rbuf + kvs->rlen, sizeof(kvs->rbuf) - kvs->rlen,
                              MSG_DONTWAIT);

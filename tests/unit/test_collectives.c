@@ -20,6 +20,7 @@
 #include "core/config.h"
 #include "core/error.h"
 #include "core/log.h"
+#include "core/dtype.h"
 #include "core/reduce.h"
 
 weft_result_t fake_net_create_group(int nranks, int rendezvous, double timeout_s,
@@ -97,40 +98,6 @@ static bool is_float(weft_dtype_t dt)
 static bool is_unsigned(weft_dtype_t dt)
 {
     return dt == WEFT_UINT8 || dt == WEFT_UINT32 || dt == WEFT_UINT64;
-}
-
-static double get_val(weft_dtype_t dt, const void *buf, size_t i)
-{
-    switch (dt) {
-    case WEFT_INT8: return ((const int8_t *)buf)[i];
-    case WEFT_UINT8: return ((const uint8_t *)buf)[i];
-    case WEFT_INT32: return ((const int32_t *)buf)[i];
-    case WEFT_UINT32: return ((const uint32_t *)buf)[i];
-    case WEFT_INT64: return (double)((const int64_t *)buf)[i];
-    case WEFT_UINT64: return (double)((const uint64_t *)buf)[i];
-    case WEFT_FLOAT16: return weft_half_to_float(((const uint16_t *)buf)[i]);
-    case WEFT_BFLOAT16: return weft_bf16_to_float(((const uint16_t *)buf)[i]);
-    case WEFT_FLOAT32: return ((const float *)buf)[i];
-    case WEFT_FLOAT64: return ((const double *)buf)[i];
-    default: return NAN;
-    }
-}
-
-static void set_val(weft_dtype_t dt, void *buf, size_t i, double v)
-{
-    switch (dt) {
-    case WEFT_INT8: ((int8_t *)buf)[i] = (int8_t)v; break;
-    case WEFT_UINT8: ((uint8_t *)buf)[i] = (uint8_t)v; break;
-    case WEFT_INT32: ((int32_t *)buf)[i] = (int32_t)v; break;
-    case WEFT_UINT32: ((uint32_t *)buf)[i] = (uint32_t)v; break;
-    case WEFT_INT64: ((int64_t *)buf)[i] = (int64_t)v; break;
-    case WEFT_UINT64: ((uint64_t *)buf)[i] = (uint64_t)v; break;
-    case WEFT_FLOAT16: ((uint16_t *)buf)[i] = weft_float_to_half((float)v); break;
-    case WEFT_BFLOAT16: ((uint16_t *)buf)[i] = weft_float_to_bf16((float)v); break;
-    case WEFT_FLOAT32: ((float *)buf)[i] = (float)v; break;
-    case WEFT_FLOAT64: ((double *)buf)[i] = v; break;
-    default: break;
-    }
 }
 
 /* Small integers, so that sums of up to 8 ranks are exact in every dtype (int8 and bf16
@@ -228,7 +195,7 @@ static void case_allreduce(struct world *w, int rank, struct weft_coll_ctx *ctx,
     const size_t es = weft_dtype_size(dt);
     char *send = xmalloc(count * es), *recv = inplace ? send : xmalloc(count * es);
     for (size_t i = 0; i < count; i++)
-        set_val(dt, send, i, input(dt, op, rank, i));
+        weft_dtype_store(dt, send, i, input(dt, op, rank, i));
     weft_result_t r = run1(ctx, WEFT_COLL_ALLREDUCE, send, recv, count, dt, op, 0);
     if (r != WEFT_OK) {
         report(w, rank, "allreduce %s %s count %zu failed: %s", weft_dtype_name(dt),
@@ -236,14 +203,14 @@ static void case_allreduce(struct world *w, int rank, struct weft_coll_ctx *ctx,
         goto out;
     }
     for (size_t i = 0; i < count; i++) {
-        double got = get_val(dt, recv, i), want = expected(dt, op, w->n, i);
+        double got = weft_dtype_load(dt, recv, i), want = expected(dt, op, w->n, i);
         if (!close_enough(dt, got, want)) {
             report(w, rank, "allreduce %s %s count %zu %s: [%zu] = %g, want %g",
                  weft_dtype_name(dt), weft_op_name(op), count, inplace ? "in-place" : "",
                  i, got, want);
             break;
         }
-        if (!inplace && get_val(dt, send, i) != input(dt, op, rank, i)) {
+        if (!inplace && weft_dtype_load(dt, send, i) != input(dt, op, rank, i)) {
             report(w, rank, "allreduce %s count %zu changed sendbuf[%zu]", weft_dtype_name(dt),
                  count, i);
             break;
@@ -263,7 +230,7 @@ static void case_broadcast(struct world *w, int rank, struct weft_coll_ctx *ctx,
     char *send = inplace ? recv : rank == root ? xmalloc(count * es) : NULL;
     if (rank == root) {
         for (size_t i = 0; i < count; i++)
-            set_val(dt, send, i, tagged(root, 0, i));
+            weft_dtype_store(dt, send, i, tagged(root, 0, i));
     }
     weft_result_t r = run1(ctx, WEFT_COLL_BROADCAST, send, recv, count, dt, WEFT_SUM, root);
     if (r != WEFT_OK) {
@@ -272,10 +239,10 @@ static void case_broadcast(struct world *w, int rank, struct weft_coll_ctx *ctx,
         goto out;
     }
     for (size_t i = 0; i < count; i++) {
-        if (get_val(dt, recv, i) != tagged(root, 0, i)) {
+        if (weft_dtype_load(dt, recv, i) != tagged(root, 0, i)) {
             report(w, rank, "broadcast %s count %zu root %d %s: [%zu] = %g, want %g",
                  weft_dtype_name(dt), count, root, inplace ? "in-place" : "", i,
-                 get_val(dt, recv, i), tagged(root, 0, i));
+                 weft_dtype_load(dt, recv, i), tagged(root, 0, i));
             break;
         }
     }
@@ -293,7 +260,7 @@ static void case_reduce(struct world *w, int rank, struct weft_coll_ctx *ctx, we
     /* Non-roots get a poisoned recvbuf that must stay untouched. */
     char *recv = inplace && rank == root ? send : xmalloc(count * es);
     for (size_t i = 0; i < count; i++)
-        set_val(dt, send, i, input(dt, op, rank, i));
+        weft_dtype_store(dt, send, i, input(dt, op, rank, i));
     weft_result_t r = run1(ctx, WEFT_COLL_REDUCE, send, recv, count, dt, op, root);
     if (r != WEFT_OK) {
         report(w, rank, "reduce count %zu root %d failed: %s", count, root, weft_error_message());
@@ -307,7 +274,7 @@ static void case_reduce(struct world *w, int rank, struct weft_coll_ctx *ctx, we
             }
             continue;
         }
-        double got = get_val(dt, recv, i), want = expected(dt, op, w->n, i);
+        double got = weft_dtype_load(dt, recv, i), want = expected(dt, op, w->n, i);
         if (!close_enough(dt, got, want)) {
             report(w, rank, "reduce %s %s count %zu root %d %s: [%zu] = %g, want %g",
                  weft_dtype_name(dt), weft_op_name(op), count, root, inplace ? "in-place" : "",
@@ -328,7 +295,7 @@ static void case_allgather(struct world *w, int rank, struct weft_coll_ctx *ctx,
     char *recv = xmalloc(n * count * es);
     char *send = inplace ? recv + (size_t)rank * count * es : xmalloc(count * es);
     for (size_t i = 0; i < count; i++)
-        set_val(dt, send, i, tagged(rank, 0, i));
+        weft_dtype_store(dt, send, i, tagged(rank, 0, i));
     weft_result_t r = run1(ctx, WEFT_COLL_ALLGATHER, send, recv, count, dt, WEFT_SUM, 0);
     if (r != WEFT_OK) {
         report(w, rank, "allgather count %zu failed: %s", count, weft_error_message());
@@ -336,10 +303,10 @@ static void case_allgather(struct world *w, int rank, struct weft_coll_ctx *ctx,
     }
     for (size_t j = 0; j < n * count; j++) {
         int p = (int)(j / count);
-        if (get_val(dt, recv, j) != tagged(p, 0, j % count)) {
+        if (weft_dtype_load(dt, recv, j) != tagged(p, 0, j % count)) {
             report(w, rank, "allgather %s count %zu %s: block %d [%zu] = %g, want %g",
                  weft_dtype_name(dt), count, inplace ? "in-place" : "", p, j % count,
-                 get_val(dt, recv, j), tagged(p, 0, j % count));
+                 weft_dtype_load(dt, recv, j), tagged(p, 0, j % count));
             break;
         }
     }
@@ -356,14 +323,14 @@ static void case_reduce_scatter(struct world *w, int rank, struct weft_coll_ctx 
     char *send = xmalloc(n * count * es);
     char *recv = inplace ? send + (size_t)rank * count * es : xmalloc(count * es);
     for (size_t j = 0; j < n * count; j++)
-        set_val(dt, send, j, input(dt, op, rank, j));
+        weft_dtype_store(dt, send, j, input(dt, op, rank, j));
     weft_result_t r = run1(ctx, WEFT_COLL_REDUCE_SCATTER, send, recv, count, dt, op, 0);
     if (r != WEFT_OK) {
         report(w, rank, "reduce_scatter count %zu failed: %s", count, weft_error_message());
         goto out;
     }
     for (size_t i = 0; i < count; i++) {
-        double got = get_val(dt, recv, i);
+        double got = weft_dtype_load(dt, recv, i);
         double want = expected(dt, op, w->n, (size_t)rank * count + i);
         if (!close_enough(dt, got, want)) {
             report(w, rank, "reduce_scatter %s %s count %zu %s: [%zu] = %g, want %g",
@@ -384,7 +351,7 @@ static void case_alltoall(struct world *w, int rank, struct weft_coll_ctx *ctx, 
     const size_t es = weft_dtype_size(dt), n = (size_t)w->n;
     char *send = xmalloc(n * count * es), *recv = xmalloc(n * count * es);
     for (size_t j = 0; j < n * count; j++)
-        set_val(dt, send, j, tagged(rank, (int)(j / count), j % count));
+        weft_dtype_store(dt, send, j, tagged(rank, (int)(j / count), j % count));
     weft_result_t r = run1(ctx, WEFT_COLL_ALLTOALL, send, recv, count, dt, WEFT_SUM, 0);
     if (r != WEFT_OK) {
         report(w, rank, "alltoall count %zu failed: %s", count, weft_error_message());
@@ -392,9 +359,9 @@ static void case_alltoall(struct world *w, int rank, struct weft_coll_ctx *ctx, 
     }
     for (size_t j = 0; j < n * count; j++) {
         double want = tagged((int)(j / count), rank, j % count);
-        if (get_val(dt, recv, j) != want) {
+        if (weft_dtype_load(dt, recv, j) != want) {
             report(w, rank, "alltoall %s count %zu: block %zu [%zu] = %g, want %g",
-                 weft_dtype_name(dt), count, j / count, j % count, get_val(dt, recv, j), want);
+                 weft_dtype_name(dt), count, j / count, j % count, weft_dtype_load(dt, recv, j), want);
             break;
         }
     }
@@ -653,7 +620,7 @@ static void consistency_body(struct world *w, int rank, struct weft_coll_ctx *ct
                 const weft_op_t op = avg ? WEFT_AVG : WEFT_SUM;
                 char *send = xmalloc(count * es), *recv = xmalloc(count * es);
                 for (size_t i = 0; i < count; i++)
-                    set_val(dt, send, i, sin((double)i * 0.37 + rank * 1.3) * 100);
+                    weft_dtype_store(dt, send, i, sin((double)i * 0.37 + rank * 1.3) * 100);
                 weft_result_t r = run1(ctx, WEFT_COLL_ALLREDUCE, send, recv, count, dt, op, 0);
                 if (r != WEFT_OK)
                     report(w, rank, "allreduce failed: %s", weft_error_message());
@@ -671,15 +638,15 @@ static void consistency_body(struct world *w, int rank, struct weft_coll_ctx *ct
                     double sum = 0, mag = 0;
                     for (int p = 0; p < w->n; p++) {
                         char one[8];
-                        set_val(dt, one, 0, sin((double)i * 0.37 + p * 1.3) * 100);
-                        sum += get_val(dt, one, 0);
-                        mag += fabs(get_val(dt, one, 0));
+                        weft_dtype_store(dt, one, 0, sin((double)i * 0.37 + p * 1.3) * 100);
+                        sum += weft_dtype_load(dt, one, 0);
+                        mag += fabs(weft_dtype_load(dt, one, 0));
                     }
                     double want = avg ? sum / w->n : sum;
                     double tol = tolerance(dt) * (mag + 1) * w->n;
-                    if (fabs(get_val(dt, recv, i) - want) > tol) {
+                    if (fabs(weft_dtype_load(dt, recv, i) - want) > tol) {
                         report(w, rank, "%s %s [%zu] = %g, want %g", weft_dtype_name(dt),
-                             weft_op_name(op), i, get_val(dt, recv, i), want);
+                             weft_op_name(op), i, weft_dtype_load(dt, recv, i), want);
                         break;
                     }
                 }
