@@ -114,6 +114,10 @@ run_perf "srun -N 2 -n 4 weft-perf (plain, Slurm rendezvous)" 120 srun -N 2 -n 4
 run_perf "srun --mpi=pmix -N 2 -n 4 weft-perf" 120 srun --mpi=pmix -N 2 -n 4
 run_perf "srun --mpi=pmi2 -N 2 -n 4 weft-perf" 120 srun --mpi=pmi2 -N 2 -n 4
 
+# weft-run inside an allocation starts its ranks through srun, with a fresh secret.
+run_perf "weft-run -n 4 inside salloc -N 2 -n 4 (through srun)" 120 \
+    salloc -N 2 -n 4 "$(dirname "$PERF")/weft-run" -n 4
+
 # ---- Open MPI and MPICH across the namespace nodes, and inside an allocation -----------
 RSH=$D/bin/rsh
 if command -v mpirun.openmpi >/dev/null; then
