@@ -94,7 +94,8 @@ WEFT_API weft_result_t weft_get_version(int *version);
 /* Creates an id (and, in this process, the rendezvous service the ranks connect to). */
 WEFT_API weft_result_t weft_get_unique_id(weft_unique_id_t *id);
 /* Collective over `nranks` processes that share `id`; each passes its own `rank`. */
-WEFT_API weft_result_t weft_comm_init_rank(weft_comm_t *comm, int nranks, weft_unique_id_t id, int rank);
+WEFT_API weft_result_t weft_comm_init_rank(weft_comm_t *comm, int nranks, weft_unique_id_t id,
+                                           int rank);
 /* Rank, size and rendezvous from the launcher's environment (weft-run: WEFT_RANK,
  * WEFT_NRANKS, WEFT_ROOT, WEFT_SECRET). */
 WEFT_API weft_result_t weft_comm_init_env(weft_comm_t *comm);
@@ -114,31 +115,32 @@ WEFT_API weft_result_t weft_comm_device(weft_comm_t comm, int *device);
 
 /* ---- collectives ----------------------------------------------------------------------- */
 WEFT_API weft_result_t weft_allreduce(const void *sendbuf, void *recvbuf, size_t count,
-                             weft_dtype_t dtype, weft_op_t op, weft_comm_t comm,
-                             weft_stream_t stream);
+                                      weft_dtype_t dtype, weft_op_t op, weft_comm_t comm,
+                                      weft_stream_t stream);
 /* sendbuf is read on root only; every rank receives count elements in recvbuf. */
 WEFT_API weft_result_t weft_broadcast(const void *sendbuf, void *recvbuf, size_t count,
-                             weft_dtype_t dtype, int root, weft_comm_t comm,
-                             weft_stream_t stream);
+                                      weft_dtype_t dtype, int root, weft_comm_t comm,
+                                      weft_stream_t stream);
 /* recvbuf is written on root only. */
-WEFT_API weft_result_t weft_reduce(const void *sendbuf, void *recvbuf, size_t count, weft_dtype_t dtype,
-                          weft_op_t op, int root, weft_comm_t comm, weft_stream_t stream);
+WEFT_API weft_result_t weft_reduce(const void *sendbuf, void *recvbuf, size_t count,
+                                   weft_dtype_t dtype, weft_op_t op, int root, weft_comm_t comm,
+                                   weft_stream_t stream);
 /* recvbuf holds nranks * sendcount elements, rank r's contribution at r * sendcount. */
 WEFT_API weft_result_t weft_allgather(const void *sendbuf, void *recvbuf, size_t sendcount,
-                             weft_dtype_t dtype, weft_comm_t comm, weft_stream_t stream);
+                                      weft_dtype_t dtype, weft_comm_t comm, weft_stream_t stream);
 /* sendbuf holds nranks * recvcount elements; rank r receives the reduction of block r. */
 WEFT_API weft_result_t weft_reduce_scatter(const void *sendbuf, void *recvbuf, size_t recvcount,
-                                  weft_dtype_t dtype, weft_op_t op, weft_comm_t comm,
-                                  weft_stream_t stream);
+                                           weft_dtype_t dtype, weft_op_t op, weft_comm_t comm,
+                                           weft_stream_t stream);
 /* Block p (count elements) of sendbuf goes to rank p; block p of recvbuf comes from rank p. */
-WEFT_API weft_result_t weft_alltoall(const void *sendbuf, void *recvbuf, size_t count, weft_dtype_t dtype,
-                            weft_comm_t comm, weft_stream_t stream);
+WEFT_API weft_result_t weft_alltoall(const void *sendbuf, void *recvbuf, size_t count,
+                                     weft_dtype_t dtype, weft_comm_t comm, weft_stream_t stream);
 /* Point-to-point: a send matches the receive of the same count posted by `peer`; several
  * between one pair match in order. Pair them inside weft_group_start/end to avoid waits. */
 WEFT_API weft_result_t weft_send(const void *sendbuf, size_t count, weft_dtype_t dtype, int peer,
-                        weft_comm_t comm, weft_stream_t stream);
+                                 weft_comm_t comm, weft_stream_t stream);
 WEFT_API weft_result_t weft_recv(void *recvbuf, size_t count, weft_dtype_t dtype, int peer,
-                        weft_comm_t comm, weft_stream_t stream);
+                                 weft_comm_t comm, weft_stream_t stream);
 WEFT_API weft_result_t weft_barrier(weft_comm_t comm, weft_stream_t stream);
 
 /* Calls between start and end (on this thread) are queued and run together at end:

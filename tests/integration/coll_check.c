@@ -208,8 +208,8 @@ int main(int argc, char **argv)
                     /* the largest count once per dtype (SUM) keeps the run short */
                     if (c == sizeof(counts) / sizeof(counts[0]) - 1 && (quick || op > 0))
                         continue;
-                    for (int inplace = 0; inplace < (k == ALLTOALL || k == SENDRECV ? 1 : 2) && alive;
-                         inplace++)
+                    const int variants = k == ALLTOALL || k == SENDRECV ? 1 : 2;
+                    for (int inplace = 0; inplace < variants && alive; inplace++)
                         alive = run_case(comm, (enum kind)k, (weft_dtype_t)t, (weft_op_t)op,
                                          counts[c], inplace);
                 }

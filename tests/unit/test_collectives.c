@@ -361,7 +361,8 @@ static void case_alltoall(struct world *w, int rank, struct weft_coll_ctx *ctx, 
         double want = tagged((int)(j / count), rank, j % count);
         if (weft_dtype_load(dt, recv, j) != want) {
             report(w, rank, "alltoall %s count %zu: block %zu [%zu] = %g, want %g",
-                 weft_dtype_name(dt), count, j / count, j % count, weft_dtype_load(dt, recv, j), want);
+                 weft_dtype_name(dt), count, j / count, j % count, weft_dtype_load(dt, recv, j),
+                 want);
             break;
         }
     }
