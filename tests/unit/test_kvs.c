@@ -122,6 +122,31 @@ static void clear_env(void)
 
 /* ---- which protocol -------------------------------------------------------------------- */
 
+/* Serves `script` as PMI-`version`, then checks a put/fence/get round trip of one value by a
+ * 1-rank job and that the client went through every step. */
+static void round_trip(const struct step *script, int nsteps, int version, const char *protocol,
+                       const char *key, const uint8_t *value, size_t len)
+{
+    uint8_t got[64] = { 0 };
+    struct server s;
+    struct weft_kvs *kvs;
+    int rank = -1, n = -1;
+
+    start(&s, script, nsteps, version);
+    assert_int_equal(weft_kvs_open(&kvs, &rank, &n), WEFT_OK);
+    assert_string_equal(weft_kvs_protocol(kvs), protocol);
+    assert_int_equal(rank, 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(weft_kvs_put(kvs, key, value, len), WEFT_OK);
+    assert_int_equal(weft_kvs_fence(kvs), WEFT_OK);
+    assert_int_equal(weft_kvs_get(kvs, 0, key, got, len), WEFT_OK);
+    assert_memory_equal(got, value, len);
+    weft_kvs_close(kvs);
+    finish(&s);
+    assert_int_equal(s.done, nsteps);
+    clear_env();
+}
+
 static void test_available(void **state)
 {
     (void)state;
@@ -183,25 +208,10 @@ static void test_pmi1_split_values(void **state)
         { "cmd=finalize\n", "cmd=finalize_ack\n" },
     };
     const uint8_t value[6] = { 0x01, 0x02, 0xa0, 0xb0, 0xc0, 0xd0 };
-    uint8_t got[6] = { 0 };
-    struct server s;
-    struct weft_kvs *kvs;
-    int rank = -1, n = -1;
 
     (void)state;
-    start(&s, script, (int)(sizeof(script) / sizeof(script[0])), 1);
-    assert_int_equal(weft_kvs_open(&kvs, &rank, &n), WEFT_OK);
-    assert_string_equal(weft_kvs_protocol(kvs), "PMI-1");
-    assert_int_equal(rank, 0);
-    assert_int_equal(n, 1);
-    assert_int_equal(weft_kvs_put(kvs, "id", value, sizeof(value)), WEFT_OK);
-    assert_int_equal(weft_kvs_fence(kvs), WEFT_OK);
-    assert_int_equal(weft_kvs_get(kvs, 0, "id", got, sizeof(got)), WEFT_OK);
-    assert_memory_equal(got, value, sizeof(value));
-    weft_kvs_close(kvs);
-    finish(&s);
-    assert_int_equal(s.done, (int)(sizeof(script) / sizeof(script[0])));
-    clear_env();
+    round_trip(script, (int)(sizeof(script) / sizeof(script[0])), 1, "PMI-1", "id", value,
+               sizeof(value));
 }
 
 static void test_pmi1_refusal_is_remote(void **state)
@@ -319,25 +329,9 @@ static void test_pmi2_framing(void **state)
         { "13    cmd=finalize;", "27    cmd=finalize-response;rc=0;" },
     };
     const uint8_t value[3] = { 0x00, 0xff, 0x7f };
-    uint8_t got[3];
-    struct server s;
-    struct weft_kvs *kvs;
-    int rank = -1, n = -1;
 
     (void)state;
-    start(&s, script, 6, 2);
-    assert_int_equal(weft_kvs_open(&kvs, &rank, &n), WEFT_OK);
-    assert_string_equal(weft_kvs_protocol(kvs), "PMI-2");
-    assert_int_equal(rank, 0);
-    assert_int_equal(n, 1);
-    assert_int_equal(weft_kvs_put(kvs, "ab", value, sizeof(value)), WEFT_OK);
-    assert_int_equal(weft_kvs_fence(kvs), WEFT_OK);
-    assert_int_equal(weft_kvs_get(kvs, 0, "ab", got, sizeof(got)), WEFT_OK);
-    assert_memory_equal(got, value, sizeof(value));
-    weft_kvs_close(kvs);
-    finish(&s);
-    assert_int_equal(s.done, 6);
-    clear_env();
+    round_trip(script, 6, 2, "PMI-2", "ab", value, sizeof(value));
 }
 
 static void test_pmi2_refusal_quotes_errmsg(void **state)
