@@ -36,6 +36,12 @@ ifeq ($(HAVE_PMIX),yes)
 ALL_CFLAGS   += -DWEFT_HAVE_PMIX $(PMIX_CFLAGS)
 LDLIBS       += $(PMIX_LIBS)
 endif
+# libibverbs (rdma-core; Debian's libibverbs-dev ships libibverbs.pc): RDMA device discovery
+# (transport/verbs_dev.c). Without it that file builds a stub that says "not built".
+ifeq ($(HAVE_VERBS),yes)
+ALL_CFLAGS   += -DWEFT_HAVE_VERBS $(shell $(PKG_CONFIG) --cflags libibverbs)
+LDLIBS       += $(shell $(PKG_CONFIG) --libs libibverbs)
+endif
 HAVE_CMOCKA  := $(call have,cmocka)
 FEATURES := cuda=$(HAVE_CUDA) verbs=$(HAVE_VERBS) ucx=$(HAVE_UCX) hwloc=$(HAVE_HWLOC) \
             pmix=$(HAVE_PMIX)
@@ -109,6 +115,8 @@ integration-test: all $(ITEST_BINS)
 # Like `make run`, `make test` sets up a fresh host first (packages, as root).
 test:
 	@tools/install-deps.sh
+	@tools/install-deps.sh --slurm --rxe || \
+	    echo "weft: the Slurm and soft-RoCE cases need root and these packages (skipped without root)"
 	@$(MAKE) --no-print-directory all tests
 	@tests/run-all.sh $(BUILD)
 

@@ -22,6 +22,8 @@ X(SOCKET_IFNAME,      STRING, "",       "Network interfaces for TCP (prefix matc
 X(SOCKET_FAMILY,      STRING, "auto",   "Address family for TCP: auto, ipv4 or ipv6")
 X(SOCKET_NSOCKS,      INT,    "2",      "TCP sockets per peer; large messages are striped across them")
 X(SOCKET_BUFSIZE,     SIZE,   "0",      "SO_SNDBUF/SO_RCVBUF for TCP data sockets; 0 keeps the kernel's autotuning, which measured faster on loopback")
+X(IB_HCA,             STRING, "",       "RDMA ports to use, NCCL_IB_HCA syntax: device[:port],... (prefix match; a leading ^ excludes, = exact); default: every active port")
+X(IB_GID_INDEX,       INT,    "-1",     "GID index for RoCE; -1 picks the first RoCE v2 GID of the wanted address family (IPv4 first), else RoCE v1")
 X(SHM_SLOT_SIZE,      SIZE,   "64K",    "Bytes per slot of a shared-memory queue (copy path)")
 X(SHM_SLOTS,          INT,    "8",      "Slots per shared-memory queue, one queue per ordered pair of local ranks")
 X(SHM_CMA,            BOOL,   "0",      "Single-copy cross-memory attach (process_vm_readv) for large shm messages; off by default: the pipelined copy path measured faster (see README)")

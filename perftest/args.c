@@ -108,13 +108,113 @@ void perf_args_usage(FILE *out)
             "  -r, --root R          root of broadcast and reduce (default 0)\n"
             "      --csv             rows as CSV with a header line\n"
             "      --json            one JSON object with an array of rows\n"
-            "  -h, --help            this text\n");
+            "  -h, --help            this text\n"
+            "point-to-point tests (send_bw send_lat write_bw write_lat read_bw read_lat;\n"
+            "2 ranks: rank 0 the server, rank 1 the client), with perftest's options:\n"
+            "  -s, --size N          message size, K/M/G suffixes (default 65536 bw, 2 lat)\n"
+            "  -a, --all             every size from 2 B to 8 MiB by powers of two\n"
+            "  -n, --iters N         iterations per size (default 5000 bw, 1000 lat; fewer\n"
+            "                        for big sizes unless -n is given)\n"
+            "  -b, --bidirectional   both ranks send at once (bw tests)\n"
+            "      --report_gbits    bandwidth in Gb/sec instead of MB/sec\n"
+            "  -d, --ib-dev DEV, -i, --ib-port PORT, -x, --gid-index N\n"
+            "                        RDMA device, port and GID (verbs transport only)\n"
+            "      --csv, --json     as above\n");
+}
+
+static const char *const p2p_cmds[] = {"send_bw",  "send_lat", "write_bw",
+                                       "write_lat", "read_bw",  "read_lat"};
+
+bool perf_args_is_p2p(const char *cmd)
+{
+    for (size_t i = 0; i < sizeof(p2p_cmds) / sizeof(p2p_cmds[0]); i++) {
+        if (strcmp(cmd, p2p_cmds[i]) == 0)
+            return true;
+    }
+    return false;
 }
 
 static enum perf_args_status bad(char *why, size_t why_len, const char *fmt, const char *what)
 {
     snprintf(why, why_len, fmt, what);
     return PERF_ARGS_BAD;
+}
+
+/* getopt's complaint about the option it just stopped at. */
+static enum perf_args_status bad_option(char *why, size_t why_len, int c, char **argv)
+{
+    const char *fmt = c == ':' ? "option '%s' needs a value" : "unknown option '%s'";
+    if (optopt != 0) {
+        char opt[3] = {'-', (char)optopt, '\0'};
+        return bad(why, why_len, fmt, opt);
+    }
+    return bad(why, why_len, fmt, argv[optind - 1]);
+}
+
+/* perftest's letters differ from nccl-tests' (-b is bidirectional, -d a device), so the
+ * point-to-point tests get their own table; argv[0] is the subcommand. */
+static enum perf_args_status parse_p2p(int argc, char **argv, struct perf_args *a, char *why,
+                                       size_t why_len)
+{
+    static const struct option longopts[] = {
+        {"size", required_argument, NULL, 's'},
+        {"all", no_argument, NULL, 'a'},
+        {"iters", required_argument, NULL, 'n'},
+        {"bidirectional", no_argument, NULL, 'b'},
+        {"report_gbits", no_argument, NULL, 'G'},
+        {"ib-dev", required_argument, NULL, 'd'},
+        {"ib-port", required_argument, NULL, 'i'},
+        {"gid-index", required_argument, NULL, 'x'},
+        {"csv", no_argument, NULL, 'C'},
+        {"json", no_argument, NULL, 'J'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    long v;
+    int c;
+    a->p2p = true;
+    a->iters = 0; /* the test's default, chosen in p2p.c */
+    a->warmup = 0;
+    a->gid_index = -1;
+    opterr = 0;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, ":s:an:bd:i:x:h", longopts, NULL)) != -1) {
+        switch (c) {
+        case 's':
+            if (!parse_bytes(optarg, &a->size) || a->size == 0)
+                return bad(why, why_len, "bad size '%s'", optarg);
+            break;
+        case 'a': a->all_sizes = true; break;
+        case 'n':
+            if (!parse_int(optarg, 1, 1 << 30, &v))
+                return bad(why, why_len, "bad iteration count '%s' (>= 1)", optarg);
+            a->iters = (int)v;
+            a->iters_given = true;
+            break;
+        case 'b': a->bidir = true; break;
+        case 'G': a->report_gbits = true; break;
+        case 'd': a->ib_dev = optarg; break;
+        case 'i':
+            if (!parse_int(optarg, 1, 255, &v))
+                return bad(why, why_len, "bad port '%s' (1..255)", optarg);
+            a->ib_port = (int)v;
+            break;
+        case 'x':
+            if (!parse_int(optarg, 0, 255, &v))
+                return bad(why, why_len, "bad GID index '%s' (0..255)", optarg);
+            a->gid_index = (int)v;
+            break;
+        case 'C': a->format = PERF_FORMAT_CSV; break;
+        case 'J': a->format = PERF_FORMAT_JSON; break;
+        case 'h': return PERF_ARGS_HELP;
+        default: return bad_option(why, why_len, c, argv);
+        }
+    }
+    if (optind < argc)
+        return bad(why, why_len, "unexpected argument '%s'", argv[optind]);
+    if (a->all_sizes && a->size != 0)
+        return bad(why, why_len, "%s", "-a and -s exclude each other");
+    return PERF_ARGS_OK;
 }
 
 enum perf_args_status perf_args_parse(int argc, char **argv, struct perf_args *args, char *why,
@@ -159,6 +259,12 @@ enum perf_args_status perf_args_parse(int argc, char **argv, struct perf_args *a
     /* getopt sees the subcommand as argv[0], so options follow it naturally. */
     int sub_argc = argc - 1;
     char **sub_argv = argv + 1;
+    if (perf_args_is_p2p(a.cmd)) {
+        enum perf_args_status st = parse_p2p(sub_argc, sub_argv, &a, why, why_len);
+        if (st == PERF_ARGS_OK)
+            *args = a;
+        return st;
+    }
     bool have_min = false, have_max = false;
     long v;
     int c;

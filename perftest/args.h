@@ -1,6 +1,7 @@
 /*
  * args.h - the command line of weft-perf: a subcommand followed by nccl-tests style options
- * (-b -e -f -n -w -c -d -o -r, --csv, --json).
+ * (-b -e -f -n -w -c -d -o -r, --csv, --json), or for the point-to-point tests perftest's
+ * (-s -a -n -b -d -i -x --report_gbits).
  */
 #ifndef WEFT_PERFTEST_ARGS_H
 #define WEFT_PERFTEST_ARGS_H
@@ -23,6 +24,16 @@ struct perf_args {
     weft_op_t op;
     int root;
     enum perf_format format;
+    /* Point-to-point tests (send_bw, send_lat, ...) take perftest's options instead. */
+    bool p2p;
+    size_t size;       /* -s; 0: the test's default */
+    bool all_sizes;    /* -a: 2 B .. 8 MiB by powers of two */
+    bool iters_given;  /* -n was given: no clamping for big sizes */
+    bool bidir;        /* -b */
+    bool report_gbits; /* --report_gbits */
+    const char *ib_dev; /* -d, NULL when not given (verbs only) */
+    int ib_port;        /* -i, 0 when not given (verbs only) */
+    int gid_index;      /* -x, -1 when not given (verbs only) */
 };
 
 enum perf_args_status { PERF_ARGS_OK = 0, PERF_ARGS_HELP, PERF_ARGS_BAD };
@@ -32,6 +43,9 @@ enum perf_args_status perf_args_parse(int argc, char **argv, struct perf_args *a
                                       size_t why_len);
 /* Prints the options part of the usage text. */
 void perf_args_usage(FILE *out);
+
+/* True for the point-to-point subcommands, whose options are perftest's. */
+bool perf_args_is_p2p(const char *cmd);
 
 /* Name lookups shared with the report: nccl-tests aliases are accepted on input. */
 bool perf_dtype_parse(const char *name, weft_dtype_t *dtype);

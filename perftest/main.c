@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "core/config.h"
+#include "perftest/p2p.h"
 #include "perftest/perf.h"
 
 static const struct perf_cmd cmds[] = {
@@ -20,6 +21,14 @@ static const struct perf_cmd cmds[] = {
      PERF_REDUCE},
     {"alltoall", "block p of rank r goes to block r of rank p", perf_coll_run, PERF_ALLTOALL},
     {"sendrecv", "rank r sends to r+1 and receives from r-1", perf_coll_run, PERF_SENDRECV},
+    {"send_bw", "perftest send bandwidth, rank 1 to rank 0 (-b: both ways)", perf_p2p_run,
+     PERF_SEND_BW},
+    {"send_lat", "perftest send latency: half a ping-pong round trip", perf_p2p_run,
+     PERF_SEND_LAT},
+    {"write_bw", "RDMA write bandwidth (needs verbs)", perf_p2p_run, PERF_WRITE_BW},
+    {"write_lat", "RDMA write latency (needs verbs)", perf_p2p_run, PERF_WRITE_LAT},
+    {"read_bw", "RDMA read bandwidth (needs verbs)", perf_p2p_run, PERF_READ_BW},
+    {"read_lat", "RDMA read latency (needs verbs)", perf_p2p_run, PERF_READ_LAT},
 };
 #define NCMDS (sizeof(cmds) / sizeof(cmds[0]))
 

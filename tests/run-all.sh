@@ -68,6 +68,14 @@ if [[ $PART != unit ]]; then
     done
     run "weft-perf bfloat16 max --json" 120 "$BIN/weft-run" -n 2 "$BIN/weft-perf" allreduce \
         -b 1K -e 64K -f 8 -d bfloat16 -o max -n 2 -w 1 --json
+    # perftest-style point-to-point sweeps (2 B .. 8 MiB), each size's data checked on the
+    # receiver; small -n keeps each run to seconds.
+    for tp in shm tcp; do
+        run "weft-perf send_lat -a over $tp" 120 "$BIN/weft-run" -n 2 --transport $tp \
+            "$BIN/weft-perf" send_lat -a -n 20
+        run "weft-perf send_bw -a -b over $tp" 120 "$BIN/weft-run" -n 2 --transport $tp \
+            "$BIN/weft-perf" send_bw -a -b -n 20
+    done
     run "weft-info lists transports and every knob" 60 tests/integration/info_check.sh "$BUILD"
     run "install, pkg-config, example program" 300 tests/integration/install_check.sh "$BUILD"
     # Key-value exchange (launcher/kvs.c): the PMI-1 and PMI-2 clients against pmi_fake, a
@@ -119,6 +127,17 @@ if [[ $PART != unit ]]; then
             echo "# skip - $slurm_case: $slurm_skip"
         else
             run "$slurm_case" 900 tests/slurm/run.sh "$BUILD"
+        fi
+    fi
+    # Verbs: a QEMU VM with two soft-RoCE (rdma_rxe) devices (tests/rxe/run.sh boots it once
+    # and checks them with ibv_devinfo, ibv_rc_pingpong and perftest). It needs root; the
+    # first run downloads the kernel package and builds the VM's cache.
+    rxe_case="rxe: soft-RoCE VM: devices, pingpong, ib_write_bw"
+    if [[ -z $FILTER || $rxe_case == *$FILTER* ]]; then
+        if [[ $(id -u) -ne 0 ]]; then
+            echo "# skip - $rxe_case: needs root (apt-get, and qemu exports / to the guest)"
+        else
+            run "$rxe_case" 600 tests/rxe/run.sh "$BUILD"
         fi
     fi
 fi

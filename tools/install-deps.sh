@@ -1,10 +1,22 @@
 #!/bin/sh
 # install-deps.sh - installs the Debian/Ubuntu packages Weft needs to build and test, when
 # they are missing. As root it runs apt-get; otherwise it says what to install.
-#   tools/install-deps.sh [--ci]     (--ci adds clang, for the second compiler build)
+#   tools/install-deps.sh [--ci] [--slurm] [--rxe]
+# --ci adds clang, for the second compiler build; --slurm what the multi-node Slurm harness
+# (tests/slurm) needs: Slurm's daemons and client, munge, PMIx, Open MPI and MPICH; --rxe what
+# the soft-RoCE VM harness (tests/rxe) needs: qemu, initramfs tools, rdma-core's verbs
+# providers and utilities, perftest.
 set -eu
-pkgs="make gcc pkg-config libsodium-dev libcmocka-dev libpmix-dev iproute2 procps"
-[ "${1:-}" = --ci ] && pkgs="$pkgs clang"
+pkgs="make gcc pkg-config libsodium-dev libcmocka-dev libpmix-dev libibverbs-dev iproute2 procps"
+for opt in "$@"; do
+    case $opt in
+        --ci) pkgs="$pkgs clang" ;;
+        --slurm) pkgs="$pkgs slurmctld slurmd slurm-client munge libpmix2 libpmix-dev util-linux"
+                 pkgs="$pkgs openmpi-bin libopenmpi-dev mpich libmpich-dev bc" ;;
+        --rxe) pkgs="$pkgs qemu-system-x86 cpio kmod xz-utils iproute2 ibverbs-providers"
+               pkgs="$pkgs ibverbs-utils perftest rdmacm-utils" ;;
+    esac
+done
 missing=""
 for p in $pkgs; do
     dpkg-query -W -f='${db:Status-Abbrev}' "$p" 2>/dev/null | grep -q '^ii' || missing="$missing $p"

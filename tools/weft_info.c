@@ -1,6 +1,7 @@
 /*
  * weft_info.c - weft-info: the version, the optional parts this build has, the transports
- * usable on this host (and why not the others), and every WEFT_* variable.
+ * usable on this host (and why not the others), the RDMA devices and ports, and every
+ * WEFT_* variable.
  */
 #include <stdio.h>
 #include <string.h>
@@ -9,14 +10,18 @@
 #include "core/netif.h"
 #include "launcher/launch_env.h"
 #include "transport/transport.h"
+#include "transport/verbs_dev.h"
 #include "weft.h"
 
 static void usage(FILE *out)
 {
-    fprintf(out, "Usage: weft-info [--config | --transports | --launch | --version | --help]\n"
+    fprintf(out, "Usage: weft-info [--config | --transports | --devices | --launch | --version |\n"
+                 "                  --help]\n"
                  "With no option prints everything.\n"
                  "  --config      every WEFT_* variable: type, value, default, description\n"
                  "  --transports  the transports of this build and whether they run here\n"
+                 "  --devices     RDMA devices and ports: state, link layer, width, speed, MTU,\n"
+                 "                GIDs with their types and addresses (* marks the one chosen)\n"
                  "  --launch      what weft_comm_init_env would detect here (connects to nothing)\n"
                  "  --version     the version and build features\n");
 }
@@ -102,12 +107,16 @@ int main(int argc, char **argv)
         weft_config_print(stdout);
     } else if (strcmp(what, "--transports") == 0) {
         print_transports();
+    } else if (strcmp(what, "--devices") == 0) {
+        weft_verbs_print(stdout);
     } else if (strcmp(what, "--launch") == 0) {
         print_launch();
     } else if (what[0] == '\0') {
         print_version();
         printf("\n");
         print_transports();
+        printf("\n");
+        weft_verbs_print(stdout);
         printf("\n");
         print_launch();
         printf("\n");
