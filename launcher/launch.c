@@ -88,6 +88,22 @@ static weft_result_t check_pair(const char *rank_name, int rank, const char *siz
     return WEFT_OK;
 }
 
+/* The launcher's local rank and size, each optional, checked against each other when both
+ * are given. */
+static weft_result_t parse_local(struct weft_launch_plan *p, const char *rank_name,
+                                 const char *size_name)
+{
+    const char *lr = env(rank_name), *ls = env(size_name);
+
+    if (lr)
+        WEFT_CHECK(parse_int(rank_name, lr, &p->l.local_rank));
+    if (ls)
+        WEFT_CHECK(parse_int(size_name, ls, &p->l.local_nranks));
+    if (lr && ls)
+        WEFT_CHECK(check_pair(rank_name, p->l.local_rank, size_name, p->l.local_nranks));
+    return WEFT_OK;
+}
+
 static weft_result_t secret_from_hex(const char *hex, uint8_t out[WEFT_BOOT_SECRET_BYTES])
 {
     size_t bin_len = 0;
@@ -297,7 +313,6 @@ static weft_result_t plan_slurm(struct weft_launch_plan *p)
 static weft_result_t plan_torchrun(struct weft_launch_plan *p)
 {
     const char *addr = env("MASTER_ADDR"), *port = env("MASTER_PORT");
-    const char *lr = env("LOCAL_RANK"), *lws = env("LOCAL_WORLD_SIZE");
     int master_port = 0;
 
     p->mode = WEFT_LAUNCH_ROOT_AT;
@@ -306,13 +321,7 @@ static weft_result_t plan_torchrun(struct weft_launch_plan *p)
     WEFT_CHECK(parse_int("RANK", env("RANK"), &p->l.rank));
     WEFT_CHECK(parse_int("WORLD_SIZE", env("WORLD_SIZE"), &p->l.nranks));
     WEFT_CHECK(check_pair("RANK", p->l.rank, "WORLD_SIZE", p->l.nranks));
-    if (lr)
-        WEFT_CHECK(parse_int("LOCAL_RANK", lr, &p->l.local_rank));
-    if (lws)
-        WEFT_CHECK(parse_int("LOCAL_WORLD_SIZE", lws, &p->l.local_nranks));
-    if (lr && lws)
-        WEFT_CHECK(check_pair("LOCAL_RANK", p->l.local_rank, "LOCAL_WORLD_SIZE",
-                              p->l.local_nranks));
+    WEFT_CHECK(parse_local(p, "LOCAL_RANK", "LOCAL_WORLD_SIZE"));
     const char *root = weft_config_str(WEFT_CFG_ROOT);
     if (root && root[0]) {
         WEFT_CHECK(root_override(p));
@@ -351,7 +360,6 @@ static weft_result_t plan_pmix(struct weft_launch_plan *p, const char *kvs)
     WEFT_CHECK(parse_int("PMIX_RANK", env("PMIX_RANK"), &p->l.rank));
     if (ompi) {
         int orank;
-        const char *lr = env("OMPI_COMM_WORLD_LOCAL_RANK"), *ls = env("OMPI_COMM_WORLD_LOCAL_SIZE");
         p->l.source = "Open MPI";
         WEFT_CHECK(parse_int("OMPI_COMM_WORLD_RANK", ompi, &orank));
         WEFT_CHECK(parse_int("OMPI_COMM_WORLD_SIZE", env("OMPI_COMM_WORLD_SIZE"),
@@ -362,13 +370,7 @@ static weft_result_t plan_pmix(struct weft_launch_plan *p, const char *kvs)
             return WEFT_ERROR(WEFT_ERR_INVALID_ARG,
                               "OMPI_COMM_WORLD_RANK=%d and PMIX_RANK=%d disagree", orank,
                               p->l.rank);
-        if (lr && ls) {
-            WEFT_CHECK(parse_int("OMPI_COMM_WORLD_LOCAL_RANK", lr, &p->l.local_rank));
-            WEFT_CHECK(parse_int("OMPI_COMM_WORLD_LOCAL_SIZE", ls, &p->l.local_nranks));
-            WEFT_CHECK(check_pair("OMPI_COMM_WORLD_LOCAL_RANK", p->l.local_rank,
-                                  "OMPI_COMM_WORLD_LOCAL_SIZE", p->l.local_nranks));
-        }
-        return WEFT_OK;
+        return parse_local(p, "OMPI_COMM_WORLD_LOCAL_RANK", "OMPI_COMM_WORLD_LOCAL_SIZE");
     }
     p->l.source = "PMIx";
     /* srun --mpi=pmix started us itself: its SLURM_* describe this rank. Under another PMIx
@@ -384,7 +386,7 @@ static weft_result_t plan_pmix(struct weft_launch_plan *p, const char *kvs)
 /* PMI-1 (MPICH hydra) or PMI-2 (srun --mpi=pmi2) on PMI_FD. */
 static weft_result_t plan_pmi(struct weft_launch_plan *p, const char *kvs)
 {
-    const char *lr = env("MPI_LOCALRANKID"), *ln = env("MPI_LOCALNRANKS");
+    const char *lr = env("MPI_LOCALRANKID");
 
     p->mode = WEFT_LAUNCH_KVS;
     p->l.rendezvous = kvs;
@@ -396,14 +398,7 @@ static weft_result_t plan_pmi(struct weft_launch_plan *p, const char *kvs)
         return slurm_local(p);
     }
     p->l.source = "MPICH";
-    if (lr)
-        WEFT_CHECK(parse_int("MPI_LOCALRANKID", lr, &p->l.local_rank));
-    if (ln)
-        WEFT_CHECK(parse_int("MPI_LOCALNRANKS", ln, &p->l.local_nranks));
-    if (lr && ln)
-        WEFT_CHECK(check_pair("MPI_LOCALRANKID", p->l.local_rank, "MPI_LOCALNRANKS",
-                              p->l.local_nranks));
-    return WEFT_OK;
+    return parse_local(p, "MPI_LOCALRANKID", "MPI_LOCALNRANKS");
 }
 
 /* A Slurm step's own variables can stand in for a PMI that Weft cannot speak. */
