@@ -42,6 +42,12 @@ ifeq ($(HAVE_VERBS),yes)
 ALL_CFLAGS   += -DWEFT_HAVE_VERBS $(shell $(PKG_CONFIG) --cflags libibverbs)
 LDLIBS       += $(shell $(PKG_CONFIG) --libs libibverbs)
 endif
+# UCX (Debian's libucx-dev ships ucx.pc): the ucx transport (transport/ucx*.c), chosen only
+# with WEFT_TRANSPORT=ucx. Without it those files build to nothing and net.c lists no ucx.
+ifeq ($(HAVE_UCX),yes)
+ALL_CFLAGS   += -DWEFT_HAVE_UCX $(shell $(PKG_CONFIG) --cflags ucx)
+LDLIBS       += $(shell $(PKG_CONFIG) --libs ucx)
+endif
 HAVE_CMOCKA  := $(call have,cmocka)
 FEATURES := cuda=$(HAVE_CUDA) verbs=$(HAVE_VERBS) ucx=$(HAVE_UCX) hwloc=$(HAVE_HWLOC) \
             pmix=$(HAVE_PMIX)

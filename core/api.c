@@ -8,6 +8,7 @@
 #include "comm.h"
 #include "error.h"
 #include "log.h"
+#include "transport/net.h"
 
 /* Operations queued by weft_group_start on this thread, run at the outermost end. */
 struct group_entry {
@@ -240,25 +241,14 @@ weft_result_t weft_barrier(weft_comm_t comm, weft_stream_t stream)
     return submit(comm, &o, stream);
 }
 
-/* No transport of this build needs registration; the handle records the range so that the
- * verbs transport can register it when it arrives. */
-struct mem_handle {
-    void *buf;
-    size_t size;
-};
-
+/* The handle is the net's: a registration with every transport that registers memory. */
 weft_result_t weft_mem_register(weft_comm_t comm, void *buf, size_t size, void **handle)
 {
     weft_error_clear();
-    if (!comm || !handle || (!buf && size))
+    if (!comm || !handle || !buf || !size)
         return WEFT_ERROR(WEFT_ERR_INVALID_ARG,
-                          "weft_mem_register: comm, handle or buf is NULL");
-    struct mem_handle *h = malloc(sizeof(*h));
-    if (!h)
-        return WEFT_ERROR(WEFT_ERR_NO_MEMORY, "weft_mem_register: out of memory");
-    *h = (struct mem_handle){buf, size};
-    *handle = h;
-    return WEFT_OK;
+                          "weft_mem_register: comm, handle or buf is NULL, or size is 0");
+    return weft_net_reg(comm->net, buf, size, handle);
 }
 
 weft_result_t weft_mem_deregister(weft_comm_t comm, void *handle)
@@ -266,6 +256,6 @@ weft_result_t weft_mem_deregister(weft_comm_t comm, void *handle)
     weft_error_clear();
     if (!comm || !handle)
         return WEFT_ERROR(WEFT_ERR_INVALID_ARG, "weft_mem_deregister: comm or handle is NULL");
-    free(handle);
+    weft_net_dereg(comm->net, handle);
     return WEFT_OK;
 }

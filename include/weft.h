@@ -150,7 +150,9 @@ WEFT_API weft_result_t weft_group_start(void);
 WEFT_API weft_result_t weft_group_end(void);
 
 /* ---- memory registration ---------------------------------------------------------------- */
-/* Registers a user buffer for zero-copy transfers on transports that need it. */
+/* Registers a user buffer for zero-copy transfers on transports that need it: over verbs the
+ * buffer is pinned and registered once, so that large messages in it skip per-message
+ * registration. Deregister it before freeing the memory. */
 WEFT_API weft_result_t weft_mem_register(weft_comm_t comm, void *buf, size_t size, void **handle);
 WEFT_API weft_result_t weft_mem_deregister(weft_comm_t comm, void *handle);
 

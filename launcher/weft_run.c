@@ -23,6 +23,7 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "launcher/bootstrap.h"
+#include "transport/transport.h"
 #include "weft.h"
 
 #define GRACE_S 3.0
@@ -36,11 +37,12 @@ struct rank_proc {
 static void usage(FILE *out)
 {
     fprintf(out,
-            "usage: weft-run -n N [--transport shm|tcp|auto] [--timeout SECONDS]\n"
+            "usage: weft-run -n N [--transport T] [--timeout SECONDS]\n"
             "                [-x NAME=VALUE]... [--] program [args...]\n"
             "Starts N ranks of `program` on this host, connected through Weft's bootstrap.\n"
             "  -n, --np N             number of ranks (1..%d)\n"
-            "  --transport T          force the transport: shm, tcp or auto (WEFT_TRANSPORT)\n"
+            "  --transport T          force the transport: auto, shm, verbs, ucx or tcp\n"
+            "                         (WEFT_TRANSPORT; verbs and ucx when built)\n"
             "  --timeout SECONDS      bound on every wait (WEFT_TIMEOUT)\n"
             "  -x NAME=VALUE          set an environment variable in every rank\n"
             "  --local                start local ranks even inside a Slurm allocation\n"
@@ -274,8 +276,9 @@ int main(int argc, char **argv)
             break;
         }
         case 't':
-            if (strcmp(optarg, "shm") && strcmp(optarg, "tcp") && strcmp(optarg, "auto")) {
-                fprintf(stderr, "weft-run: --transport wants shm, tcp or auto, not \"%s\"\n",
+            if (strcmp(optarg, "auto") && !weft_transport_find(optarg)) {
+                fprintf(stderr, "weft-run: --transport wants auto or a transport of this "
+                                "build (weft-info --transports), not \"%s\"\n",
                         optarg);
                 return 2;
             }

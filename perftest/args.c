@@ -116,9 +116,12 @@ void perf_args_usage(FILE *out)
             "  -n, --iters N         iterations per size (default 5000 bw, 1000 lat; fewer\n"
             "                        for big sizes unless -n is given)\n"
             "  -b, --bidirectional   both ranks send at once (bw tests)\n"
+            "  -t, --tx-depth N      messages in flight in the bw tests (default 128)\n"
             "      --report_gbits    bandwidth in Gb/sec instead of MB/sec\n"
             "  -d, --ib-dev DEV, -i, --ib-port PORT, -x, --gid-index N\n"
-            "                        RDMA device, port and GID (verbs transport only)\n"
+            "                        RDMA device, port and GID of the verbs transport\n"
+            "                        (WEFT_IB_HCA, WEFT_IB_GID_INDEX); write_* and read_*\n"
+            "                        move large messages by RDMA WRITE or READ over verbs\n"
             "      --csv, --json     as above\n");
 }
 
@@ -161,6 +164,7 @@ static enum perf_args_status parse_p2p(int argc, char **argv, struct perf_args *
         {"all", no_argument, NULL, 'a'},
         {"iters", required_argument, NULL, 'n'},
         {"bidirectional", no_argument, NULL, 'b'},
+        {"tx-depth", required_argument, NULL, 't'},
         {"report_gbits", no_argument, NULL, 'G'},
         {"ib-dev", required_argument, NULL, 'd'},
         {"ib-port", required_argument, NULL, 'i'},
@@ -178,7 +182,7 @@ static enum perf_args_status parse_p2p(int argc, char **argv, struct perf_args *
     a->gid_index = -1;
     opterr = 0;
     optind = 1;
-    while ((c = getopt_long(argc, argv, ":s:an:bd:i:x:h", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":s:an:bt:d:i:x:h", longopts, NULL)) != -1) {
         switch (c) {
         case 's':
             if (!parse_bytes(optarg, &a->size) || a->size == 0)
@@ -192,6 +196,11 @@ static enum perf_args_status parse_p2p(int argc, char **argv, struct perf_args *
             a->iters_given = true;
             break;
         case 'b': a->bidir = true; break;
+        case 't':
+            if (!parse_int(optarg, 1, 1 << 16, &v))
+                return bad(why, why_len, "bad tx depth '%s' (1..65536)", optarg);
+            a->tx_depth = (int)v;
+            break;
         case 'G': a->report_gbits = true; break;
         case 'd': a->ib_dev = optarg; break;
         case 'i':

@@ -1,7 +1,7 @@
 /*
  * args.h - the command line of weft-perf: a subcommand followed by nccl-tests style options
  * (-b -e -f -n -w -c -d -o -r, --csv, --json), or for the point-to-point tests perftest's
- * (-s -a -n -b -d -i -x --report_gbits).
+ * (-s -a -n -b -t -d -i -x --report_gbits).
  */
 #ifndef WEFT_PERFTEST_ARGS_H
 #define WEFT_PERFTEST_ARGS_H
@@ -30,10 +30,11 @@ struct perf_args {
     bool all_sizes;    /* -a: 2 B .. 8 MiB by powers of two */
     bool iters_given;  /* -n was given: no clamping for big sizes */
     bool bidir;        /* -b */
+    int tx_depth;      /* -t; 0: the default (128, as ib_write_bw) */
     bool report_gbits; /* --report_gbits */
-    const char *ib_dev; /* -d, NULL when not given (verbs only) */
-    int ib_port;        /* -i, 0 when not given (verbs only) */
-    int gid_index;      /* -x, -1 when not given (verbs only) */
+    const char *ib_dev; /* -d, NULL when not given (verbs) */
+    int ib_port;        /* -i, 0 when not given (verbs) */
+    int gid_index;      /* -x, -1 when not given (verbs) */
 };
 
 enum perf_args_status { PERF_ARGS_OK = 0, PERF_ARGS_HELP, PERF_ARGS_BAD };

@@ -25,10 +25,14 @@ static const struct perf_cmd cmds[] = {
      PERF_SEND_BW},
     {"send_lat", "perftest send latency: half a ping-pong round trip", perf_p2p_run,
      PERF_SEND_LAT},
-    {"write_bw", "RDMA write bandwidth (needs verbs)", perf_p2p_run, PERF_WRITE_BW},
-    {"write_lat", "RDMA write latency (needs verbs)", perf_p2p_run, PERF_WRITE_LAT},
-    {"read_bw", "RDMA read bandwidth (needs verbs)", perf_p2p_run, PERF_READ_BW},
-    {"read_lat", "RDMA read latency (needs verbs)", perf_p2p_run, PERF_READ_LAT},
+    {"write_bw", "send_bw by RDMA WRITE over verbs (messages elsewhere)", perf_p2p_run,
+     PERF_WRITE_BW},
+    {"write_lat", "send_lat by RDMA WRITE over verbs (messages elsewhere)", perf_p2p_run,
+     PERF_WRITE_LAT},
+    {"read_bw", "send_bw, large messages by RDMA READ over verbs", perf_p2p_run,
+     PERF_READ_BW},
+    {"read_lat", "send_lat, large messages by RDMA READ over verbs", perf_p2p_run,
+     PERF_READ_LAT},
 };
 #define NCMDS (sizeof(cmds) / sizeof(cmds[0]))
 
@@ -79,6 +83,13 @@ int main(int argc, char **argv)
             fprintf(stderr, "weft-perf: unknown subcommand '%s'\n", args.cmd);
             usage(stderr);
         }
+        return 2;
+    }
+    /* The verbs transport reads its device and protocol knobs when the communicator is made. */
+    if (cmd->run == perf_p2p_run && !perf_p2p_env(&args, (enum perf_p2p)cmd->arg, why,
+                                                  sizeof(why))) {
+        if (speaks())
+            fprintf(stderr, "weft-perf: %s: %s\n", cmd->name, why);
         return 2;
     }
 

@@ -1,6 +1,6 @@
 /*
- * p2p.c - weft-perf's point-to-point tests after perftest: send_bw streams messages from rank
- * 1 to rank 0 (both ways with -b), send_lat ping-pongs; perftest's columns, any transport.
+ * p2p.c - weft-perf's point-to-point tests after perftest: *_bw streams messages from rank 1
+ * to rank 0 (both ways with -b), *_lat ping-pongs; perftest's columns, any transport.
  */
 #include "perftest/p2p.h"
 
@@ -10,41 +10,54 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/comm.h"
+#include "core/config.h"
 #include "perftest/fill.h"
 
 #define P2P_SERVER 0 /* receives in send_bw, answers in send_lat, prints */
 #define P2P_CLIENT 1
 #define P2P_ALL_MIN ((size_t)2)       /* -a: perftest's range */
 #define P2P_ALL_MAX ((size_t)8 << 20)
-#define P2P_TX_DEPTH 128              /* perftest's default: messages in flight per group */
+#define P2P_TX_DEPTH 128              /* ib_write_bw's default -t: messages in flight */
+/* The head of each verbs ring entry (struct verbs_entry, transport/verbs_internal.h): a
+ * message up to WEFT_IB_EAGER_SIZE less this goes eagerly, larger ones by rendezvous. */
+#define P2P_VERBS_ENTRY_BYTES ((size_t)48)
 /* Default iteration counts shrink for big sizes so that -a takes seconds, not minutes: at most
  * this many bytes per size and direction, and never fewer than P2P_MIN_ITERS. */
 #define P2P_BW_BUDGET ((size_t)512 << 20)
 #define P2P_LAT_BUDGET ((size_t)128 << 20)
 #define P2P_MIN_ITERS 16
+/* Untimed messages before each size: enough to warm the path, capped in bytes so that the
+ * big sizes do not double a sweep's time on slow links (soft-RoCE moves tens of MB/s). */
+#define P2P_WARMUP_BYTES ((size_t)4 << 20)
+#define P2P_LAT_WARMUP 50
 
 struct p2p_desc {
     const char *name;
     const char *title;
     bool lat;
-    bool one_sided; /* RDMA write/read: needs the verbs transport */
 };
 
 static const struct p2p_desc descs[] = {
-    [PERF_SEND_BW] = {"send_bw", "Send BW Test", false, false},
-    [PERF_SEND_LAT] = {"send_lat", "Send Latency Test", true, false},
-    [PERF_WRITE_BW] = {"write_bw", "RDMA Write BW Test", false, true},
-    [PERF_WRITE_LAT] = {"write_lat", "RDMA Write Latency Test", true, true},
-    [PERF_READ_BW] = {"read_bw", "RDMA Read BW Test", false, true},
-    [PERF_READ_LAT] = {"read_lat", "RDMA Read Latency Test", true, true},
+    [PERF_SEND_BW] = {"send_bw", "Send BW Test", false},
+    [PERF_SEND_LAT] = {"send_lat", "Send Latency Test", true},
+    [PERF_WRITE_BW] = {"write_bw", "RDMA Write BW Test", false},
+    [PERF_WRITE_LAT] = {"write_lat", "RDMA Write Latency Test", true},
+    [PERF_READ_BW] = {"read_bw", "RDMA Read BW Test", false},
+    [PERF_READ_LAT] = {"read_lat", "RDMA Read Latency Test", true},
 };
 
 struct p2p {
     const struct perf_ctx *ctx;
     const struct p2p_desc *d;
     const struct perf_args *a;
+    enum perf_p2p test;
     int peer;
+    const char *transport; /* what carries the messages to the peer ("verbs", "shm", ...) */
+    int tx_depth;          /* bw: messages in flight */
+    size_t maxsize;        /* bytes of each buffer */
     char *sendbuf, *recvbuf;
+    void *send_reg, *recv_reg; /* weft_mem_register handles */
     double *stamps;  /* bw: time after each group */
     double *samples; /* lat: one-way latency of each iteration, usec */
     bool speaks;     /* rank 0 prints */
@@ -72,6 +85,14 @@ static int iters_for(const struct p2p *p, size_t size)
     if (cap < P2P_MIN_ITERS)
         cap = P2P_MIN_ITERS;
     return (int)(iters < cap ? iters : cap);
+}
+
+/* At most `most` untimed messages of `size`, within P2P_WARMUP_BYTES but at least 2. */
+static int warmup_for(size_t size, int most)
+{
+    size_t cap = P2P_WARMUP_BYTES / size;
+    cap = cap < 2 ? 2 : cap;
+    return (size_t)most < cap ? most : (int)cap;
 }
 
 static const char *bw_unit(const struct perf_args *a)
@@ -113,8 +134,10 @@ static long long check_size(const struct p2p *p, size_t size, bool both_ways)
     return total;
 }
 
-/* `count` messages, in groups of `group` so that many are in flight; stamps[g + 1] is the
- * time group g completed (when stamps is not NULL). */
+/* `count` messages, in groups of `group` so that many are in flight: weft's group posts them
+ * all at once, so rendezvous handshakes overlap as under ib_write_bw's tx depth (the window
+ * drains at each group's end, weft.h having no non-blocking send). stamps[g + 1] is the time
+ * group g completed (when stamps is not NULL). */
 static void bw_stream(const struct p2p *p, size_t size, int count, int group, double *stamps)
 {
     const struct perf_ctx *ctx = p->ctx;
@@ -139,15 +162,15 @@ static void bw_stream(const struct p2p *p, size_t size, int count, int group, do
 }
 
 /* Timed on the server, which sees each message arrive: the average is all the bytes over
- * all the time, the peak the best window of about a tenth of the iterations. */
+ * all the time, the peak the best window of about a tenth of the groups (of the tx depth). */
 static struct bw_row bw_size(const struct p2p *p, size_t size, int iters)
 {
     const struct perf_ctx *ctx = p->ctx;
-    int group = iters / 10;
-    group = group < 1 ? 1 : group > P2P_TX_DEPTH ? P2P_TX_DEPTH : group;
+    int group = iters < p->tx_depth ? iters : p->tx_depth;
     int ngroups = (iters + group - 1) / group;
 
-    bw_stream(p, size, iters < P2P_TX_DEPTH ? iters : P2P_TX_DEPTH, group, NULL); /* warmup */
+    int warmup = warmup_for(size, group);
+    bw_stream(p, size, warmup, warmup, NULL);
     PERF_TRY(ctx, weft_barrier(ctx->comm, NULL));
     bw_stream(p, size, iters, group, p->stamps);
 
@@ -193,7 +216,7 @@ static void lat_size(const struct p2p *p, size_t size, int iters, double *stats)
     weft_comm_t comm = ctx->comm;
     bool client = ctx->rank == P2P_CLIENT;
     /* Untimed round trips first, so connection setup and cold caches stay out of t_max. */
-    int warmup = iters < 50 ? iters : 50;
+    int warmup = warmup_for(size, iters < P2P_LAT_WARMUP ? iters : P2P_LAT_WARMUP);
     PERF_TRY(ctx, weft_barrier(comm, NULL));
     for (int i = -warmup; i < iters; i++) {
         if (client) {
@@ -228,6 +251,53 @@ static void lat_size(const struct p2p *p, size_t size, int iters, double *stats)
     }
 }
 
+static bool over_verbs(const struct p2p *p)
+{
+    return strcmp(p->transport, "verbs") == 0;
+}
+
+/* The verbs protocol lines: eager, rendezvous, and for read_* that small messages stay writes. */
+static void print_verbs_protocol(const struct p2p *p)
+{
+    size_t slot = weft_config_size(WEFT_CFG_IB_EAGER_SIZE);
+    size_t eager = slot > P2P_VERBS_ENTRY_BYTES ? slot - P2P_VERBS_ENTRY_BYTES : 0;
+    bool read = strcmp(weft_config_str(WEFT_CFG_IB_RNDV), "read") == 0;
+    const char *hca = weft_config_str(WEFT_CFG_IB_HCA);
+    long long gid = (long long)weft_config_int(WEFT_CFG_IB_GID_INDEX);
+    printf(" Device         : %s%s, GID index %s", hca[0] ? "WEFT_IB_HCA=" : "",
+           hca[0] ? hca : "every active port, one per local rank", gid < 0 ? "auto" : "");
+    if (gid >= 0)
+        printf("%lld", gid);
+    printf("\n Eager          : up to %zu B by RDMA WRITE WITH IMMEDIATE into the peer's ring "
+           "(inline up to %zu B)\n", eager, weft_config_size(WEFT_CFG_IB_INLINE));
+    printf(" Rendezvous     : above %zu B, zero-copy RDMA %s (WEFT_IB_RNDV=%s)\n", eager,
+           read ? "READ of the send buffer" : "WRITE into the receive buffer",
+           read ? "read" : "write");
+    if (perf_p2p_rndv(p->test) != NULL && read)
+        printf(" Note           : messages up to %zu B stay eager RDMA writes; only larger ones "
+               "are RDMA READs\n", eager);
+}
+
+/* Which transport carried the test, and for verbs how. */
+static void print_transport(const struct p2p *p)
+{
+    if (over_verbs(p)) {
+        printf(" Transport      : verbs\n");
+        print_verbs_protocol(p);
+    } else if (perf_p2p_rndv(p->test) != NULL) {
+        printf(" Transport      : %s (no one-sided RDMA there: %s runs as messages)\n",
+               p->transport, p->d->name);
+    } else {
+        printf(" Transport      : %s\n", p->transport);
+    }
+    if (!over_verbs(p) && (p->a->ib_dev != NULL || p->a->ib_port != 0 || p->a->gid_index >= 0))
+        printf(" Note           : -d, -i and -x apply to verbs only: unused here\n");
+    printf(" Buffers        : 2 x %zu B, page-aligned, registered (weft_mem_register)\n",
+           p->maxsize);
+    if (!p->d->lat)
+        printf(" TX depth       : %d\n", p->tx_depth);
+}
+
 static void print_header(const struct p2p *p, const struct perf_rank_info *infos)
 {
     const struct perf_args *a = p->a;
@@ -245,9 +315,12 @@ static void print_header(const struct p2p *p, const struct perf_rank_info *infos
                "\"client\": {\"pid\": %d, \"host\": \"%s\"}",
                p->d->name, (int)infos[P2P_SERVER].pid, infos[P2P_SERVER].host,
                (int)infos[P2P_CLIENT].pid, infos[P2P_CLIENT].host);
+        printf(", \"transport\": \"%s\"", p->transport);
+        if (over_verbs(p))
+            printf(", \"rndv\": \"%s\"", weft_config_str(WEFT_CFG_IB_RNDV));
         if (!p->d->lat)
-            printf(", \"bidirectional\": %s, \"bw_unit\": \"%s\"", a->bidir ? "true" : "false",
-                   bw_unit(a));
+            printf(", \"bidirectional\": %s, \"bw_unit\": \"%s\", \"tx_depth\": %d",
+                   a->bidir ? "true" : "false", bw_unit(a), p->tx_depth);
         printf(",\n \"rows\": [");
         return;
     }
@@ -257,6 +330,7 @@ static void print_header(const struct p2p *p, const struct perf_rank_info *infos
            infos[P2P_SERVER].host);
     printf(" Client         : rank 1, pid %d on %s\n", (int)infos[P2P_CLIENT].pid,
            infos[P2P_CLIENT].host);
+    print_transport(p);
     printf(" Data check     : one message per size and direction, pattern verified\n");
     printf("%s\n", line);
     if (p->d->lat)
@@ -331,20 +405,69 @@ static const char *refusal(const struct perf_ctx *ctx, const struct p2p_desc *d,
                            size_t len)
 {
     const struct perf_args *a = ctx->args;
-    if (d->one_sided)
-        return "needs a transport with one-sided RDMA (verbs), not available in this build: "
-               "use send_bw/send_lat";
-    if (a->ib_dev != NULL || a->ib_port != 0 || a->gid_index >= 0)
-        return "-d, -i and -x choose an RDMA device, port and GID: they need the verbs "
-               "transport, not available in this build";
     if (d->lat && a->bidir)
         return "-b applies to the bandwidth tests only";
+    if (d->lat && a->tx_depth != 0)
+        return "-t applies to the bandwidth tests only";
     if (ctx->nranks != 2) {
         snprintf(buf, len, "runs on exactly 2 ranks (rank 0 the server, rank 1 the client), "
                  "not %d: weft-run -n 2", ctx->nranks);
         return buf;
     }
     return NULL;
+}
+
+/* Page-aligned send and receive buffers of `bytes`, registered so that no message pays for
+ * its registration (the verbs rendezvous writes or reads them in place), and the timing
+ * arrays for up to `max_iters` iterations. */
+static void setup_buffers(struct p2p *p, size_t bytes, int max_iters)
+{
+    const struct perf_ctx *ctx = p->ctx;
+    p->maxsize = bytes;
+    if (posix_memalign((void **)&p->sendbuf, 4096, bytes) != 0 ||
+        posix_memalign((void **)&p->recvbuf, 4096, bytes) != 0)
+        perf_die(ctx, "cannot allocate the message buffers");
+    /* Touch every page first, as perftest does, so registration pins real memory. */
+    memset(p->sendbuf, 0, bytes);
+    memset(p->recvbuf, 0, bytes);
+    p->stamps = calloc((size_t)max_iters + 1, sizeof(double));
+    p->samples = calloc((size_t)max_iters, sizeof(double));
+    if (p->stamps == NULL || p->samples == NULL)
+        perf_die(ctx, "cannot allocate the timing arrays");
+    PERF_TRY(ctx, weft_mem_register(ctx->comm, p->sendbuf, bytes, &p->send_reg));
+    PERF_TRY(ctx, weft_mem_register(ctx->comm, p->recvbuf, bytes, &p->recv_reg));
+}
+
+static void free_buffers(struct p2p *p)
+{
+    const struct perf_ctx *ctx = p->ctx;
+    PERF_TRY(ctx, weft_mem_deregister(ctx->comm, p->recv_reg));
+    PERF_TRY(ctx, weft_mem_deregister(ctx->comm, p->send_reg));
+    free(p->samples);
+    free(p->stamps);
+    free(p->recvbuf);
+    free(p->sendbuf);
+}
+
+/* One row: the data check, then the timed run. */
+static void run_size(struct p2p *p, size_t size)
+{
+    int iters = iters_for(p, size);
+    /* The *_lat pong carries data too, so both directions are checked there. */
+    p->wrong += check_size(p, size, p->a->bidir || p->d->lat);
+    if (p->d->lat) {
+        double stats[LAT_NSTATS] = {0};
+        lat_size(p, size, iters, stats);
+        if (p->speaks)
+            print_lat(p, size, iters, stats);
+    } else {
+        struct bw_row row = bw_size(p, size, iters);
+        if (p->speaks)
+            print_bw(p, size, iters, &row);
+    }
+    if (p->speaks)
+        fflush(stdout);
+    p->nrows++;
 }
 
 int perf_p2p_run(const struct perf_ctx *ctx, const struct perf_cmd *cmd)
@@ -354,7 +477,9 @@ int perf_p2p_run(const struct perf_ctx *ctx, const struct perf_cmd *cmd)
         .ctx = ctx,
         .d = &descs[cmd->arg],
         .a = a,
+        .test = (enum perf_p2p)cmd->arg,
         .peer = 1 - ctx->rank,
+        .tx_depth = a->tx_depth > 0 ? a->tx_depth : P2P_TX_DEPTH,
         .speaks = ctx->rank == P2P_SERVER,
     };
     char why[160];
@@ -364,53 +489,29 @@ int perf_p2p_run(const struct perf_ctx *ctx, const struct perf_cmd *cmd)
             fprintf(stderr, "weft-perf: %s: %s\n", p.d->name, no);
         return 2;
     }
+    p.transport = weft_net_peer_transport(ctx->comm->net, p.peer);
 
     size_t minsize = a->all_sizes ? P2P_ALL_MIN : a->size != 0 ? a->size : p.d->lat ? 2 : 65536;
     size_t maxsize = a->all_sizes ? P2P_ALL_MAX : minsize;
-    int max_iters = a->iters_given ? a->iters : iters_for(&p, minsize);
+    int max_iters = 0;
     for (size_t s = minsize; s <= maxsize; s *= 2) {
         int it = iters_for(&p, s);
         max_iters = it > max_iters ? it : max_iters;
     }
-    if (posix_memalign((void **)&p.sendbuf, 4096, maxsize) != 0 ||
-        posix_memalign((void **)&p.recvbuf, 4096, maxsize) != 0)
-        perf_die(ctx, "cannot allocate the message buffers");
-    p.stamps = calloc((size_t)max_iters + 1, sizeof(double));
-    p.samples = calloc((size_t)max_iters, sizeof(double));
+    setup_buffers(&p, maxsize, max_iters);
     struct perf_rank_info infos[2];
-    if (p.stamps == NULL || p.samples == NULL)
-        perf_die(ctx, "cannot allocate the timing arrays");
     perf_gather_ranks(ctx, infos);
 
     if (p.speaks) {
         print_header(&p, infos);
         fflush(stdout);
     }
-    for (size_t size = minsize; size <= maxsize; size *= 2) {
-        int iters = iters_for(&p, size);
-        /* send_lat's pong carries data too, so both directions are checked there. */
-        p.wrong += check_size(&p, size, a->bidir || p.d->lat);
-        if (p.d->lat) {
-            double stats[LAT_NSTATS] = {0};
-            lat_size(&p, size, iters, stats);
-            if (p.speaks)
-                print_lat(&p, size, iters, stats);
-        } else {
-            struct bw_row row = bw_size(&p, size, iters);
-            if (p.speaks)
-                print_bw(&p, size, iters, &row);
-        }
-        if (p.speaks)
-            fflush(stdout);
-        p.nrows++;
-    }
+    for (size_t size = minsize; size <= maxsize; size *= 2)
+        run_size(&p, size);
     if (p.speaks) {
         print_footer(&p);
         fflush(stdout);
     }
-    free(p.samples);
-    free(p.stamps);
-    free(p.recvbuf);
-    free(p.sendbuf);
+    free_buffers(&p);
     return p.wrong > 0 ? 1 : 0;
 }

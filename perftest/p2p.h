@@ -1,9 +1,13 @@
 /*
- * p2p.h - weft-perf's point-to-point tests in perftest's style (send_bw, send_lat, and the
- * one-sided write/read tests that need the verbs transport).
+ * p2p.h - weft-perf's point-to-point tests in perftest's style: send_bw/send_lat, and
+ * write_bw/write_lat/read_bw/read_lat, which over verbs move large messages by RDMA WRITE or
+ * RDMA READ and elsewhere time the transport's message path.
  */
 #ifndef WEFT_PERFTEST_P2P_H
 #define WEFT_PERFTEST_P2P_H
+
+#include <stdbool.h>
+#include <stddef.h>
 
 #include "perftest/perf.h"
 
@@ -17,5 +21,12 @@ enum perf_p2p {
     PERF_READ_LAT,
 };
 int perf_p2p_run(const struct perf_ctx *ctx, const struct perf_cmd *cmd);
+
+/* Before the communicator exists (p2p_env.c): turns -d/-i/-x into WEFT_IB_HCA and
+ * WEFT_IB_GID_INDEX, sets WEFT_IB_RNDV for write_* and read_*, and reloads the config.
+ * False with a one-line reason in `why` when that cannot be done. */
+bool perf_p2p_env(const struct perf_args *a, enum perf_p2p test, char *why, size_t why_len);
+/* The verbs rendezvous mode `test` runs with: "write", "read", or NULL (the environment's). */
+const char *perf_p2p_rndv(enum perf_p2p test);
 
 #endif /* WEFT_PERFTEST_P2P_H */

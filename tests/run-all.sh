@@ -59,6 +59,38 @@ if [[ $PART != unit ]]; then
         run "errors over $tp: ranks disagree on nranks" 120 env WEFT_TIMEOUT=3 \
             "$BIN/weft-run" -n 3 --transport $tp "$T/errors_check" nranks
     done
+    # UCX (built with libucx-dev; used only with --transport ucx): conformance, every collective
+    # and the error paths, over UCX's tcp and over its shared-memory transports (posix and sysv
+    # for messages, cma for single-copy), then a UCX that cannot start and ranks that have no
+    # UCX transport in common. Each must fail on every rank within WEFT_TIMEOUT.
+    if "$BIN/weft-info" --version 2>/dev/null | grep -q 'ucx=yes'; then
+        for tls in tcp posix,sysv,cma,self; do
+            run "transport ucx ($tls): conformance" 300 env UCX_TLS=$tls "$T/transport_check" ucx
+            for n in 2 3 4; do
+                run "collectives over ucx ($tls), $n ranks" 600 env UCX_TLS=$tls \
+                    "$BIN/weft-run" -n $n --transport ucx "$T/coll_check"
+            done
+            run "errors over ucx ($tls): bad arguments" 120 env UCX_TLS=$tls "$BIN/weft-run" -n 3 \
+                --transport ucx "$T/errors_check" args
+            run "errors over ucx ($tls): dead peer" 120 env UCX_TLS=$tls "$BIN/weft-run" -n 4 \
+                --transport ucx "$T/errors_check" dead-peer
+            run "errors over ucx ($tls): silent peer" 120 env UCX_TLS=$tls WEFT_TIMEOUT=3 \
+                "$BIN/weft-run" -n 3 --transport ucx "$T/errors_check" silent-peer
+            run "weft-perf send_lat -a over ucx ($tls)" 120 env UCX_TLS=$tls "$BIN/weft-run" -n 2 \
+                --transport ucx "$BIN/weft-perf" send_lat -a -n 20
+            run "weft-perf send_bw -a -b over ucx ($tls)" 120 env UCX_TLS=$tls "$BIN/weft-run" \
+                -n 2 --transport ucx "$BIN/weft-perf" send_bw -a -b -n 20
+        done
+        run "errors over ucx: UCX not initialisable (UCX_TLS=nonexistent)" 120 \
+            env UCX_TLS=nonexistent WEFT_TIMEOUT=10 "$BIN/weft-run" -n 3 --transport ucx \
+            "$T/errors_check" init-fails ucp_init UCX_TLS=nonexistent
+        run "errors over ucx: no UCX transport in common (unreachable peer)" 120 \
+            env WEFT_TIMEOUT=10 "$BIN/weft-run" -n 2 --transport ucx sh -c \
+            'if [ "$WEFT_RANK" = 0 ]; then export UCX_TLS=tcp; else export UCX_TLS=posix,self; fi
+             exec "$0" init-fails "cannot reach rank" ucp_ep_create' "$T/errors_check"
+    else
+        echo "# skip - ucx: this build has no UCX (install libucx-dev and rebuild)"
+    fi
     run "collectives over shm with single-copy (CMA), 4 ranks" 600 env WEFT_SHM_CMA=1 \
         "$BIN/weft-run" -n 4 --transport shm "$T/coll_check"
     run "mixed: shm and tcp chosen per peer (auto)" 600 "$BIN/weft-run" -n 4 "$T/coll_check" --quick
@@ -130,14 +162,15 @@ if [[ $PART != unit ]]; then
         fi
     fi
     # Verbs: a QEMU VM with two soft-RoCE (rdma_rxe) devices (tests/rxe/run.sh boots it once
-    # and checks them with ibv_devinfo, ibv_rc_pingpong and perftest). It needs root; the
-    # first run downloads the kernel package and builds the VM's cache.
-    rxe_case="rxe: soft-RoCE VM: devices, pingpong, ib_write_bw"
+    # and checks them with ibv_devinfo, ibv_rc_pingpong and perftest, then runs Weft's verbs
+    # transport there: conformance, every collective, mixed shm + verbs, the error paths).
+    # It needs root; the first run downloads the kernel package and builds the VM's cache.
+    rxe_case="rxe: soft-RoCE VM: devices, perftest, Weft over verbs"
     if [[ -z $FILTER || $rxe_case == *$FILTER* ]]; then
         if [[ $(id -u) -ne 0 ]]; then
             echo "# skip - $rxe_case: needs root (apt-get, and qemu exports / to the guest)"
         else
-            run "$rxe_case" 600 tests/rxe/run.sh "$BUILD"
+            run "$rxe_case" 1800 tests/rxe/run.sh "$BUILD"
         fi
     fi
 fi

@@ -7,7 +7,8 @@
 # the soft-RoCE VM harness (tests/rxe) needs: qemu, initramfs tools, rdma-core's verbs
 # providers and utilities, perftest.
 set -eu
-pkgs="make gcc pkg-config libsodium-dev libcmocka-dev libpmix-dev libibverbs-dev iproute2 procps"
+pkgs="make gcc pkg-config libsodium-dev libcmocka-dev libpmix-dev libibverbs-dev libucx-dev"
+pkgs="$pkgs ucx-utils iproute2 procps"
 for opt in "$@"; do
     case $opt in
         --ci) pkgs="$pkgs clang" ;;

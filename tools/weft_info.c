@@ -10,6 +10,7 @@
 #include "core/netif.h"
 #include "launcher/launch_env.h"
 #include "transport/transport.h"
+#include "transport/ucx_info.h"
 #include "transport/verbs_dev.h"
 #include "weft.h"
 
@@ -34,15 +35,20 @@ static void print_version(void)
 
 static void print_transports(void)
 {
-    printf("transports (in order of preference for a peer on the same host: shm, else tcp):\n");
+    printf("transports (auto picks shm on one host, verbs across hosts when both ends have an\n"
+           "active RDMA port, tcp otherwise; ucx only when WEFT_TRANSPORT=ucx):\n");
     for (const struct weft_transport_ops *const *t = weft_transports(); *t; t++) {
         char why[256] = "";
         bool ok = (*t)->probe(why, sizeof(why));
         printf("  %-6s %s%s%s\n", (*t)->name, ok ? "usable" : "unusable",
                why[0] ? ": " : "", why);
     }
-    printf("  %-6s not built: needs libibverbs (rdma-core) and the verbs transport\n", "verbs");
-    printf("  %-6s not built: needs UCX and the ucx transport\n", "ucx");
+#ifndef WEFT_HAVE_VERBS
+    printf("  %-6s not built: needs libibverbs (rdma-core)\n", "verbs");
+#endif
+#ifndef WEFT_HAVE_UCX
+    weft_ucx_print(stdout);
+#endif
     struct sockaddr_storage addr;
     socklen_t len;
     char ifname[64], text[WEFT_ADDR_STRLEN];
@@ -52,6 +58,9 @@ static void print_transports(void)
                weft_config_str(WEFT_CFG_SOCKET_IFNAME));
     else
         printf("socket interface: none: %s\n", weft_last_error());
+#ifdef WEFT_HAVE_UCX
+    weft_ucx_print(stdout);
+#endif
 }
 
 static const char *num_or_unknown(int v, char *buf, size_t len)

@@ -3,6 +3,7 @@
  * exchanges addresses through the bootstrap, connects every pair, and runs the waits.
  */
 #include "net.h"
+#include "core/clock.h"
 
 #include <sched.h>
 #include <stdio.h>
@@ -11,18 +12,31 @@
 #include <time.h>
 
 #include "core/config.h"
+#include "core/host.h"
 #include "core/error.h"
 #include "core/log.h"
 
 #define NET_MAX_TRANSPORTS 4
+/* Room for one transport's address: a fixed part plus a few bytes per rank (verbs publishes
+ * a queue pair number per peer). */
+#define ADDR_CAPACITY(nranks) (WEFT_TRANSPORT_ADDR_MAX + 8 * (size_t)(nranks))
 #define HOST_NAME_BYTES 64
-#define BOOT_ID_BYTES 40
 
+/* In preference order: shm on one host, then verbs across hosts, then tcp. UCX is
+ * explicit_only: used when WEFT_TRANSPORT=ucx asks for it. */
 static const struct weft_transport_ops *const builtin[] = {
     &weft_transport_shm,
+#ifdef WEFT_HAVE_VERBS
+    &weft_transport_verbs,
+#endif
+#ifdef WEFT_HAVE_UCX
+    &weft_transport_ucx,
+#endif
     &weft_transport_tcp,
     NULL,
 };
+_Static_assert(sizeof(builtin) / sizeof(builtin[0]) - 1 <= NET_MAX_TRANSPORTS,
+               "raise NET_MAX_TRANSPORTS");
 
 const struct weft_transport_ops *const *weft_transports(void)
 {
@@ -41,12 +55,14 @@ const struct weft_transport_ops *weft_transport_find(const char *name)
  * name and the kernel boot id agree (containers on one kernel with distinct names do not). */
 struct host_record {
     char hostname[HOST_NAME_BYTES];
-    char boot_id[BOOT_ID_BYTES];
+    char boot_id[WEFT_BOOT_ID_BYTES];
 };
 
-struct addr_record {
+/* What each rank tells the others about its transports: which ones probed usable here (a
+ * pair uses a transport only when both ends can), and how long each address blob is. */
+struct tp_record {
+    uint32_t usable; /* bit t: builtin[t] probed usable */
     uint32_t len[NET_MAX_TRANSPORTS];
-    uint8_t blob[NET_MAX_TRANSPORTS][WEFT_TRANSPORT_ADDR_MAX];
 };
 
 struct peer {
@@ -64,6 +80,9 @@ struct weft_net {
     int rank, nranks, nhosts;
     struct peer *peers;
     struct host_record *hosts; /* per rank */
+    struct tp_record *tps;     /* per rank */
+    const char **hostnames;    /* per rank, into hosts */
+    uint8_t *serves;           /* scratch: which ranks the transport being started serves */
     struct weft_tp *tp[NET_MAX_TRANSPORTS];
     struct self_queue self;
     double timeout_s;
@@ -71,23 +90,7 @@ struct weft_net {
     weft_result_t status;
 };
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
-static void read_boot_id(char *out, size_t len)
-{
-    snprintf(out, len, "unknown");
-    FILE *f = fopen("/proc/sys/kernel/random/boot_id", "r");
-    if (!f)
-        return;
-    if (fgets(out, (int)len, f))
-        out[strcspn(out, "\n")] = '\0';
-    fclose(f);
-}
 
 /* Host index per rank, in order of first appearance. */
 static void group_hosts(struct weft_net *net)
@@ -110,42 +113,72 @@ static int transport_index(const char *name)
     return -1;
 }
 
-/* shm for a peer on this host, tcp otherwise; WEFT_TRANSPORT forces one. */
-static weft_result_t choose_transports(struct weft_net *net)
+static const char *transport_names(void)
 {
-    const char *forced = weft_config_str(WEFT_CFG_TRANSPORT);
-    int shm = transport_index("shm"), tcp = transport_index("tcp");
-    int force = -1;
-    if (strcmp(forced, "auto") != 0 && forced[0]) {
-        force = transport_index(forced);
-        if (force < 0)
-            return WEFT_ERROR(WEFT_ERR_INVALID_ARG,
-                              "WEFT_TRANSPORT=%s is not a transport of this build "
-                              "(auto, shm, tcp)",
-                              forced);
+    static char names[96];
+    if (!names[0]) {
+        size_t o = snprintf(names, sizeof(names), "auto");
+        for (int t = 0; builtin[t] && o < sizeof(names); t++)
+            o += snprintf(names + o, sizeof(names) - o, ", %s", builtin[t]->name);
     }
-    char why[160] = "";
-    int shm_ok = builtin[shm]->probe(why, sizeof(why));
-    if (!shm_ok && force != shm)
-        WEFT_INFO(NET, "shm transport unusable here (%s): same-host peers use tcp", why);
+    return names;
+}
+
+/* Probes every transport here; bit t of the result says builtin[t] can run. */
+static uint32_t probe_transports(int forced)
+{
+    uint32_t usable = 0;
+    for (int t = 0; builtin[t]; t++) {
+        char why[200] = "";
+        if (builtin[t]->explicit_only && t != forced)
+            continue; /* not probed: auto never picks it */
+        if (builtin[t]->probe(why, sizeof(why)))
+            usable |= 1u << t;
+        else if (t == forced)
+            WEFT_WARN(NET, "WEFT_TRANSPORT=%s, but %s is unusable here: %s", builtin[t]->name,
+                      builtin[t]->name, why);
+        else
+            WEFT_INFO(NET, "%s transport unusable here: %s", builtin[t]->name, why);
+    }
+    return usable;
+}
+
+/* Per peer: shm on this host, verbs across hosts, tcp otherwise, each only when both ends
+ * probed it usable; UCX only when forced. WEFT_TRANSPORT forces one for every peer. */
+static weft_result_t choose_transports(struct weft_net *net, int force)
+{
+    const int shm = transport_index("shm"), verbs = transport_index("verbs"),
+              tcp = transport_index("tcp");
     const int me = net->peers[net->rank].host;
+    const uint32_t mine = net->tps[net->rank].usable;
     for (int p = 0; p < net->nranks; p++) {
         struct peer *peer = &net->peers[p];
+        const uint32_t both = mine & net->tps[p].usable;
         if (p == net->rank) {
             peer->transport = -1;
-        } else if (force == shm && peer->host != me) {
-            return WEFT_ERROR(WEFT_ERR_INVALID_ARG,
-                              "WEFT_TRANSPORT=shm, but rank %d is on host %s, not this host %s",
-                              p, net->hosts[p].hostname, net->hosts[net->rank].hostname);
         } else if (force >= 0) {
+            if (force == shm && peer->host != me)
+                return WEFT_ERROR(WEFT_ERR_INVALID_ARG,
+                                  "WEFT_TRANSPORT=shm, but rank %d is on host %s, not this "
+                                  "host %s",
+                                  p, net->hosts[p].hostname, net->hosts[net->rank].hostname);
+            if (!(both & (1u << force)))
+                return WEFT_ERROR(WEFT_ERR_UNSUPPORTED,
+                                  "WEFT_TRANSPORT=%s, but %s is unusable on %s (rank %d); "
+                                  "weft-info --transports says why",
+                                  builtin[force]->name, builtin[force]->name,
+                                  (mine & (1u << force)) ? net->hosts[p].hostname
+                                                         : net->hosts[net->rank].hostname,
+                                  (mine & (1u << force)) ? p : net->rank);
             peer->transport = force;
+        } else if (peer->host == me && (both & (1u << shm))) {
+            peer->transport = shm;
+        } else if (peer->host != me && verbs >= 0 && (both & (1u << verbs))) {
+            peer->transport = verbs;
         } else {
-            peer->transport = peer->host == me && shm_ok ? shm : tcp;
+            peer->transport = tcp;
         }
     }
-    if (force == shm && !shm_ok && net->nranks > 1)
-        return WEFT_ERROR(WEFT_ERR_UNSUPPORTED, "WEFT_TRANSPORT=shm, but shm is unusable: %s",
-                          why);
     return WEFT_OK;
 }
 
@@ -171,8 +204,10 @@ static int uses_transport(const struct weft_net *net, int t)
     return 0;
 }
 
+/* Starts every transport some peer uses and writes its address into blobs[t] (capacity
+ * ADDR_CAPACITY bytes each), its length into lens[t]. */
 static weft_result_t init_transports(struct weft_net *net, const struct weft_net_params *params,
-                                     struct addr_record *mine)
+                                     uint8_t *blobs, uint32_t *lens)
 {
     const int me = net->peers[net->rank].host;
     struct weft_transport_params tp = {
@@ -190,20 +225,57 @@ static weft_result_t init_transports(struct weft_net *net, const struct weft_net
         tp.local_nranks++;
     }
     choose_spin(net, tp.local_nranks);
+    tp.hostnames = net->hostnames;
+    tp.serves = net->serves;
     for (int t = 0; builtin[t]; t++) {
         if (!uses_transport(net, t))
             continue;
+        for (int r = 0; r < net->nranks; r++)
+            net->serves[r] = net->peers[r].transport == t;
         WEFT_CHECK(builtin[t]->init(&tp, &net->tp[t]));
-        size_t len = WEFT_TRANSPORT_ADDR_MAX;
-        WEFT_CHECK(builtin[t]->address(net->tp[t], mine->blob[t], &len));
-        mine->len[t] = (uint32_t)len;
+        size_t len = ADDR_CAPACITY(net->nranks);
+        WEFT_CHECK(builtin[t]->address(net->tp[t], blobs + (size_t)t * ADDR_CAPACITY(net->nranks),
+                                       &len));
+        lens[t] = (uint32_t)len;
     }
     return WEFT_OK;
 }
 
-static weft_result_t connect_all(struct weft_net *net, const struct addr_record *addrs)
+/* Every rank's address blobs, through two allgathers: the lengths, then the blobs packed
+ * at a stride of the longest blob of each transport. */
+static weft_result_t exchange_addresses(struct weft_net *net, const struct weft_oob *oob,
+                                        const uint8_t *mine, const uint32_t *lens,
+                                        uint8_t **all, size_t *offset, size_t *stride)
 {
-    const double deadline = now_s() + net->timeout_s;
+    struct tp_record rec = net->tps[net->rank];
+    memcpy(rec.len, lens, sizeof(rec.len));
+    WEFT_CHECK(oob->allgather(oob->ctx, &rec, net->tps, sizeof(rec)));
+    *stride = 0;
+    for (int t = 0; t < NET_MAX_TRANSPORTS; t++) {
+        uint32_t longest = 0;
+        for (int r = 0; r < net->nranks; r++)
+            longest = net->tps[r].len[t] > longest ? net->tps[r].len[t] : longest;
+        offset[t] = *stride;
+        *stride += longest;
+    }
+    uint8_t *packed = calloc(1, *stride ? *stride : 1);
+    *all = calloc((size_t)net->nranks, *stride ? *stride : 1);
+    if (!packed || !*all) {
+        free(packed);
+        return WEFT_ERROR(WEFT_ERR_NO_MEMORY, "cannot allocate %d addresses of %zu bytes",
+                          net->nranks, *stride);
+    }
+    for (int t = 0; t < NET_MAX_TRANSPORTS; t++)
+        memcpy(packed + offset[t], mine + (size_t)t * ADDR_CAPACITY(net->nranks), lens[t]);
+    weft_result_t r = oob->allgather(oob->ctx, packed, *all, *stride);
+    free(packed);
+    return r;
+}
+
+static weft_result_t connect_all(struct weft_net *net, const uint8_t *addrs,
+                                 const size_t *offset, size_t stride)
+{
+    const double deadline = weft_now_s() + net->timeout_s;
     int pending = 1;
     while (pending) {
         pending = 0;
@@ -211,12 +283,14 @@ static weft_result_t connect_all(struct weft_net *net, const struct addr_record 
             struct peer *peer = &net->peers[p];
             if (peer->transport < 0 || peer->ep)
                 continue;
-            const struct addr_record *a = &addrs[p];
             const int t = peer->transport;
-            if (a->len[t] == 0)
+            const uint32_t len = net->tps[p].len[t];
+            if (len == 0)
                 return WEFT_ERROR(WEFT_ERR_INTERNAL, "rank %d on %s published no %s address",
                                   p, net->hosts[p].hostname, builtin[t]->name);
-            weft_result_t r = builtin[t]->connect(net->tp[t], p, a->blob[t], a->len[t], &peer->ep);
+            weft_result_t r = builtin[t]->connect(net->tp[t], p,
+                                                  addrs + (size_t)p * stride + offset[t], len,
+                                                  &peer->ep);
             if (r == WEFT_ERR_IN_PROGRESS) {
                 pending = 1;
                 continue;
@@ -226,7 +300,7 @@ static weft_result_t connect_all(struct weft_net *net, const struct addr_record 
         if (!pending)
             break;
         WEFT_CHECK(weft_net_progress(net));
-        if (now_s() > deadline) {
+        if (weft_now_s() > deadline) {
             for (int p = 0; p < net->nranks; p++)
                 if (net->peers[p].transport >= 0 && !net->peers[p].ep)
                     return WEFT_ERROR(WEFT_ERR_TIMEOUT,
@@ -256,11 +330,33 @@ static void log_map(const struct weft_net *net)
               net->hosts[net->rank].hostname, net->peers[net->rank].host, net->nhosts, line);
 }
 
+/* What every rank publishes first: its host, and which transports it can run. */
+struct rank_record {
+    struct host_record host;
+    uint32_t usable;
+};
+
+/* The transport WEFT_TRANSPORT forces (-1 for auto); fails on a name this build lacks. */
+static weft_result_t forced_transport(int *force)
+{
+    const char *forced = weft_config_str(WEFT_CFG_TRANSPORT);
+    *force = -1;
+    if (strcmp(forced, "auto") == 0 || !forced[0])
+        return WEFT_OK;
+    *force = transport_index(forced);
+    if (*force < 0)
+        return WEFT_ERROR(WEFT_ERR_INVALID_ARG,
+                          "WEFT_TRANSPORT=%s is not a transport of this build (%s)", forced,
+                          transport_names());
+    return WEFT_OK;
+}
+
 weft_result_t weft_net_create(const struct weft_net_params *params, const struct weft_oob *oob,
                               struct weft_net **out)
 {
     weft_result_t r;
-    struct addr_record *addrs = NULL;
+    struct rank_record *ranks = NULL;
+    uint8_t *blobs = NULL, *addrs = NULL;
     struct weft_net *net = calloc(1, sizeof(*net));
     if (!net)
         return WEFT_ERROR(WEFT_ERR_NO_MEMORY, "cannot allocate the net");
@@ -270,34 +366,51 @@ weft_result_t weft_net_create(const struct weft_net_params *params, const struct
     net->spin_count = (long)weft_config_int(WEFT_CFG_SPIN_COUNT);
     net->peers = calloc((size_t)params->nranks, sizeof(*net->peers));
     net->hosts = calloc((size_t)params->nranks, sizeof(*net->hosts));
-    addrs = calloc((size_t)params->nranks, sizeof(*addrs));
-    if (!net->peers || !net->hosts || !addrs) {
+    net->tps = calloc((size_t)params->nranks, sizeof(*net->tps));
+    net->hostnames = calloc((size_t)params->nranks, sizeof(*net->hostnames));
+    net->serves = calloc((size_t)params->nranks, 1);
+    ranks = calloc((size_t)params->nranks, sizeof(*ranks));
+    blobs = calloc(NET_MAX_TRANSPORTS, ADDR_CAPACITY(params->nranks));
+    if (!net->peers || !net->hosts || !net->tps || !net->hostnames || !net->serves || !ranks ||
+        !blobs) {
         r = WEFT_ERROR(WEFT_ERR_NO_MEMORY, "cannot allocate the net for %d ranks",
                        params->nranks);
         goto fail;
     }
 
-    struct host_record me = {0};
-    snprintf(me.hostname, sizeof(me.hostname), "%s", params->hostname);
-    read_boot_id(me.boot_id, sizeof(me.boot_id));
-    WEFT_CHECK_GOTO(oob->allgather(oob->ctx, &me, net->hosts, sizeof(me)), r, fail);
+    int force;
+    WEFT_CHECK_GOTO(forced_transport(&force), r, fail);
+    struct rank_record me = {.usable = probe_transports(force)};
+    snprintf(me.host.hostname, sizeof(me.host.hostname), "%s", params->hostname);
+    weft_host_boot_id(me.host.boot_id, sizeof(me.host.boot_id));
+    WEFT_CHECK_GOTO(oob->allgather(oob->ctx, &me, ranks, sizeof(me)), r, fail);
+    for (int p = 0; p < net->nranks; p++) {
+        net->hosts[p] = ranks[p].host;
+        net->tps[p].usable = ranks[p].usable;
+        net->hostnames[p] = net->hosts[p].hostname;
+    }
     group_hosts(net);
-    WEFT_CHECK_GOTO(choose_transports(net), r, fail);
+    WEFT_CHECK_GOTO(choose_transports(net, force), r, fail);
 
-    struct addr_record mine = {0};
-    WEFT_CHECK_GOTO(init_transports(net, params, &mine), r, fail);
-    WEFT_CHECK_GOTO(oob->allgather(oob->ctx, &mine, addrs, sizeof(mine)), r, fail);
-    WEFT_CHECK_GOTO(connect_all(net, addrs), r, fail);
+    uint32_t lens[NET_MAX_TRANSPORTS] = {0};
+    size_t offset[NET_MAX_TRANSPORTS], stride;
+    WEFT_CHECK_GOTO(init_transports(net, params, blobs, lens), r, fail);
+    WEFT_CHECK_GOTO(exchange_addresses(net, oob, blobs, lens, &addrs, offset, &stride), r, fail);
+    WEFT_CHECK_GOTO(connect_all(net, addrs, offset, stride), r, fail);
     WEFT_CHECK_GOTO(oob->barrier(oob->ctx), r, fail);
     for (int t = 0; builtin[t]; t++)
         if (net->tp[t] && builtin[t]->connected)
             WEFT_CHECK_GOTO(builtin[t]->connected(net->tp[t]), r, fail);
     log_map(net);
+    free(ranks);
+    free(blobs);
     free(addrs);
     *out = net;
     return WEFT_OK;
 
 fail:
+    free(ranks);
+    free(blobs);
     free(addrs);
     weft_net_destroy(net);
     return r;
@@ -312,6 +425,9 @@ void weft_net_destroy(struct weft_net *net)
             builtin[t]->fini(net->tp[t]);
     free(net->peers);
     free(net->hosts);
+    free(net->tps);
+    free(net->hostnames);
+    free(net->serves);
     free(net);
 }
 
@@ -447,7 +563,7 @@ weft_result_t weft_net_wait(struct weft_net *net, struct weft_request *const *re
             sched_yield();
         /* The clock is read only while idle, and the deadline restarts on any progress. */
         if ((idle & 63) == 0) {
-            double t = now_s();
+            double t = weft_now_s();
             if (deadline == 0)
                 deadline = t + net->timeout_s;
             else if (t > deadline)
@@ -470,6 +586,38 @@ void weft_net_abort(struct weft_net *net)
             builtin[t]->abort(net->tp[t]);
     weft_request_queue_fail(&net->self.sends, WEFT_ERR_ABORTED);
     weft_request_queue_fail(&net->self.recvs, WEFT_ERR_ABORTED);
+}
+
+/* A registration with every transport of the net that registers memory. */
+struct net_reg {
+    void *handle[NET_MAX_TRANSPORTS];
+};
+
+weft_result_t weft_net_reg(struct weft_net *net, void *buf, size_t len, void **handle)
+{
+    struct net_reg *reg = calloc(1, sizeof(*reg));
+    if (!reg)
+        return WEFT_ERROR(WEFT_ERR_NO_MEMORY, "rank %d: registration record", net->rank);
+    for (int t = 0; builtin[t]; t++) {
+        if (!net->tp[t] || !builtin[t]->reg)
+            continue;
+        weft_result_t r = builtin[t]->reg(net->tp[t], buf, len, &reg->handle[t]);
+        if (r != WEFT_OK) {
+            weft_net_dereg(net, reg);
+            return r;
+        }
+    }
+    *handle = reg;
+    return WEFT_OK;
+}
+
+void weft_net_dereg(struct weft_net *net, void *handle)
+{
+    struct net_reg *reg = handle;
+    for (int t = 0; builtin[t]; t++)
+        if (reg->handle[t])
+            builtin[t]->dereg(net->tp[t], reg->handle[t]);
+    free(reg);
 }
 
 weft_result_t weft_net_status(const struct weft_net *net)

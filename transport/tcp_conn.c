@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "core/error.h"
+#include "core/clock.h"
 #include "core/log.h"
 #include "transport/tcp_internal.h"
 
@@ -59,12 +60,6 @@ static weft_result_t ep_add(struct weft_tp *tp, int fd, void *obj, uint32_t even
     return WEFT_OK;
 }
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 weft_result_t weft_tcp_listen(struct weft_tp *tp)
 {
@@ -404,7 +399,7 @@ static void hello_accept(struct weft_tp *tp, struct weft_tcp_pending *p, bool *p
 /* The acceptor's side until the hello is in: the nonce out, the hello in. */
 static void pending_event(struct weft_tp *tp, struct weft_tcp_pending *p, bool *progressed)
 {
-    if (now_s() >= p->deadline) {
+    if (weft_now_s() >= p->deadline) {
         char msg[160];
         snprintf(msg, sizeof(msg), "no hello within WEFT_TIMEOUT=%g s", tp->timeout_s);
         pending_drop(tp, p, msg);
@@ -431,7 +426,7 @@ static void pending_expire(struct weft_tp *tp)
     uint64_t ticks;
     while (read(tp->listener.timer_fd, &ticks, sizeof(ticks)) > 0)
         continue; /* consumed, so the next expiry is a new edge */
-    const double now = now_s();
+    const double now = weft_now_s();
     double next = 0;
     for (struct weft_tcp_pending *p = tp->pending; p; p = p->next) {
         if (p->deadline <= now)
@@ -476,7 +471,7 @@ static void listener_accept(struct weft_tp *tp, bool *progressed)
         }
         p->kind = WEFT_TCP_PENDING;
         p->fd = fd;
-        p->deadline = now_s() + tp->timeout_s;
+        p->deadline = weft_now_s() + tp->timeout_s;
         randombytes_buf(p->hs, WEFT_TCP_NONCE_BYTES);
         weft_sockaddr_str((struct sockaddr *)&from, p->addr_str, sizeof(p->addr_str));
         struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,

@@ -30,7 +30,9 @@
 #include "weft.h"
 
 #define WEFT_TRANSPORT_OPS_VERSION 1
-#define WEFT_TRANSPORT_ADDR_MAX 512 /* bytes of an address blob */
+/* An address blob has at most this many bytes plus 8 per rank of the communicator (room for
+ * per-peer connection data such as a queue pair number). */
+#define WEFT_TRANSPORT_ADDR_MAX 2048
 #define WEFT_TRANSPORT_KEY_BYTES 32 /* per-job key for authenticating data connections */
 
 struct weft_tp; /* one transport's per-communicator context (opaque; each transport's own) */
@@ -63,17 +65,23 @@ struct weft_transport_params {
     const char *job_tag; /* unique per communicator: safe in file and segment names */
     uint8_t key[WEFT_TRANSPORT_KEY_BYTES]; /* derived from the job secret */
     double timeout_s;   /* WEFT_TIMEOUT */
+    /* Per rank: nonzero when this transport carries traffic to that rank, so that it sets up
+     * only what it needs (valid during init), and the rank's host name (valid until fini). */
+    const uint8_t *serves;
+    const char *const *hostnames;
 };
 
 struct weft_transport_ops {
     size_t size;      /* sizeof(struct weft_transport_ops) the table was built with */
     uint32_t version; /* WEFT_TRANSPORT_OPS_VERSION */
     const char *name; /* "shm", "tcp", ... */
+    bool explicit_only; /* never chosen by auto: only when WEFT_TRANSPORT names it */
 
     /* Can this transport run on this host? On false, writes the reason to why. */
     bool (*probe)(char *why, size_t why_len);
     weft_result_t (*init)(const struct weft_transport_params *params, struct weft_tp **tp);
-    /* Writes this rank's address blob (at most *len bytes; *len becomes the bytes used). */
+    /* Writes this rank's address blob (at most *len bytes, which is WEFT_TRANSPORT_ADDR_MAX
+     * plus 8 per rank; *len becomes the bytes used). Every rank receives every blob. */
     weft_result_t (*address)(struct weft_tp *tp, void *blob, size_t *len);
     /* Non-blocking connect to `peer` whose blob the bootstrap delivered. Returns
      * WEFT_ERR_IN_PROGRESS until connected (call progress in between, then again), WEFT_OK
@@ -102,6 +110,8 @@ struct weft_transport_ops {
 /* The built-in transports. */
 extern const struct weft_transport_ops weft_transport_shm;
 extern const struct weft_transport_ops weft_transport_tcp;
+extern const struct weft_transport_ops weft_transport_verbs; /* built with libibverbs */
+extern const struct weft_transport_ops weft_transport_ucx;   /* built with UCX */
 
 /* Every built-in transport, in preference order, NULL-terminated. */
 const struct weft_transport_ops *const *weft_transports(void);

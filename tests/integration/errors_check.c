@@ -1,8 +1,9 @@
 /*
  * errors_check.c - run under weft-run: bad arguments get clear errors and leave the
  * communicator usable; a dead or silent peer turns into an error on every rank, in bounded
- * time; ranks that disagree on the job size fail at init.
- *   errors_check args | dead-peer | silent-peer | nranks
+ * time; ranks that disagree on the job size fail at init; a transport that cannot start
+ * fails init on every rank, within WEFT_TIMEOUT, with a message naming the cause.
+ *   errors_check args | dead-peer | silent-peer | nranks | init-fails FRAGMENT...
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +12,7 @@
 #include <unistd.h>
 
 #include "launcher/bootstrap.h"
+#include "core/clock.h"
 #include "weft.h"
 
 static int rank = -1, nranks;
@@ -39,12 +41,6 @@ static void expect(weft_result_t got, weft_result_t want, const char *name, cons
           detail);
 }
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 static void bad_arguments(weft_comm_t comm)
 {
@@ -101,11 +97,11 @@ static void dead_peer(weft_comm_t comm)
     weft_allreduce(buf, out, 1024, WEFT_FLOAT32, WEFT_SUM, comm, NULL);
     if (rank == nranks - 1)
         _exit(0);
-    const double t0 = now_s();
+    const double t0 = weft_now_s();
     weft_result_t r = WEFT_OK;
     for (int i = 0; i < 100 && r == WEFT_OK; i++)
         r = weft_allreduce(buf, out, 1024, WEFT_FLOAT32, WEFT_SUM, comm, NULL);
-    const double took = now_s() - t0;
+    const double took = weft_now_s() - t0;
     char detail[1400];
     snprintf(detail, sizeof(detail), "got %s after %.1f s: %s", weft_strerror(r), took,
              weft_last_error());
@@ -126,9 +122,9 @@ static void silent_peer(weft_comm_t comm)
         return;
     }
     float buf[16] = {0}, out[16];
-    const double t0 = now_s();
+    const double t0 = weft_now_s();
     weft_result_t r = weft_allreduce(buf, out, 16, WEFT_FLOAT32, WEFT_SUM, comm, NULL);
-    const double took = now_s() - t0;
+    const double took = weft_now_s() - t0;
     char detail[1400];
     snprintf(detail, sizeof(detail), "got %s after %.1f s: %s", weft_strerror(r), took,
              weft_last_error());
@@ -140,6 +136,29 @@ static void silent_peer(weft_comm_t comm)
               weft_last_error());
 }
 
+/* The environment keeps the forced transport from starting (say UCX_TLS=nonexistent): init
+ * must fail here, soon, and its message must contain every fragment. */
+static void init_fails(int nfrags, char **frags)
+{
+    const char *t = getenv("WEFT_TIMEOUT");
+    const double limit = t ? atof(t) : 300;
+    weft_comm_t comm;
+    const double t0 = weft_now_s();
+    weft_result_t r = weft_comm_init_env(&comm);
+    const double took = weft_now_s() - t0;
+    char detail[1400];
+    snprintf(detail, sizeof(detail), "got %s after %.1f s: %s", weft_strerror(r), took,
+             weft_last_error());
+    check(r != WEFT_OK && took < limit, "init fails within WEFT_TIMEOUT", detail);
+    for (int i = 0; i < nfrags; i++) {
+        char name[160];
+        snprintf(name, sizeof(name), "message names \"%s\"", frags[i]);
+        check(r != WEFT_OK && strstr(weft_last_error(), frags[i]) != NULL, name, detail);
+    }
+    if (r == WEFT_OK)
+        weft_comm_destroy(comm);
+}
+
 int main(int argc, char **argv)
 {
     const char *mode = argc > 1 ? argv[1] : "args";
@@ -147,7 +166,9 @@ int main(int argc, char **argv)
     nranks = atoi(getenv("WEFT_NRANKS") ? getenv("WEFT_NRANKS") : "0");
     weft_comm_t comm;
     weft_result_t r;
-    if (strcmp(mode, "nranks") == 0) {
+    if (strcmp(mode, "init-fails") == 0) {
+        init_fails(argc - 2, argv + 2);
+    } else if (strcmp(mode, "nranks") == 0) {
         /* Rank 1 believes the job has one rank more than everyone else. */
         weft_unique_id_t id;
         if (weft_boot_id_from_env(&id) != WEFT_OK)

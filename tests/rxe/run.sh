@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # run.sh - boots the soft-RoCE VM (tests/rxe/vm.sh) once and checks, inside it, that the two
-# rdma_rxe devices are ACTIVE and carry real RC traffic: ibv_rc_pingpong and perftest's
-# ib_write_bw at 64 KiB between rxe0 and rxe1. Ends with "N passed, M failed".
+# rdma_rxe devices are ACTIVE and carry real RC traffic (ibv_rc_pingpong, perftest's
+# ib_write_bw at 64 KiB between rxe0 and rxe1), then runs Weft's verbs transport there: the
+# transport conformance test (3 ranks), every collective at 2, 3 and 4 ranks (local ranks alternate
+# between rxe0 and rxe1), shm and verbs mixed across two "hosts" (UTS namespaces), the error
+# paths and weft-perf's point-to-point tests. Ends with "N passed, M failed".
 #   tests/rxe/run.sh BUILD_DIR
 # Needs root (vm.sh installs packages, and qemu exports / to the guest). The first run
 # downloads the kernel package and builds the initramfs under ~/.cache/weft-rxe-vm.
@@ -80,6 +83,59 @@ guest() {
         notok "ib_write_bw rxe1 -> rxe0 at 64 KiB (server exit $srv_rc, client exit $cli_rc)"
         show_log "$log/bw-server"; show_log "$log/bw-client"
     fi
+
+    # 4. Weft over verbs. `check NAME LIMIT CMD...` runs one case and prints its line.
+    local B=${WEFT_RXE_BUILD:?} n CHECK_LOG
+    check() {
+        local name=$1 limit=$2 f
+        shift 2
+        f=$log/$(echo "$name" | tr -c 'A-Za-z0-9\n' _)
+        CHECK_LOG=$f
+        if timeout --kill-after=5 "$limit" "$@" >"$f" 2>&1; then
+            ok "$name$(grep -m1 '^coll_check: ' "$f" | sed 's/^coll_check: [0-9]* ranks:/:/')"
+        else
+            notok "$name (exit $?)"; show_log "$f"
+        fi
+    }
+    export WEFT_TIMEOUT=60
+    # the conformance test prints its own ok/not ok lines
+    TRANSPORT_CHECK_ROUND_S=200 TRANSPORT_CHECK_OP_S=60 \
+        timeout --kill-after=5 600 "$B/tests/transport_check" verbs 3 2>&1 |
+        tee "$log/tc" |
+        grep -E '^(ok|not ok) - ' || notok "transport_check verbs printed nothing"
+    grep -q '^not ok' "$log/tc" && fails=$((fails + 1))
+    for n in 2 3 4; do
+        check "collectives over verbs, $n ranks" 400 \
+            "$B/bin/weft-run" -n $n --transport verbs "$B/tests/coll_check"
+    done
+    check "collectives over verbs, rendezvous by RDMA read, 3 ranks" 300 env WEFT_IB_RNDV=read \
+        "$B/bin/weft-run" -n 3 --transport verbs "$B/tests/coll_check" --quick
+    # Two "hosts": ranks 0-1 and 2-3 each get a UTS namespace with their own host name, so
+    # auto picks shm inside each pair and verbs across (the RDMA devices are shared).
+    check "mixed: shm inside a host, verbs across (auto), 4 ranks" 300 \
+        env WEFT_DEBUG=INFO WEFT_DEBUG_SUBSYS=NET "$B/bin/weft-run" -n 4 \
+        unshare --uts sh -c 'hostname "node$((WEFT_RANK / 2))" && exec "$0" --quick' \
+        "$B/tests/coll_check"
+    local map=$CHECK_LOG
+    if grep -q 'peers 0:self 1:shm 2:verbs 3:verbs' "$map"; then
+        ok "mixed: rank 0 reaches rank 1 by shm, ranks 2 and 3 by verbs"
+    else
+        notok "mixed: rank 0's transport map is not shm + verbs"; grep 'peers' "$map" | sed 's/^/#   /'
+    fi
+    # UCX over the same devices: rc_verbs for data, tcp beside it for UCX's wire-up (UCX 1.13
+    # has no other way to connect rc here: ud_verbs times out under soft-RoCE).
+    if "$B/bin/weft-info" --version | grep -q 'ucx=yes'; then
+        check "collectives over ucx (rc_verbs on rxe0/rxe1), 2 ranks" 400 \
+            env UCX_TLS=rc_verbs,tcp,self UCX_IB_GID_INDEX="$g" "$B/bin/weft-run" -n 2 \
+            --transport ucx sh -c 'r=$((WEFT_RANK % 2)); UCX_NET_DEVICES=rxe$r:1,veth$r exec "$0"' \
+            "$B/tests/coll_check"
+    fi
+    check "errors over verbs: bad arguments" 120 \
+        "$B/bin/weft-run" -n 3 --transport verbs "$B/tests/errors_check" args
+    check "errors over verbs: dead peer" 120 \
+        "$B/bin/weft-run" -n 3 --transport verbs "$B/tests/errors_check" dead-peer
+    check "errors over verbs: silent peer" 120 env WEFT_TIMEOUT=3 \
+        "$B/bin/weft-run" -n 3 --transport verbs "$B/tests/errors_check" silent-peer
     (( fails == 0 ))
 }
 
@@ -91,7 +147,7 @@ fi
 
 # ---------------------------------------------------------------- host side
 BUILD=${1:-build}
-EXPECTED=5      # ok/not ok lines the guest prints when it runs to the end
+EXPECTED=40     # at least this many ok/not ok lines when the guest runs to the end
 if [[ $(id -u) -ne 0 ]]; then
     echo "# skip - soft-RoCE VM: needs root (apt-get, and qemu exports / to the guest)"
     echo "0 passed, 0 failed"
@@ -104,7 +160,7 @@ mkdir -p "${LOG%/*}"
 cd "$ROOT" || exit 1
 t0=$SECONDS
 # The build directory is shared read-write too: verbs tests run the binaries built there.
-"$HERE/vm.sh" --timeout "${WEFT_RXE_VM_TIMEOUT:-480}" --rw "$BUILD" -- \
+WEFT_RXE_BUILD=$BUILD "$HERE/vm.sh" --timeout "${WEFT_RXE_VM_TIMEOUT:-1500}" --rw "$BUILD" -- \
     "$HERE/run.sh" --guest 2>&1 | tee "$LOG"
 rc=${PIPESTATUS[0]}
 pass=$(grep -c '^ok - ' "$LOG")

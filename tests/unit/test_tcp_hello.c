@@ -17,15 +17,10 @@
 #include <unistd.h>
 
 #include "transport/tcp_internal.h"
+#include "core/clock.h"
 
 #define WAIT_S 10.0 /* longest any step of a test may take */
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 static void hello_fields(uint32_t f[WEFT_TCP_HELLO_FIELDS], uint32_t from, uint32_t to,
                          uint32_t index, uint32_t nsocks)
@@ -141,7 +136,7 @@ static int dial(const struct weft_tp *tp)
 /* Reads exactly len bytes from fd while the transports make progress. */
 static void read_all(int fd, uint8_t *buf, size_t len, struct weft_tp *a, struct weft_tp *b)
 {
-    const double deadline = now_s() + WAIT_S;
+    const double deadline = weft_now_s() + WAIT_S;
     for (size_t got = 0; got < len;) {
         progress(a, b);
         ssize_t n = recv(fd, buf + got, len - got, MSG_DONTWAIT);
@@ -149,20 +144,20 @@ static void read_all(int fd, uint8_t *buf, size_t len, struct weft_tp *a, struct
             got += (size_t)n;
         else
             assert_true(n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK));
-        assert_true(now_s() < deadline);
+        assert_true(weft_now_s() < deadline);
     }
 }
 
 /* Seconds until the transport closed fd (EOF or reset), or -1 if it did not within WAIT_S. */
 static double closed_after(int fd, struct weft_tp *a, struct weft_tp *b)
 {
-    const double t0 = now_s();
-    while (now_s() < t0 + WAIT_S) {
+    const double t0 = weft_now_s();
+    while (weft_now_s() < t0 + WAIT_S) {
         progress(a, b);
         uint8_t junk[64];
         ssize_t n = recv(fd, junk, sizeof(junk), MSG_DONTWAIT);
         if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK))
-            return now_s() - t0;
+            return weft_now_s() - t0;
     }
     return -1;
 }
@@ -176,7 +171,7 @@ static void connect_pair(struct weft_tp *tp[2], struct weft_ep *ep[2])
         assert_int_equal(weft_transport_tcp.address(tp[r], blob[r], &len[r]), WEFT_OK);
         ep[r] = NULL;
     }
-    const double deadline = now_s() + WAIT_S;
+    const double deadline = weft_now_s() + WAIT_S;
     while (!ep[0] || !ep[1]) {
         for (int r = 0; r < 2; r++) {
             if (ep[r])
@@ -186,7 +181,7 @@ static void connect_pair(struct weft_tp *tp[2], struct weft_ep *ep[2])
             if (res != WEFT_ERR_IN_PROGRESS)
                 assert_int_equal(res, WEFT_OK);
         }
-        assert_true(now_s() < deadline);
+        assert_true(weft_now_s() < deadline);
     }
 }
 
@@ -202,7 +197,7 @@ static void test_rogue_connections_dropped(void **state)
     /* A hello made for another connection's nonce, claiming rank 0's first socket. */
     uint8_t hs[WEFT_TCP_HS_BYTES];
     uint32_t f[WEFT_TCP_HELLO_FIELDS];
-    const double t_silent = now_s();
+    const double t_silent = weft_now_s();
     int silent = dial(tp[1]);
     int replay = dial(tp[1]);
     read_all(replay, hs, WEFT_TCP_NONCE_BYTES, NULL, tp[1]);
@@ -228,10 +223,10 @@ static void test_rogue_connections_dropped(void **state)
     memset(&rreq, 0, sizeof(rreq));
     assert_int_equal(weft_transport_tcp.irecv(ep[1], in, sizeof(in), 42, &rreq), WEFT_OK);
     assert_int_equal(weft_transport_tcp.isend(ep[0], out, sizeof(out), 42, &sreq), WEFT_OK);
-    const double deadline = now_s() + WAIT_S;
+    const double deadline = weft_now_s() + WAIT_S;
     while (!sreq.done || !rreq.done) {
         progress(tp[0], tp[1]);
-        assert_true(now_s() < deadline);
+        assert_true(weft_now_s() < deadline);
     }
     assert_int_equal(sreq.status, WEFT_OK);
     assert_int_equal(rreq.status, WEFT_OK);
@@ -239,10 +234,10 @@ static void test_rogue_connections_dropped(void **state)
 
     /* The silent one goes once its timeout has passed, not before. */
     assert_true(closed_after(silent, tp[0], tp[1]) >= 0);
-    assert_true(now_s() - t_silent >= timeout_s * 0.99);
+    assert_true(weft_now_s() - t_silent >= timeout_s * 0.99);
     while (tp[1]->pending) {
         progress(tp[0], tp[1]);
-        assert_true(now_s() < deadline);
+        assert_true(weft_now_s() < deadline);
     }
     close(silent);
     close(replay);
@@ -289,10 +284,10 @@ static void test_initiator_rejects_bad_proof(void **state)
                               MSG_NOSIGNAL), crypto_auth_hmacsha256_BYTES);
     }
     weft_result_t r = WEFT_ERR_IN_PROGRESS;
-    const double deadline = now_s() + WAIT_S;
+    const double deadline = weft_now_s() + WAIT_S;
     while (r == WEFT_ERR_IN_PROGRESS) {
         r = weft_transport_tcp.connect(tp0, 1, blob, len, &ep);
-        assert_true(now_s() < deadline);
+        assert_true(weft_now_s() < deadline);
     }
     assert_int_equal(r, WEFT_ERR_AUTH);
     assert_null(ep);
