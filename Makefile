@@ -15,7 +15,8 @@ LDLIBS    := -lsodium -lpthread -lm
 
 # ---- optional parts -------------------------------------------------------------------
 have = $(shell $(PKG_CONFIG) --exists $(1) 2>/dev/null && echo yes || echo no)
-HAVE_CUDA    := $(if $(shell command -v nvcc 2>/dev/null),yes,no)
+NVCC         ?= nvcc
+HAVE_CUDA    := $(if $(shell command -v $(NVCC) 2>/dev/null),yes,no)
 HAVE_VERBS   := $(call have,libibverbs)
 HAVE_UCX     := $(call have,ucx)
 HAVE_HWLOC   := $(call have,hwloc)
@@ -48,24 +49,44 @@ ifeq ($(HAVE_UCX),yes)
 ALL_CFLAGS   += -DWEFT_HAVE_UCX $(shell $(PKG_CONFIG) --cflags ucx)
 LDLIBS       += $(shell $(PKG_CONFIG) --libs ucx)
 endif
+# CUDA (nvcc on PATH, or NVCC=...; HAVE_CUDA=no builds without): gpu/ kernels for sm_80 and
+# sm_90 plus compute_90 PTX. libcudart is linked statically and its symbols hidden, so
+# libweft.so does not need libcuda.so.1 to load: without a driver gpu/gpu.c reports no GPU.
+# libstdc++: the host stubs nvcc generates use C++ static-initialisation guards.
+ifeq ($(HAVE_CUDA),yes)
+CUDA_HOME    ?= $(patsubst %/bin/nvcc,%,$(realpath $(shell command -v $(NVCC))))
+CUDA_LIBDIR  ?= $(patsubst %/,%,$(dir $(firstword $(wildcard $(CUDA_HOME)/lib64/libcudart_static.a \
+                    $(CUDA_HOME)/targets/*/lib/libcudart_static.a /usr/lib/*/libcudart_static.a))))
+CUDA_ARCHS   ?= -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90 \
+                -gencode arch=compute_90,code=compute_90
+NVCCFLAGS    ?= -O3
+ALL_NVCCFLAGS := -std=c++17 $(CUDA_ARCHS) -Werror all-warnings -Xcompiler \
+                 -fPIC,-fvisibility=hidden,-Wall,-Wextra,-Werror -Iinclude -I. $(NVCCFLAGS)
+ALL_CFLAGS   += -DWEFT_HAVE_CUDA -isystem $(CUDA_HOME)/include
+LDLIBS       += $(if $(CUDA_LIBDIR),-L$(CUDA_LIBDIR)) -lcudart_static -ldl -lrt -lstdc++
+CU_SRCS      := $(wildcard gpu/*.cu)
+CUDA_SO_LDFLAGS := -Wl,--exclude-libs,libcudart_static.a
+endif
 HAVE_CMOCKA  := $(call have,cmocka)
 FEATURES := cuda=$(HAVE_CUDA) verbs=$(HAVE_VERBS) ucx=$(HAVE_UCX) hwloc=$(HAVE_HWLOC) \
             pmix=$(HAVE_PMIX)
 ALL_CFLAGS += -DWEFT_FEATURES='"$(FEATURES)"'
 
 # ---- sources --------------------------------------------------------------------------
-LIB_SRCS := $(wildcard core/*.c transport/*.c collectives/*.c) \
+LIB_SRCS := $(wildcard core/*.c transport/*.c collectives/*.c gpu/*.c) \
             $(filter-out launcher/weft_run.c,$(wildcard launcher/*.c))
-LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
+LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o) $(CU_SRCS:%.cu=$(BUILD)/obj/%.o)
 PERF_SRCS := $(wildcard perftest/*.c)
 TOOLS    := $(BUILD)/bin/weft-run $(BUILD)/bin/weft-perf $(BUILD)/bin/weft-info
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 ITEST_SRCS := $(wildcard tests/integration/*.c)
 ITEST_BINS := $(ITEST_SRCS:tests/integration/%.c=$(BUILD)/tests/%)
+GPU_TEST  := $(BUILD)/tests/gpu_check
 
 .SECONDARY:
-.PHONY: all lib tools tests test unit-test integration-test run install clean format features
+.PHONY: all lib tools tests test unit-test integration-test run install clean format features \
+        gpu-bench
 all: features lib tools
 
 features:
@@ -78,13 +99,18 @@ $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -MMD -MP -c $< -o $@
 
+$(BUILD)/obj/%.o: %.cu
+	@mkdir -p $(dir $@)
+	$(NVCC) $(ALL_NVCCFLAGS) -MMD -MP -c $< -o $@
+
 $(BUILD)/lib/libweft.a: $(LIB_OBJS)
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
 
 $(BUILD)/lib/libweft.so: $(LIB_OBJS)
 	@mkdir -p $(dir $@)
-	$(CC) -shared -pthread -Wl,-soname,libweft.so.0 -Wl,--no-undefined -o $@ $^ $(LDLIBS)
+	$(CC) -shared -pthread -Wl,-soname,libweft.so.0 -Wl,--no-undefined \
+	    $(CUDA_SO_LDFLAGS) -o $@ $^ $(LDLIBS)
 
 # Tools link the static library: they use internals (bootstrap root, config table).
 $(BUILD)/bin/weft-run: $(BUILD)/obj/launcher/weft_run.o $(BUILD)/lib/libweft.a
@@ -98,7 +124,18 @@ $(BUILD)/bin/weft-info: $(BUILD)/obj/tools/weft_info.o $(BUILD)/lib/libweft.a
 	$(CC) -pthread -o $@ $^ $(LDLIBS)
 
 # ---- tests ----------------------------------------------------------------------------
-tests: $(UNIT_BINS) $(ITEST_BINS)
+tests: $(UNIT_BINS) $(ITEST_BINS) $(GPU_TEST)
+
+# tests/gpu: device reductions against the host kernels; prints "skip" without a GPU.
+$(BUILD)/tests/gpu_check: $(BUILD)/obj/tests/gpu/gpu_check.o $(BUILD)/lib/libweft.a
+	@mkdir -p $(dir $@)
+	$(CC) -pthread -o $@ $^ $(LDLIBS)
+
+# bench/gpu.sh builds this: reduction kernels against cudaMemcpy device-to-device.
+gpu-bench: $(BUILD)/bench/gpu_reduce_bench
+$(BUILD)/bench/gpu_reduce_bench: $(BUILD)/obj/bench/gpu_reduce_bench.o $(BUILD)/lib/libweft.a
+	@mkdir -p $(dir $@)
+	$(CC) -pthread -o $@ $^ $(LDLIBS)
 
 # The collectives unit test runs the algorithms over an in-process net (threads as ranks).
 $(BUILD)/tests/test_collectives: $(BUILD)/obj/tests/unit/test_collectives.o \
@@ -112,7 +149,7 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/integration/%.o $(BUILD)/lib/libweft.a
 	@mkdir -p $(dir $@)
 	$(CC) -pthread -o $@ $^ $(LDLIBS)
 
-unit-test: $(UNIT_BINS)
+unit-test: $(UNIT_BINS) $(GPU_TEST)
 	@tests/run-all.sh $(BUILD) --unit
 
 integration-test: all $(ITEST_BINS)

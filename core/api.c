@@ -7,6 +7,7 @@
 
 #include "comm.h"
 #include "error.h"
+#include "gpu/gpu.h"
 #include "log.h"
 #include "transport/net.h"
 
@@ -65,9 +66,10 @@ static weft_result_t validate(const struct weft_comm *comm, const struct weft_co
         return WEFT_ERROR(WEFT_ERR_INVALID_ARG, "%s: comm is NULL", call);
     if (stream)
         return WEFT_ERROR(WEFT_ERR_UNSUPPORTED,
-                          "%s: rank %d: a stream means device buffers, which this build does "
-                          "not support; pass NULL for host buffers",
-                          call, comm->rank);
+                          "%s: rank %d: a stream means device buffers, which are not yet "
+                          "supported (%s); pass NULL for host buffers",
+                          call, comm->rank,
+                          weft_gpu_available() ? "no stream path yet" : "no GPU");
     if (op->kind == WEFT_COLL_BARRIER)
         return WEFT_OK;
     const size_t esize = weft_dtype_size(op->dtype);
@@ -90,6 +92,15 @@ static weft_result_t validate(const struct weft_comm *comm, const struct weft_co
         return WEFT_ERROR(WEFT_ERR_INVALID_ARG, "%s: rank %d: %s is NULL with count %zu", call,
                           comm->rank, need_send && !op->sendbuf ? "sendbuf" : "recvbuf",
                           op->count);
+    /* Managed memory is host-reachable, so the host path serves it; device memory is not. */
+    const void *bufs[2] = {need_send ? op->sendbuf : NULL, need_recv ? op->recvbuf : NULL};
+    for (int i = 0; i < 2 && op->count > 0; i++)
+        if (weft_gpu_pointer_kind(bufs[i]) == WEFT_GPU_MEM_DEVICE)
+            return WEFT_ERROR(WEFT_ERR_UNSUPPORTED,
+                              "%s: rank %d: %s %p is CUDA device memory; device buffers need "
+                              "a stream and the GPU data path, which are not yet supported: "
+                              "pass host (or cudaMallocManaged) buffers with stream NULL",
+                              call, comm->rank, i == 0 ? "sendbuf" : "recvbuf", bufs[i]);
     const int rooted = op->kind == WEFT_COLL_BROADCAST || op->kind == WEFT_COLL_REDUCE ||
                        op->kind == WEFT_COLL_SEND || op->kind == WEFT_COLL_RECV;
     if (rooted && (op->root < 0 || op->root >= comm->nranks))

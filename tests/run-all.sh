@@ -36,6 +36,14 @@ if [[ $PART != integration ]]; then
     for t in "$T"/test_*; do
         [[ -x $t ]] && run "unit $(basename "$t")" 300 "$t"
     done
+    # tests/gpu: the device reductions against the host ones. Without a GPU (or CUDA in the
+    # build) gpu_check says why and the case is skipped, counted neither passed nor failed.
+    gpu_case="gpu: reduction kernels match the host kernels"
+    if gpu_skip=$("$T/gpu_check" --probe 2>&1); then
+        run "$gpu_case" 300 "$T/gpu_check"
+    elif [[ -z $FILTER || $gpu_case == *$FILTER* ]]; then
+        echo "# skip - $gpu_case: ${gpu_skip#skip - gpu: }"
+    fi
 fi
 
 if [[ $PART != unit ]]; then

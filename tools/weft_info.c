@@ -8,6 +8,7 @@
 
 #include "core/config.h"
 #include "core/netif.h"
+#include "gpu/gpu.h"
 #include "launcher/launch_env.h"
 #include "transport/transport.h"
 #include "transport/ucx_info.h"
@@ -31,6 +32,7 @@ static void print_version(void)
 {
     printf("weft %d.%d.%d\n", WEFT_VERSION_MAJOR, WEFT_VERSION_MINOR, WEFT_VERSION_PATCH);
     printf("build features: %s\n", WEFT_FEATURES);
+    printf("gpu: %s\n", weft_gpu_describe());
 }
 
 static void print_transports(void)

@@ -5,7 +5,7 @@ BUILD=${1:-build}
 out=$("$BUILD/bin/weft-info") || { echo "weft-info failed"; exit 1; }
 echo "$out"
 status=0
-for word in "weft 0." "build features:" "shm    usable" "tcp    usable" "socket interface:"; do
+for word in "weft 0." "build features:" "gpu: " "shm    usable" "tcp    usable" "socket interface:"; do
     echo "$out" | grep -qF "$word" || { echo "missing: $word"; status=1; }
 done
 for var in $(sed -n 's/^X(\([A-Z_0-9]*\),.*/WEFT_\1/p' core/config_table.h); do

@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# gpu.sh - the GPU machine's one call: builds Weft with CUDA, runs tests/gpu (device
+# reductions against the host kernels, bit for bit), runs it again under compute-sanitizer
+# memcheck and racecheck when that tool is installed, and times the reduction kernels against
+# cudaMemcpy device-to-device. Without nvcc or without a GPU it says so and exits 0.
+#   bench/gpu.sh                 BUILD=build-gpu BYTES=268435456 ITERS=20 JOBS=$(nproc)
+set -uo pipefail
+
+cd "$(dirname "$0")/.."
+BUILD=${BUILD:-build-gpu}
+BYTES=${BYTES:-268435456}
+ITERS=${ITERS:-20}
+JOBS=${JOBS:-$(nproc 2>/dev/null || echo 2)}
+
+# nvcc is often installed but not on PATH (/usr/local/cuda/bin, /usr/local/cuda-*/bin).
+if ! command -v nvcc >/dev/null 2>&1; then
+    for d in /usr/local/cuda/bin /usr/local/cuda-*/bin /opt/cuda/bin; do
+        [[ -x $d/nvcc ]] && { PATH=$d:$PATH; export PATH; break; }
+    done
+fi
+if ! command -v nvcc >/dev/null 2>&1; then
+    echo "skip - gpu: nvcc not found (PATH, /usr/local/cuda*/bin): install the CUDA toolkit"
+    exit 0
+fi
+echo "== nvcc: $(nvcc --version | tail -n 1)"
+command -v nvidia-smi >/dev/null 2>&1 &&
+    nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.memory --format=csv,noheader
+
+echo "== build ($BUILD)"
+t0=$SECONDS
+if ! make -s -j"$JOBS" BUILD="$BUILD" all "$BUILD/tests/gpu_check" gpu-bench; then
+    echo "FAILED: build (missing -dev packages? the Makefile needs libsodium; see README)"
+    exit 1
+fi
+echo "built in $((SECONDS - t0)) s"
+"$BUILD/bin/weft-info" --version
+
+echo "== tests/gpu: weft_gpu_reduce against the host kernels"
+out=$("$BUILD/tests/gpu_check" 2>&1)
+rc=$?
+echo "$out"
+if [[ $rc -ne 0 ]]; then
+    echo "FAILED: tests/gpu (exit $rc)"
+    exit 1
+fi
+if grep -q '^skip - gpu' <<<"$out"; then
+    echo "no GPU here: nothing to time"
+    exit 0
+fi
+
+status=0
+SAN=$(command -v compute-sanitizer || ls /usr/local/cuda*/bin/compute-sanitizer 2>/dev/null | head -n 1)
+if [[ -n $SAN ]]; then
+    for tool in memcheck racecheck; do
+        echo "== compute-sanitizer --tool $tool tests/gpu --quick"
+        if "$SAN" --tool "$tool" --error-exitcode 3 "$BUILD/tests/gpu_check" --quick >"$BUILD/sanitizer-$tool.log" 2>&1; then
+            tail -n 2 "$BUILD/sanitizer-$tool.log"
+        else
+            echo "FAILED: $tool (see $BUILD/sanitizer-$tool.log):"
+            tail -n 30 "$BUILD/sanitizer-$tool.log"
+            status=1
+        fi
+    done
+else
+    echo "# skip - compute-sanitizer: not installed"
+fi
+
+echo "== reduction kernels vs cudaMemcpy D2D"
+"$BUILD/bench/gpu_reduce_bench" "$BYTES" "$ITERS" || status=1
+exit $status

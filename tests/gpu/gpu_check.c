@@ -1,0 +1,172 @@
+/*
+ * gpu_check.c - weft_gpu_reduce against the host kernels (core/reduce.c), bit for bit, for
+ * every dtype x op, awkward sizes, misaligned and in-place buffers. Without a GPU (or without
+ * CUDA in the build) it prints "skip - gpu: <reason>" and passes.
+ *   gpu_check [--quick]     --quick: sizes up to 4097 only (for compute-sanitizer)
+ *   gpu_check --probe       exits 0 when there is a GPU to test, else says why and exits 1
+ */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/reduce.h"
+#include "gpu/gpu.h"
+#include "weft.h"
+
+#ifdef WEFT_HAVE_CUDA
+#include <cuda_runtime_api.h>
+
+#define CUDA_OK(call)                                                                              \
+    do {                                                                                           \
+        cudaError_t e_ = (call);                                                                   \
+        if (e_ != cudaSuccess) {                                                                   \
+            fprintf(stderr, "%s:%d: %s: %s\n", __FILE__, __LINE__, #call, cudaGetErrorString(e_)); \
+            exit(1);                                                                               \
+        }                                                                                          \
+    } while (0)
+
+static uint64_t rng = 0x9e3779b97f4a7c15ull;
+
+static uint64_t next(void)
+{
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return rng;
+}
+
+/* Finite values: random bits for integers; floats in [-4, 4) with random low bits, so sums
+ * and products round and exercise the rounding, without NaNs (whose payloads may differ). */
+static void fill(void *buf, size_t n, weft_dtype_t dt)
+{
+    for (size_t i = 0; i < n; i++) {
+        const uint64_t r = next();
+        const float f = (float)((double)(r >> 11) / (double)(1ull << 53) * 8.0 - 4.0);
+        switch (dt) {
+        case WEFT_FLOAT16:
+            ((uint16_t *)buf)[i] = weft_float_to_half(f);
+            break;
+        case WEFT_BFLOAT16:
+            ((uint16_t *)buf)[i] = weft_float_to_bf16(f);
+            break;
+        case WEFT_FLOAT32:
+            ((float *)buf)[i] = f;
+            break;
+        case WEFT_FLOAT64:
+            ((double *)buf)[i] = (double)f * (1.0 + (double)(r & 0xfff) / 9e6);
+            break;
+        default:
+            memcpy((char *)buf + i * weft_dtype_size(dt), &r, weft_dtype_size(dt));
+            break;
+        }
+    }
+}
+
+/* One case: a at element offset oa, b at ob, dst at od (or dst == a when inplace). */
+static int check(weft_dtype_t dt, weft_op_t op, size_t n, size_t oa, size_t ob, size_t od,
+                 int inplace, void *dev, size_t devbytes)
+{
+    const size_t es = weft_dtype_size(dt), bytes = n * es;
+    const size_t region = devbytes / 3;
+    char *da = (char *)dev + oa * es, *db = (char *)dev + region + ob * es;
+    char *dd = inplace ? da : (char *)dev + 2 * region + od * es;
+    char *ha = malloc(bytes + 1), *hb = malloc(bytes + 1), *want = malloc(bytes + 1),
+         *got = malloc(bytes + 1);
+    if (!ha || !hb || !want || !got) {
+        fprintf(stderr, "out of memory\n");
+        exit(1);
+    }
+    fill(ha, n, dt);
+    fill(hb, n, dt);
+    weft_reduce_local(want, ha, hb, n, dt, op);
+    CUDA_OK(cudaMemcpy(da, ha, bytes, cudaMemcpyHostToDevice));
+    CUDA_OK(cudaMemcpy(db, hb, bytes, cudaMemcpyHostToDevice));
+    int bad = 0;
+    if (weft_gpu_reduce(dd, da, db, n, dt, op, NULL) != WEFT_OK) {
+        fprintf(stderr, "weft_gpu_reduce: %s\n", weft_last_error());
+        bad = 1;
+    } else {
+        CUDA_OK(cudaDeviceSynchronize());
+        CUDA_OK(cudaMemcpy(got, dd, bytes, cudaMemcpyDeviceToHost));
+        for (size_t i = 0; i < n && !bad; i++) {
+            if (memcmp(got + i * es, want + i * es, es) == 0)
+                continue;
+            uint64_t g = 0, w = 0;
+            memcpy(&g, got + i * es, es);
+            memcpy(&w, want + i * es, es);
+            fprintf(stderr,
+                    "MISMATCH %s %s n=%zu offsets a=%zu b=%zu dst=%zu%s: element %zu: got 0x%llx, "
+                    "host 0x%llx\n",
+                    weft_dtype_name(dt), weft_op_name(op), n, oa, ob, od,
+                    inplace ? " in place" : "", i, (unsigned long long)g, (unsigned long long)w);
+            bad = 1;
+        }
+    }
+    free(ha);
+    free(hb);
+    free(want);
+    free(got);
+    return bad;
+}
+
+int main(int argc, char **argv)
+{
+    const int quick = argc > 1 && strcmp(argv[1], "--quick") == 0;
+    const int probe = argc > 1 && strcmp(argv[1], "--probe") == 0;
+    if (!weft_gpu_available()) {
+        printf("skip - gpu: %s\n", weft_gpu_describe());
+        return probe ? 1 : 0;
+    }
+    if (probe) {
+        printf("gpu: %s\n", weft_gpu_describe());
+        return 0;
+    }
+    printf("gpu: %s\n", weft_gpu_describe());
+    static const size_t sizes[] = {0, 1, 7, 4097, (1u << 20) + 3};
+    const size_t nsizes = quick ? 4 : 5;
+    /* {a, b, dst} element offsets: aligned, equally misaligned (vector path after a scalar
+     * head), and unequally misaligned (scalar path). */
+    static const size_t offs[][3] = {{0, 0, 0}, {3, 3, 3}, {1, 0, 5}};
+    const size_t maxbytes = ((1u << 20) + 3 + 16) * 8;
+    void *dev;
+    CUDA_OK(cudaMalloc(&dev, 3 * maxbytes));
+    int cases = 0, failed = 0;
+    /* The rejected inputs first: they must fail cleanly, not launch. */
+    if (weft_gpu_reduce((char *)dev + 1, dev, dev, 4, WEFT_FLOAT32, WEFT_SUM, NULL) !=
+        WEFT_ERR_INVALID_ARG) {
+        fprintf(stderr, "a misaligned float32 buffer was not refused\n");
+        failed++;
+    }
+    if (weft_gpu_reduce(dev, dev, dev, 4, WEFT_NUM_DTYPES, WEFT_SUM, NULL) !=
+        WEFT_ERR_INVALID_ARG) {
+        fprintf(stderr, "an invalid dtype was not refused\n");
+        failed++;
+    }
+    for (int dt = 0; dt < WEFT_NUM_DTYPES; dt++) {
+        for (int op = 0; op < WEFT_NUM_OPS; op++) {
+            for (size_t s = 0; s < nsizes; s++) {
+                for (size_t o = 0; o < sizeof(offs) / sizeof(offs[0]); o++) {
+                    for (int inplace = 0; inplace < 2; inplace++) {
+                        cases++;
+                        failed += check((weft_dtype_t)dt, (weft_op_t)op, sizes[s], offs[o][0],
+                                        offs[o][1], offs[o][2], inplace, dev, 3 * maxbytes);
+                    }
+                }
+            }
+        }
+    }
+    CUDA_OK(cudaFree(dev));
+    printf("%d passed, %d failed\n", cases + 2 - failed, failed);
+    return failed ? 1 : 0;
+}
+
+#else /* !WEFT_HAVE_CUDA */
+
+int main(int argc, char **argv)
+{
+    printf("skip - gpu: %s\n", weft_gpu_describe());
+    return argc > 1 && strcmp(argv[1], "--probe") == 0 ? 1 : 0;
+}
+
+#endif
