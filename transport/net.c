@@ -18,8 +18,8 @@
 
 #define NET_MAX_TRANSPORTS 4
 /* Room for one transport's address: a fixed part plus a few bytes per rank (verbs publishes
- * a queue pair number per peer). */
-#define ADDR_CAPACITY(nranks) (WEFT_TRANSPORT_ADDR_MAX + 8 * (size_t)(nranks))
+ * a queue pair number and a starting packet number per peer). */
+#define ADDR_CAPACITY(nranks) (WEFT_TRANSPORT_ADDR_MAX + WEFT_TRANSPORT_ADDR_PER_RANK * (size_t)(nranks))
 #define HOST_NAME_BYTES 64
 
 /* In preference order: shm on one host, then verbs across hosts, then tcp. UCX is

@@ -30,9 +30,11 @@
 #include "weft.h"
 
 #define WEFT_TRANSPORT_OPS_VERSION 1
-/* An address blob has at most this many bytes plus 8 per rank of the communicator (room for
- * per-peer connection data such as a queue pair number). */
+/* An address blob has at most WEFT_TRANSPORT_ADDR_MAX bytes plus WEFT_TRANSPORT_ADDR_PER_RANK
+ * per rank of the communicator (room for per-peer connection data such as a queue pair
+ * number). */
 #define WEFT_TRANSPORT_ADDR_MAX 2048
+#define WEFT_TRANSPORT_ADDR_PER_RANK 16
 #define WEFT_TRANSPORT_KEY_BYTES 32 /* per-job key for authenticating data connections */
 
 struct weft_tp; /* one transport's per-communicator context (opaque; each transport's own) */
@@ -81,7 +83,8 @@ struct weft_transport_ops {
     bool (*probe)(char *why, size_t why_len);
     weft_result_t (*init)(const struct weft_transport_params *params, struct weft_tp **tp);
     /* Writes this rank's address blob (at most *len bytes, which is WEFT_TRANSPORT_ADDR_MAX
-     * plus 8 per rank; *len becomes the bytes used). Every rank receives every blob. */
+     * plus WEFT_TRANSPORT_ADDR_PER_RANK per rank; *len becomes the bytes used). Every rank
+     * receives every blob. */
     weft_result_t (*address)(struct weft_tp *tp, void *blob, size_t *len);
     /* Non-blocking connect to `peer` whose blob the bootstrap delivered. Returns
      * WEFT_ERR_IN_PROGRESS until connected (call progress in between, then again), WEFT_OK

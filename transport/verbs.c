@@ -12,6 +12,8 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <sodium.h>
+
 #include "core/config.h"
 #include "core/host.h"
 #include "core/error.h"
@@ -278,7 +280,8 @@ static weft_result_t verbs_init(const struct weft_transport_params *params, stru
             goto fail;
         }
         *ep = (struct weft_ep){.tp = tp, .rank = p, .ring = ring++, .slot_free = slot_free,
-                               .data_slots = data_slots, .pidfd = -1};
+                               .data_slots = data_slots, .pidfd = -1,
+                               .psn = randombytes_uniform(1u << 24)};
         tp->peers[p] = ep;
         WEFT_CHECK_GOTO(create_qp(tp, ep), r, fail);
     }
@@ -313,7 +316,7 @@ static int mtu_code(int bytes)
 
 static weft_result_t verbs_address(struct weft_tp *tp, void *blob, size_t *len)
 {
-    const size_t need = sizeof(struct verbs_blob) + 8 * (size_t)tp->nranks;
+    const size_t need = sizeof(struct verbs_blob) + sizeof(struct verbs_peer_addr) * (size_t)tp->nranks;
     if (*len < need)
         return WEFT_ERROR(WEFT_ERR_INTERNAL, "verbs address needs %zu bytes, has %zu", need, *len);
     struct verbs_blob b = {
@@ -337,16 +340,20 @@ static weft_result_t verbs_address(struct weft_tp *tp, void *blob, size_t *len)
     uint8_t *per = (uint8_t *)blob + sizeof(b);
     for (int p = 0; p < tp->nranks; p++) {
         const struct weft_ep *ep = tp->peers[p];
-        uint32_t v[2] = {ep ? ep->qp->qp_num : 0, ep ? ep->ring : 0};
-        memcpy(per + 8 * (size_t)p, v, sizeof(v));
+        const struct verbs_peer_addr a = {.qpn = ep ? ep->qp->qp_num : 0,
+                                          .ring = ep ? ep->ring : 0,
+                                          .psn = ep ? ep->psn : 0};
+        memcpy(per + sizeof(a) * (size_t)p, &a, sizeof(a));
     }
     *len = need;
     return WEFT_OK;
 }
 
 /* INIT -> RTR -> RTS towards the peer's queue pair. */
-static weft_result_t bring_up(struct weft_ep *ep, const struct verbs_blob *b, uint32_t qpn)
+static weft_result_t bring_up(struct weft_ep *ep, const struct verbs_blob *b,
+                              const struct verbs_peer_addr *remote)
 {
+    const uint32_t qpn = remote->qpn;
     struct weft_tp *tp = ep->tp;
     char who[160];
     weft_verbs_peer_name(ep, who, sizeof(who));
@@ -355,7 +362,7 @@ static weft_result_t bring_up(struct weft_ep *ep, const struct verbs_blob *b, ui
         .qp_state = IBV_QPS_RTR,
         .path_mtu = (enum ibv_mtu)(b->mtu < mine ? b->mtu : mine),
         .dest_qp_num = qpn,
-        .rq_psn = 0,
+        .rq_psn = remote->psn,
         .max_dest_rd_atomic = 16,
         .min_rnr_timer = 12, /* 0.64 ms */
         .ah_attr = {.dlid = b->lid, .sl = 0, .port_num = (uint8_t)tp->port.port},
@@ -378,7 +385,7 @@ static weft_result_t bring_up(struct weft_ep *ep, const struct verbs_blob *b, ui
     a.timeout = (uint8_t)weft_config_int(WEFT_CFG_IB_TIMEOUT);
     a.retry_cnt = (uint8_t)weft_config_int(WEFT_CFG_IB_RETRY_CNT);
     a.rnr_retry = 7; /* an RNR means the peer has not reposted yet: wait, never fail */
-    a.sq_psn = 0;
+    a.sq_psn = ep->psn;
     a.max_rd_atomic = 16;
     err = ibv_modify_qp(ep->qp, &a,
                         IBV_QP_STATE | IBV_QP_TIMEOUT | IBV_QP_RETRY_CNT | IBV_QP_RNR_RETRY |
@@ -398,7 +405,7 @@ static weft_result_t verbs_connect(struct weft_tp *tp, int peer, const void *blo
     if (!ep)
         return WEFT_ERROR(WEFT_ERR_INTERNAL, "rank %d: no verbs queue pair for rank %d", tp->rank,
                           peer);
-    if (len < sizeof(b) + 8 * (size_t)tp->nranks)
+    if (len < sizeof(b) + sizeof(struct verbs_peer_addr) * (size_t)tp->nranks)
         return WEFT_ERROR(WEFT_ERR_INTERNAL, "rank %d: verbs address of rank %d is %zu bytes",
                           tp->rank, peer, len);
     memcpy(&b, blob, sizeof(b));
@@ -415,9 +422,10 @@ static weft_result_t verbs_connect(struct weft_tp *tp, int peer, const void *blo
                           tp->rank, peer, tp->hostnames[peer], tp->slot_bytes, b.slot_bytes,
                           tp->slots, b.slots, tp->read_mode ? "read" : "write",
                           b.read_mode ? "read" : "write");
-    uint32_t v[2];
-    memcpy(v, (const uint8_t *)blob + sizeof(b) + 8 * (size_t)tp->rank, sizeof(v));
-    if (v[0] == 0)
+    struct verbs_peer_addr remote;
+    memcpy(&remote, (const uint8_t *)blob + sizeof(b) + sizeof(remote) * (size_t)tp->rank,
+           sizeof(remote));
+    if (remote.qpn == 0)
         return WEFT_ERROR(WEFT_ERR_INTERNAL, "rank %d: rank %d on %s has no verbs queue pair for "
                           "it (the ranks chose different transports)",
                           tp->rank, peer, tp->hostnames[peer]);
@@ -425,8 +433,8 @@ static weft_result_t verbs_connect(struct weft_tp *tp, int peer, const void *blo
     snprintf(ep->remote_dev, sizeof(ep->remote_dev), "%s", b.dev);
     ep->remote_port = (int)b.port;
     ep->remote_rkey = b.rkey;
-    ep->remote_ring = b.rings + (uint64_t)v[1] * tp->slots * tp->slot_bytes;
-    WEFT_CHECK(bring_up(ep, &b, v[0]));
+    ep->remote_ring = b.rings + (uint64_t)remote.ring * tp->slots * tp->slot_bytes;
+    WEFT_CHECK(bring_up(ep, &b, &remote));
     /* On this host a peer's death is seen at once through its pidfd; across hosts it shows
      * as retry-exceeded on the next write to it (verbs_data.c probes while waiting). */
     char boot_id[sizeof(b.boot_id)];

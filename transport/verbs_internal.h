@@ -4,8 +4,9 @@
  * verbs_data.c (the message protocol).
  *
  * Wire-up goes through the bootstrap, not rdma_cm: every rank creates one RC queue pair per
- * verbs peer before the address exchange and publishes their numbers in its blob (8 bytes per
- * rank), so a pair connects with one allgather and no extra round trip, on InfiniBand and
+ * verbs peer before the address exchange and publishes their numbers and random starting
+ * packet numbers in its blob (struct verbs_peer_addr per rank), so a pair connects with one
+ * allgather and no extra round trip, on InfiniBand and
  * RoCE alike. (rdma_cm would need an IP address per port and resolves routes through the
  * kernel's tables, which pick the loopback path when both ends are on one host, as in the
  * soft-RoCE test VM.)
@@ -44,7 +45,7 @@
 #include "transport/verbs_dev.h"
 
 #define VERBS_BLOB_MAGIC 0x57465642u /* "WFVB" */
-#define VERBS_BLOB_VERSION 2u
+#define VERBS_BLOB_VERSION 3u
 
 /* The immediate value: 2 bits of kind, 1 error bit, 29 bits of counter. */
 #define VERBS_IMM_KIND_SHIFT 30
@@ -89,8 +90,20 @@ struct verbs_blob {
     char dev[32];
     int32_t pid;
     char boot_id[WEFT_BOOT_ID_BYTES]; /* the kernel's: a peer with ours runs on this host */
-    /* then per rank: uint32_t qpn (0: none), uint32_t ring index at this rank */
+    /* then a struct verbs_peer_addr per rank */
 };
+
+/* Per rank in the blob: how that rank reaches us. The starting packet number is random so
+ * that packets still in flight to a destroyed queue pair whose number a new one reuses (the
+ * next communicator's) fall outside its window instead of being taken for its own. */
+struct verbs_peer_addr {
+    uint32_t qpn;  /* our queue pair for that rank, 0: none */
+    uint32_t ring; /* index of that rank's ring in our receive rings */
+    uint32_t psn;  /* the first packet number our queue pair sends */
+    uint32_t pad;
+};
+_Static_assert(sizeof(struct verbs_peer_addr) <= WEFT_TRANSPORT_ADDR_PER_RANK,
+               "a verbs peer address must fit the bootstrap's room per rank");
 
 /* A registered range. Registrations the user made (weft_mem_register) and, with
  * WEFT_IB_REG_CACHE, those made on the fly live in the transport's cache list. */
@@ -123,6 +136,7 @@ struct weft_ep {
     char remote_dev[32];
     int remote_port;
     int pid, pidfd; /* a peer on this host: its process (pidfd -1: none or not pollable) */
+    uint32_t psn;   /* the first packet number we send (random, 24 bits) */
     /* send side */
     uint64_t tx_slots;  /* entries written */
     uint64_t tx_freed;  /* of them, freed by the peer (credits) */

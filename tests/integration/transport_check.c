@@ -52,7 +52,7 @@ struct result {
 /* Shared by the parent and its ranks: created before fork. */
 struct shared {
     pthread_barrier_t bar;
-    uint8_t blob[MAXP][WEFT_TRANSPORT_ADDR_MAX + 8 * MAXP];
+    uint8_t blob[MAXP][WEFT_TRANSPORT_ADDR_MAX + WEFT_TRANSPORT_ADDR_PER_RANK * MAXP];
     size_t blob_len[MAXP];
     struct result res[MAXP][CK_COUNT];
     double bw_mbs[2]; /* 1 MiB, 64 MiB */
