@@ -128,6 +128,9 @@ static const char *wc_hint(enum ibv_wc_status st)
     case IBV_WC_REM_ACCESS_ERR:
     case IBV_WC_LOC_PROT_ERR:
         return ": a memory key or address was refused (a buffer was freed or deregistered?)";
+    case IBV_WC_WR_FLUSH_ERR:
+        return ": the queue pair was already in the error state without a failed request of "
+               "its own (the peer's request was refused here, or the device failed)";
     default:
         return "";
     }
@@ -769,7 +772,7 @@ static weft_result_t check_async(struct weft_tp *tp)
                             ? ev.element.qp
                             : NULL;
     ibv_ack_async_event(&ev);
-    WEFT_INFO(NET, "verbs: async event on %s port %d: %s", tp->port.dev, tp->port.port,
+    WEFT_WARN(NET, "verbs: async event on %s port %d: %s", tp->port.dev, tp->port.port,
               ibv_event_type_str(type));
     if (qp) {
         for (int p = 0; p < tp->nranks; p++) {
