@@ -29,7 +29,7 @@
 
 #include "weft.h"
 
-#define WEFT_TRANSPORT_OPS_VERSION 1
+#define WEFT_TRANSPORT_OPS_VERSION 2 /* 2: explicit_only, serves, hostnames, per-rank address room */
 /* An address blob has at most WEFT_TRANSPORT_ADDR_MAX bytes plus WEFT_TRANSPORT_ADDR_PER_RANK
  * per rank of the communicator (room for per-peer connection data such as a queue pair
  * number). */
