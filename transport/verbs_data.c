@@ -77,18 +77,22 @@ static size_t eager_max(const struct weft_tp *tp)
     return tp->slot_bytes - sizeof(struct verbs_entry);
 }
 
-static uint8_t *ring_slot(const struct weft_ep *ep, uint64_t slot)
+/* Slot `slot` of this peer's ring in `base` (our receive rings or our send staging). */
+static uint8_t *slot_in(const struct weft_ep *ep, void *base, uint64_t slot)
 {
     const struct weft_tp *tp = ep->tp;
-    return (uint8_t *)tp->rings +
+    return (uint8_t *)base +
            ((size_t)ep->ring * tp->slots + (size_t)(slot % tp->slots)) * tp->slot_bytes;
+}
+
+static uint8_t *ring_slot(const struct weft_ep *ep, uint64_t slot)
+{
+    return slot_in(ep, ep->tp->rings, slot);
 }
 
 static uint8_t *staging_slot(const struct weft_ep *ep, uint64_t slot)
 {
-    const struct weft_tp *tp = ep->tp;
-    return (uint8_t *)tp->staging +
-           ((size_t)ep->ring * tp->slots + (size_t)(slot % tp->slots)) * tp->slot_bytes;
+    return slot_in(ep, ep->tp->staging, slot);
 }
 
 static void finish(struct weft_request *req, weft_result_t status)
@@ -638,12 +642,18 @@ static void entry_arrived(struct weft_ep *ep, uint32_t low)
     }
 }
 
+/* The pending request of `q` whose message number has low bits `low`, or NULL. */
+static struct weft_request *pending_seq(struct weft_request_queue *q, uint32_t low)
+{
+    const uint64_t base = q->head ? RQ_SEQ(q->head) : 0;
+    return find_seq(q, widen(base, low));
+}
+
 static void fin_arrived(struct weft_ep *ep, uint32_t low, bool refused)
 {
     struct weft_tp *tp = ep->tp;
     if (refused) { /* the receiver refused our rendezvous message `low` */
-        const uint64_t base = ep->sends.head ? RQ_SEQ(ep->sends.head) : 0;
-        struct weft_request *req = find_seq(&ep->sends, widen(base, low));
+        struct weft_request *req = pending_seq(&ep->sends, low);
         char who[160];
         if (req && !(RQ_STATE(req) & ST_FINISHED))
             finish(req, WEFT_ERROR(WEFT_ERR_REMOTE,
@@ -654,9 +664,7 @@ static void fin_arrived(struct weft_ep *ep, uint32_t low, bool refused)
         return;
     }
     /* write mode: the data of our receive is in place; read mode: the peer read our send */
-    struct weft_request_queue *q = tp->read_mode ? &ep->sends : &ep->recvs;
-    const uint64_t base = q->head ? RQ_SEQ(q->head) : 0;
-    struct weft_request *req = find_seq(q, widen(base, low));
+    struct weft_request *req = pending_seq(tp->read_mode ? &ep->sends : &ep->recvs, low);
     if (!req) {
         weft_verbs_ep_fail(ep, WEFT_ERROR(WEFT_ERR_INTERNAL,
                                           "rank %d: FIN from rank %d for no pending message",
