@@ -83,6 +83,7 @@ UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 ITEST_SRCS := $(wildcard tests/integration/*.c)
 ITEST_BINS := $(ITEST_SRCS:tests/integration/%.c=$(BUILD)/tests/%)
 GPU_TEST  := $(BUILD)/tests/gpu_check
+GPU_COLL_TEST := $(BUILD)/tests/coll_gpu_check
 
 .SECONDARY:
 .PHONY: all lib tools tests test unit-test integration-test run install clean format features \
@@ -124,10 +125,15 @@ $(BUILD)/bin/weft-info: $(BUILD)/obj/tools/weft_info.o $(BUILD)/lib/libweft.a
 	$(CC) -pthread -o $@ $^ $(LDLIBS)
 
 # ---- tests ----------------------------------------------------------------------------
-tests: $(UNIT_BINS) $(ITEST_BINS) $(GPU_TEST)
+tests: $(UNIT_BINS) $(ITEST_BINS) $(GPU_TEST) $(GPU_COLL_TEST)
 
 # tests/gpu: device reductions against the host kernels; prints "skip" without a GPU.
 $(BUILD)/tests/gpu_check: $(BUILD)/obj/tests/gpu/gpu_check.o $(BUILD)/lib/libweft.a
+	@mkdir -p $(dir $@)
+	$(CC) -pthread -o $@ $^ $(LDLIBS)
+
+# tests/gpu, under weft-run: every collective on device buffers on a stream; skips without a GPU.
+$(BUILD)/tests/coll_gpu_check: $(BUILD)/obj/tests/gpu/coll_gpu_check.o $(BUILD)/lib/libweft.a
 	@mkdir -p $(dir $@)
 	$(CC) -pthread -o $@ $^ $(LDLIBS)
 
@@ -152,7 +158,7 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/integration/%.o $(BUILD)/lib/libweft.a
 unit-test: $(UNIT_BINS) $(GPU_TEST)
 	@tests/run-all.sh $(BUILD) --unit
 
-integration-test: all $(ITEST_BINS)
+integration-test: all $(ITEST_BINS) $(GPU_TEST) $(GPU_COLL_TEST)
 	@tests/run-all.sh $(BUILD) --integration
 
 # Like `make run`, `make test` sets up a fresh host first (packages, as root).

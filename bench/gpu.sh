@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # gpu.sh - the GPU machine's one call: builds Weft with CUDA, runs tests/gpu (device
 # reductions against the host kernels, bit for bit), runs it again under compute-sanitizer
-# memcheck and racecheck when that tool is installed, and times the reduction kernels against
-# cudaMemcpy device-to-device. Without nvcc or without a GPU it says so and exits 0.
+# memcheck and racecheck when that tool is installed, times the reduction kernels against
+# cudaMemcpy device-to-device, then runs a 2-rank weft-perf allreduce --gpu sweep (1 MiB to
+# 256 MiB) with both ranks on one GPU. Without nvcc or without a GPU it says so and exits 0.
 #   bench/gpu.sh                 BUILD=build-gpu BYTES=268435456 ITERS=20 JOBS=$(nproc)
 set -uo pipefail
 
@@ -67,4 +68,13 @@ fi
 
 echo "== reduction kernels vs cudaMemcpy D2D"
 "$BUILD/bench/gpu_reduce_bench" "$BYTES" "$ITERS" || status=1
+
+# Both ranks on the first visible GPU, as several ranks of a job may share one.
+gpu=${CUDA_VISIBLE_DEVICES:-0}
+gpu=${gpu%%,*}
+echo "== weft-perf allreduce --gpu: 2 ranks on GPU $gpu, cudaMalloc'd buffers on a stream;"
+echo "   for now Weft stages device buffers through pinned host memory (no CUDA IPC, no"
+echo "   GPUDirect, reductions on the host), so this times staging + host allreduce"
+CUDA_VISIBLE_DEVICES=$gpu "$BUILD/bin/weft-run" -n 2 "$BUILD/bin/weft-perf" allreduce --gpu \
+    -b 1M -e 256M -f 4 || status=1
 exit $status

@@ -1,19 +1,26 @@
 /*
  * api.c - the public collective and point-to-point calls: argument checks with messages that
- * name the call and the rank, group queueing, and dispatch to the collective layer.
+ * name the call and the rank, group queueing, and dispatch: host calls to the collective
+ * layer, stream calls to the communicator's worker through pinned staging (gpu/stream.h).
  */
+#include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "comm.h"
+#include "config.h"
 #include "error.h"
+#include "exec.h"
 #include "gpu/gpu.h"
+#include "gpu/stream.h"
 #include "log.h"
 #include "transport/net.h"
 
 /* Operations queued by weft_group_start on this thread, run at the outermost end. */
 struct group_entry {
     struct weft_comm *comm;
+    weft_stream_t stream;
     struct weft_coll_op op;
 };
 
@@ -21,6 +28,8 @@ static _Thread_local struct {
     int depth;
     struct group_entry *ops;
     size_t n, cap;
+    weft_result_t refused; /* a call broke the group's stream rules: end runs nothing */
+    char why[512];
 } group;
 
 static const char *kind_name(enum weft_coll_kind kind)
@@ -58,18 +67,42 @@ static size_t buffer_blocks(enum weft_coll_kind kind, int nranks)
     }
 }
 
+/* Whether this rank reads sendbuf / writes recvbuf, and how many bytes of each. */
+static bool needs_send(int rank, const struct weft_coll_op *op)
+{
+    return op->kind != WEFT_COLL_RECV && op->kind != WEFT_COLL_BARRIER &&
+           !(op->kind == WEFT_COLL_BROADCAST && rank != op->root);
+}
+
+static bool needs_recv(int rank, const struct weft_coll_op *op)
+{
+    return op->kind != WEFT_COLL_SEND && op->kind != WEFT_COLL_BARRIER &&
+           !(op->kind == WEFT_COLL_REDUCE && rank != op->root);
+}
+
+static size_t send_bytes(const struct weft_coll_op *op, int nranks)
+{
+    const bool per_peer = op->kind == WEFT_COLL_REDUCE_SCATTER || op->kind == WEFT_COLL_ALLTOALL;
+    return op->count * weft_dtype_size(op->dtype) * (per_peer ? (size_t)nranks : 1);
+}
+
+static size_t recv_bytes(const struct weft_coll_op *op, int nranks)
+{
+    const bool per_peer = op->kind == WEFT_COLL_ALLGATHER || op->kind == WEFT_COLL_ALLTOALL;
+    return op->count * weft_dtype_size(op->dtype) * (per_peer ? (size_t)nranks : 1);
+}
+
 static weft_result_t validate(const struct weft_comm *comm, const struct weft_coll_op *op,
                               weft_stream_t stream)
 {
     const char *call = kind_name(op->kind);
     if (!comm)
         return WEFT_ERROR(WEFT_ERR_INVALID_ARG, "%s: comm is NULL", call);
-    if (stream)
+    if (stream && !weft_gpu_available())
         return WEFT_ERROR(WEFT_ERR_UNSUPPORTED,
-                          "%s: rank %d: a stream means device buffers, which are not yet "
-                          "supported (%s); pass NULL for host buffers",
-                          call, comm->rank,
-                          weft_gpu_available() ? "no stream path yet" : "no GPU");
+                          "%s: rank %d: a stream means device buffers, but there is no GPU "
+                          "(%s); pass NULL for host buffers",
+                          call, comm->rank, weft_gpu_describe());
     if (op->kind == WEFT_COLL_BARRIER)
         return WEFT_OK;
     const size_t esize = weft_dtype_size(op->dtype);
@@ -84,22 +117,20 @@ static weft_result_t validate(const struct weft_comm *comm, const struct weft_co
         return WEFT_ERROR(WEFT_ERR_INVALID_ARG,
                           "%s: rank %d: count %zu x %zu bytes x %zu blocks overflows size_t",
                           call, comm->rank, op->count, esize, blocks);
-    const int need_send = op->kind != WEFT_COLL_RECV &&
-                          !(op->kind == WEFT_COLL_BROADCAST && comm->rank != op->root);
-    const int need_recv = op->kind != WEFT_COLL_SEND &&
-                          !(op->kind == WEFT_COLL_REDUCE && comm->rank != op->root);
+    const bool need_send = needs_send(comm->rank, op), need_recv = needs_recv(comm->rank, op);
     if (op->count > 0 && ((need_send && !op->sendbuf) || (need_recv && !op->recvbuf)))
         return WEFT_ERROR(WEFT_ERR_INVALID_ARG, "%s: rank %d: %s is NULL with count %zu", call,
                           comm->rank, need_send && !op->sendbuf ? "sendbuf" : "recvbuf",
                           op->count);
-    /* Managed memory is host-reachable, so the host path serves it; device memory is not. */
+    /* Managed memory is host-reachable, so the host path serves it; device memory is
+     * reached only by a stream, which orders the copies around the operation. */
     const void *bufs[2] = {need_send ? op->sendbuf : NULL, need_recv ? op->recvbuf : NULL};
-    for (int i = 0; i < 2 && op->count > 0; i++)
+    for (int i = 0; i < 2 && op->count > 0 && !stream; i++)
         if (weft_gpu_pointer_kind(bufs[i]) == WEFT_GPU_MEM_DEVICE)
             return WEFT_ERROR(WEFT_ERR_UNSUPPORTED,
-                              "%s: rank %d: %s %p is CUDA device memory; device buffers need "
-                              "a stream and the GPU data path, which are not yet supported: "
-                              "pass host (or cudaMallocManaged) buffers with stream NULL",
+                              "%s: rank %d: %s %p is CUDA device memory, which needs a stream: "
+                              "pass the cudaStream_t that orders it (or host or "
+                              "cudaMallocManaged buffers with stream NULL)",
                               call, comm->rank, i == 0 ? "sendbuf" : "recvbuf", bufs[i]);
     const int rooted = op->kind == WEFT_COLL_BROADCAST || op->kind == WEFT_COLL_REDUCE ||
                        op->kind == WEFT_COLL_SEND || op->kind == WEFT_COLL_RECV;
@@ -112,18 +143,181 @@ static weft_result_t validate(const struct weft_comm *comm, const struct weft_co
     return WEFT_OK;
 }
 
+/* ---- host calls ---------------------------------------------------------------------- */
+
 static weft_result_t run(struct weft_comm *comm, const struct weft_coll_op *ops, size_t n)
 {
-    if (comm->async_error != WEFT_OK)
-        return WEFT_ERROR(comm->async_error,
-                          "rank %d: the communicator failed earlier (%s); destroy or abort it",
-                          comm->rank, weft_strerror(comm->async_error));
+    const char *call = n == 1 ? kind_name(ops[0].kind) : "weft_group_end";
+    WEFT_CHECK(weft_comm_quiesce(comm, call));
     weft_result_t r = weft_coll_run(&comm->coll, ops, n);
     if (r != WEFT_OK) {
         comm->async_error = r;
-        WEFT_WARN(COLL, "%s failed: %s", kind_name(ops[0].kind), weft_last_error());
+        WEFT_WARN(COLL, "%s failed: %s", call, weft_last_error());
     }
     return r;
+}
+
+/* ---- stream calls ----------------------------------------------------------------------
+ * One item per call (or per communicator of a group): its ops point at the staging, the
+ * stream copies around it, and the worker runs it when the stream's event says the inputs
+ * are in staging. */
+
+struct stream_item {
+    struct weft_exec_item base;
+    struct weft_comm *comm;
+    struct weft_stream_ticket ticket;
+    weft_result_t enqueue_failed; /* the stream waits, but its copies were not all enqueued */
+    size_t n;
+    struct weft_coll_op ops[];
+};
+
+static weft_result_t item_ready(struct weft_exec_item *base)
+{
+    return weft_stream_ready(&((struct stream_item *)base)->ticket);
+}
+
+static weft_result_t item_run(struct weft_exec_item *base)
+{
+    struct stream_item *it = (struct stream_item *)base;
+    if (it->enqueue_failed != WEFT_OK)
+        return WEFT_ERROR(it->enqueue_failed,
+                          "%s: rank %d: its stream copies could not all be enqueued (the call "
+                          "returned %s)",
+                          base->name, it->comm->rank, weft_strerror(it->enqueue_failed));
+    return weft_coll_run(&it->comm->coll, it->ops, it->n);
+}
+
+static void item_release(struct weft_exec_item *base, weft_result_t result)
+{
+    (void)result; /* the stream goes on either way; the failure is the comm's async error */
+    weft_stream_release(&((struct stream_item *)base)->ticket);
+}
+
+static void item_free(struct weft_exec_item *base)
+{
+    free(base);
+}
+
+static const struct weft_exec_item_ops stream_item_ops = {
+    .ready = item_ready,
+    .run = item_run,
+    .release = item_release,
+    .free = item_free,
+};
+
+/* A device buffer to stage: which op, and whether it is its recvbuf. */
+struct stage_ref {
+    size_t op;
+    bool recv;
+};
+
+/* Adds ptr to the staging list if it is device memory; host and managed memory are used in
+ * place. */
+static void stage_add(struct weft_stage_buf *bufs, struct stage_ref *refs, size_t *nbufs,
+                      const void *ptr, size_t bytes, unsigned dir, size_t op, bool recv)
+{
+    if (bytes == 0 || weft_gpu_pointer_kind(ptr) != WEFT_GPU_MEM_DEVICE)
+        return;
+    bufs[*nbufs] = (struct weft_stage_buf){.dev = ptr, .bytes = bytes, .dir = dir};
+    refs[*nbufs] = (struct stage_ref){op, recv};
+    (*nbufs)++;
+}
+
+/* Queues ops[0..n) of one communicator as one item on `stream`: returns once the copies,
+ * the event and the stream's wait are enqueued. */
+static weft_result_t enqueue(struct weft_comm *comm, const struct weft_coll_op *ops, size_t n,
+                             weft_stream_t stream)
+{
+    const char *call = n == 1 ? kind_name(ops[0].kind) : "weft_group_end";
+    WEFT_CHECK(weft_comm_stream_start(comm));
+    char msg[1024];
+    const weft_result_t failed = weft_comm_failure(comm, msg, sizeof(msg));
+    if (failed != WEFT_OK)
+        return WEFT_ERROR(failed,
+                          "%s: rank %d: the communicator failed earlier (%s%s%s); destroy or "
+                          "abort it",
+                          call, comm->rank, weft_strerror(failed), msg[0] ? ": " : "", msg);
+
+    struct stream_item *it = malloc(sizeof(*it) + n * sizeof(it->ops[0]));
+    struct weft_stage_buf *bufs = malloc(2 * n * sizeof(*bufs));
+    struct stage_ref *refs = malloc(2 * n * sizeof(*refs));
+    weft_result_t r = WEFT_OK;
+    if (!it || !bufs || !refs) {
+        r = WEFT_ERROR(WEFT_ERR_NO_MEMORY, "%s: rank %d: cannot queue %zu operation%s", call,
+                       comm->rank, n, n == 1 ? "" : "s");
+        goto out;
+    }
+    *it = (struct stream_item){.base = {&stream_item_ops, call, NULL}, .comm = comm, .n = n};
+    memcpy(it->ops, ops, n * sizeof(*ops));
+    size_t nbufs = 0;
+    for (size_t i = 0; i < n; i++) {
+        struct weft_coll_op *op = &it->ops[i];
+        /* Buffers this rank does not use stay out of staging and out of the host's reach. */
+        if (needs_send(comm->rank, op))
+            stage_add(bufs, refs, &nbufs, op->sendbuf, send_bytes(op, comm->nranks),
+                      WEFT_STAGE_IN, i, false);
+        else if (weft_gpu_pointer_kind(op->sendbuf) == WEFT_GPU_MEM_DEVICE)
+            op->sendbuf = NULL;
+        if (needs_recv(comm->rank, op))
+            stage_add(bufs, refs, &nbufs, op->recvbuf, recv_bytes(op, comm->nranks),
+                      WEFT_STAGE_OUT, i, true);
+        else if (weft_gpu_pointer_kind(op->recvbuf) == WEFT_GPU_MEM_DEVICE)
+            op->recvbuf = NULL;
+    }
+    bool armed = false;
+    r = weft_stream_enqueue(comm->gate, stream, bufs, nbufs, call, &it->ticket, &armed);
+    if (r != WEFT_OK && !armed)
+        goto out;
+    if (r != WEFT_OK) {
+        /* The stream already waits for this ticket: the worker must release it in turn. */
+        it->enqueue_failed = r;
+    } else {
+        /* In-place calls stay in place: overlapping buffers share staging (the layout). */
+        for (size_t b = 0; b < nbufs; b++) {
+            struct weft_coll_op *op = &it->ops[refs[b].op];
+            if (refs[b].recv)
+                op->recvbuf = bufs[b].host;
+            else
+                op->sendbuf = bufs[b].host;
+        }
+    }
+    const weft_result_t pushed = weft_exec_push(comm->exec, &it->base);
+    it = NULL; /* the executor's now, even when the push failed */
+    if (r == WEFT_OK)
+        r = pushed;
+
+out:
+    free(it);
+    free(bufs);
+    free(refs);
+    return r;
+}
+
+/* ---- dispatch and groups ----------------------------------------------------------------- */
+
+/* A group is all host calls or all stream calls, and one stream per communicator: a
+ * communicator's group becomes one item, which one stream orders. */
+static weft_result_t group_admit(const struct weft_comm *comm, const struct weft_coll_op *op,
+                                 weft_stream_t stream)
+{
+    for (size_t i = 0; i < group.n; i++) {
+        const struct group_entry *e = &group.ops[i];
+        if ((e->stream != NULL) != (stream != NULL))
+            return WEFT_ERROR(WEFT_ERR_INVALID_ARG,
+                              "%s: rank %d: a group cannot mix calls with a stream and calls "
+                              "without one (%s came before with %s); the whole group is "
+                              "refused",
+                              kind_name(op->kind), comm->rank, kind_name(e->op.kind),
+                              e->stream ? "a stream" : "stream NULL");
+        if (e->comm == comm && e->stream != stream)
+            return WEFT_ERROR(WEFT_ERR_INVALID_ARG,
+                              "%s: rank %d: stream %p, but %s of the same communicator in this "
+                              "group came with stream %p: one stream per communicator in a "
+                              "group; the whole group is refused",
+                              kind_name(op->kind), comm->rank, stream, kind_name(e->op.kind),
+                              e->stream);
+    }
+    return WEFT_OK;
 }
 
 static weft_result_t submit(struct weft_comm *comm, const struct weft_coll_op *op,
@@ -132,7 +326,15 @@ static weft_result_t submit(struct weft_comm *comm, const struct weft_coll_op *o
     weft_error_clear();
     WEFT_CHECK(validate(comm, op, stream));
     if (group.depth == 0)
-        return run(comm, op, 1);
+        return stream ? enqueue(comm, op, 1, stream) : run(comm, op, 1);
+    weft_result_t r = group_admit(comm, op, stream);
+    if (r != WEFT_OK) {
+        if (group.refused == WEFT_OK) {
+            group.refused = r;
+            snprintf(group.why, sizeof(group.why), "%s", weft_last_error());
+        }
+        return r;
+    }
     if (group.n == group.cap) {
         size_t cap = group.cap ? group.cap * 2 : 16;
         struct group_entry *ops = realloc(group.ops, cap * sizeof(*ops));
@@ -142,7 +344,7 @@ static weft_result_t submit(struct weft_comm *comm, const struct weft_coll_op *o
         group.ops = ops;
         group.cap = cap;
     }
-    group.ops[group.n++] = (struct group_entry){comm, *op};
+    group.ops[group.n++] = (struct group_entry){comm, stream, *op};
     return WEFT_OK;
 }
 
@@ -162,8 +364,11 @@ weft_result_t weft_group_end(void)
     if (--group.depth > 0)
         return WEFT_OK;
     weft_result_t r = WEFT_OK;
+    if (group.refused != WEFT_OK)
+        r = WEFT_ERROR(group.refused, "weft_group_end: the group was refused, nothing ran: %s",
+                       group.why);
     struct weft_coll_op *batch = malloc((group.n ? group.n : 1) * sizeof(*batch));
-    if (!batch)
+    if (r == WEFT_OK && !batch)
         r = WEFT_ERROR(WEFT_ERR_NO_MEMORY, "weft_group_end: out of memory");
     for (size_t i = 0; r == WEFT_OK && i < group.n; i++) {
         struct weft_comm *comm = group.ops[i].comm;
@@ -176,10 +381,13 @@ weft_result_t weft_group_end(void)
                 group.ops[j].comm = NULL;
             }
         }
-        r = run(comm, batch, n);
+        const weft_stream_t stream = group.ops[i].stream;
+        r = stream ? enqueue(comm, batch, n, stream) : run(comm, batch, n);
     }
     free(batch);
     group.n = 0;
+    group.refused = WEFT_OK;
+    group.why[0] = '\0';
     return r;
 }
 
@@ -252,6 +460,13 @@ weft_result_t weft_barrier(weft_comm_t comm, weft_stream_t stream)
     return submit(comm, &o, stream);
 }
 
+/* The stream worker may be using the net: registrations wait until it is idle. */
+static weft_result_t net_idle(struct weft_comm *comm)
+{
+    return comm->exec ? weft_exec_drain(comm->exec, weft_config_double(WEFT_CFG_TIMEOUT))
+                      : WEFT_OK;
+}
+
 /* The handle is the net's: a registration with every transport that registers memory. */
 weft_result_t weft_mem_register(weft_comm_t comm, void *buf, size_t size, void **handle)
 {
@@ -259,6 +474,7 @@ weft_result_t weft_mem_register(weft_comm_t comm, void *buf, size_t size, void *
     if (!comm || !handle || !buf || !size)
         return WEFT_ERROR(WEFT_ERR_INVALID_ARG,
                           "weft_mem_register: comm, handle or buf is NULL, or size is 0");
+    WEFT_CHECK(net_idle(comm));
     return weft_net_reg(comm->net, buf, size, handle);
 }
 
@@ -267,6 +483,7 @@ weft_result_t weft_mem_deregister(weft_comm_t comm, void *handle)
     weft_error_clear();
     if (!comm || !handle)
         return WEFT_ERROR(WEFT_ERR_INVALID_ARG, "weft_mem_deregister: comm or handle is NULL");
+    WEFT_CHECK(net_idle(comm));
     weft_net_dereg(comm->net, handle);
     return WEFT_OK;
 }

@@ -1,6 +1,7 @@
 /*
- * comm.c - communicator lifecycle: rendezvous, connections, split, destroy and abort, and
- * the failure bookkeeping behind weft_comm_get_async_error.
+ * comm.c - communicator lifecycle: rendezvous, connections, split, destroy and abort, the
+ * start and end of its stream worker, and the failure bookkeeping behind
+ * weft_comm_get_async_error.
  */
 #include "comm.h"
 
@@ -9,7 +10,9 @@
 
 #include "config.h"
 #include "error.h"
+#include "exec.h"
 #include "log.h"
+#include "gpu/stream.h"
 #include "launcher/launch.h"
 
 weft_result_t weft_get_version(int *version)
@@ -39,8 +42,11 @@ static weft_result_t oob_barrier(void *ctx)
     return weft_boot_barrier(ctx);
 }
 
+/* The worker first (it may use everything else), then the staging its streams read. */
 static void comm_free(struct weft_comm *comm)
 {
+    weft_exec_stop(comm->exec);
+    weft_stream_gate_destroy(comm->gate, weft_config_double(WEFT_CFG_TIMEOUT));
     weft_coll_ctx_fini(&comm->coll);
     weft_net_destroy(comm->net);
     weft_boot_destroy(comm->boot);
@@ -161,20 +167,70 @@ weft_result_t weft_comm_destroy(weft_comm_t comm)
     if (!comm)
         return WEFT_ERROR(WEFT_ERR_INVALID_ARG, "weft_comm_destroy: comm is NULL");
     weft_result_t r = WEFT_OK;
+    /* Outstanding stream operations finish first (each within WEFT_TIMEOUT of its stream
+     * reaching it); the streams are let go either way. */
+    if (comm->exec)
+        r = weft_exec_drain(comm->exec, weft_config_double(WEFT_CFG_TIMEOUT));
+    const weft_result_t failed = weft_comm_failure(comm, NULL, 0);
+    weft_exec_stop(comm->exec);
+    comm->exec = NULL;
     /* Peers may still be draining what this rank sent: leave together, unless the
      * communicator is broken and some peers may be gone. */
-    if (weft_net_status(comm->net) == WEFT_OK)
+    if (r == WEFT_OK && failed == WEFT_OK && weft_net_status(comm->net) == WEFT_OK)
         r = weft_boot_barrier(comm->boot);
     comm_free(comm);
     return r;
 }
 
+/* The stream worker stops first: what it has queued is released at once with
+ * WEFT_ERR_ABORTED, an operation it is running ends within that operation's deadline. */
 weft_result_t weft_comm_abort(weft_comm_t comm)
 {
     if (!comm)
         return WEFT_ERROR(WEFT_ERR_INVALID_ARG, "weft_comm_abort: comm is NULL");
+    if (comm->exec) {
+        weft_exec_abort(comm->exec);
+        weft_exec_stop(comm->exec);
+        comm->exec = NULL;
+    }
     weft_net_abort(comm->net);
     comm_free(comm);
+    return WEFT_OK;
+}
+
+weft_result_t weft_comm_stream_start(struct weft_comm *comm)
+{
+    if (comm->exec)
+        return WEFT_OK;
+    WEFT_CHECK(weft_stream_gate_create(comm->rank, &comm->gate));
+    weft_result_t r = weft_exec_start(&comm->exec, comm->rank);
+    if (r != WEFT_OK) {
+        weft_stream_gate_destroy(comm->gate, 0);
+        comm->gate = NULL;
+    }
+    return r;
+}
+
+weft_result_t weft_comm_failure(struct weft_comm *comm, char *msg, size_t len)
+{
+    if (msg && len)
+        msg[0] = '\0';
+    if (comm->async_error != WEFT_OK)
+        return comm->async_error;
+    return comm->exec ? weft_exec_error(comm->exec, msg, len) : WEFT_OK;
+}
+
+weft_result_t weft_comm_quiesce(struct weft_comm *comm, const char *call)
+{
+    if (comm->exec)
+        WEFT_CHECK(weft_exec_drain(comm->exec, weft_config_double(WEFT_CFG_TIMEOUT)));
+    char msg[1024];
+    const weft_result_t failed = weft_comm_failure(comm, msg, sizeof(msg));
+    if (failed != WEFT_OK)
+        return WEFT_ERROR(failed,
+                          "%s: rank %d: the communicator failed earlier (%s%s%s); destroy or "
+                          "abort it",
+                          call, comm->rank, weft_strerror(failed), msg[0] ? ": " : "", msg);
     return WEFT_OK;
 }
 
@@ -183,7 +239,7 @@ weft_result_t weft_comm_get_async_error(weft_comm_t comm, weft_result_t *async_e
     if (!comm || !async_error)
         return WEFT_ERROR(WEFT_ERR_INVALID_ARG,
                           "weft_comm_get_async_error: comm or async_error is NULL");
-    *async_error = comm->async_error;
+    *async_error = weft_comm_failure(comm, NULL, 0);
     return WEFT_OK;
 }
 

@@ -31,7 +31,7 @@ X(IB_REG_CACHE,       BOOL,   "0",      "Keep registrations made on the fly for 
 X(IB_REG_CACHE_MAX,   INT,    "64",     "Registrations WEFT_IB_REG_CACHE keeps (least recently used ones are dropped)")
 X(IB_QP_DEPTH,        INT,    "256",    "Send work requests outstanding per verbs queue pair")
 X(IB_INLINE,          SIZE,   "128",    "Bytes of a verbs work request sent inline (small eager messages skip the staging copy); the device may grant less")
-X(IB_TIMEOUT,         INT,    "14",     "Verbs ACK timeout exponent: 4.096 us * 2^value per try (14: 67 ms); with WEFT_IB_RETRY_CNT it bounds how fast a dead peer is detected")
+X(IB_TIMEOUT,         INT,    "14",     "Verbs ACK timeout exponent: 4.096 us * 2^value per try (14: 67 ms; soft-RoCE devices get 18, 1.07 s, unless this is set); with WEFT_IB_RETRY_CNT it bounds how fast a dead peer is detected")
 X(IB_RETRY_CNT,       INT,    "7",      "Verbs transport retries before a send fails with retry-exceeded (0-7)")
 X(UCX_INLINE,         SIZE,   "8K",     "UCX transport: messages below this size travel with their header in one UCX message (copied through a bounce buffer); larger ones follow it as a second message, zero-copy through UCX's rendezvous; same value on every rank")
 X(SHM_SLOT_SIZE,      SIZE,   "64K",    "Bytes per slot of a shared-memory queue (copy path)")
@@ -44,4 +44,7 @@ X(ALGO,               STRING, "auto",   "Force an algorithm for allreduce: auto,
 X(SMALL_MSG_SIZE,     SIZE,   "64K",    "Allreduce below this many bytes uses recursive doubling (with WEFT_ALGO=auto)")
 X(CHUNK_SIZE,         SIZE,   "256K",   "Pipeline chunk of ring algorithms, in bytes")
 X(PIPELINE_DEPTH,     INT,    "4",      "Chunks in flight per peer in pipelined algorithms")
+/* GPU */
+X(GPU_STAGING_MAX,    SIZE,   "256M",   "Idle pinned host memory a communicator keeps for staging device buffers between stream calls; a call needing more allocates it, and the excess is freed once its stream is done with it")
+X(GPU_STREAM_RELEASE, STRING, "auto",   "How a stream waits for the host to finish a staged operation: memops (cuStreamWaitValue32 on host-mapped memory), hostfn (a cudaLaunchHostFunc that blocks CUDA's callback thread), or auto (memops when the driver has them)")
 /* clang-format on */

@@ -1,13 +1,15 @@
 /*
  * gpu.h - what the rest of Weft may ask of the GPU layer: is there a usable GPU (probed once,
- * logged once), what kind of memory a pointer is, and device reductions. Every call is safe
- * in a build without CUDA and on a host with no GPU or no driver: it answers "no GPU".
+ * logged once), what kind of memory a pointer is, device reductions, and a dma-buf of device
+ * memory for RDMA registration. Every call is safe in a build without CUDA and on a host with
+ * no GPU or no driver: it answers "no GPU".
  */
 #ifndef WEFT_GPU_GPU_H
 #define WEFT_GPU_GPU_H
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "weft.h"
 
@@ -34,5 +36,29 @@ enum weft_gpu_mem weft_gpu_pointer_kind(const void *ptr);
  * WEFT_ERR_UNSUPPORTED without a GPU. */
 weft_result_t weft_gpu_reduce(void *dst, const void *a, const void *b, size_t count,
                               weft_dtype_t dtype, weft_op_t op, void *stream);
+
+/* Exports the device allocation range holding [ptr, ptr+len) as a dma-buf file descriptor
+ * (cuMemGetHandleForAddressRange), for ibv_reg_dmabuf_mr. The exported range is [ptr, ptr+len)
+ * widened to host pages; *offset is where ptr lies in it. The caller closes *fd. Outputs are
+ * set only on success. Errors: WEFT_ERR_INVALID_ARG (not device memory), WEFT_ERR_UNSUPPORTED
+ * (no CUDA in the build, no GPU, a driver without dma-buf export, a device or allocation that
+ * cannot export: the message says which), WEFT_ERR_SYSTEM (a driver call failed: named with
+ * its CUresult). */
+weft_result_t weft_gpu_dmabuf_export(const void *ptr, size_t len, int *fd, uint64_t *offset);
+
+/* The range weft_gpu_dmabuf_export asks the driver for: [ptr, ptr+len) (len 0 counts as 1)
+ * with its start aligned down and its end up to `page` (a power of two), which must stay
+ * inside the allocation [base, base+size). */
+struct weft_gpu_dmabuf_span {
+    uintptr_t start; /* page-aligned */
+    size_t len;      /* a multiple of page */
+    uint64_t offset; /* ptr - start */
+};
+/* WEFT_ERR_INVALID_ARG when [ptr, ptr+len) is not inside the allocation or page is not a power
+ * of two; WEFT_ERR_UNSUPPORTED when the widened range leaves the allocation (an allocation
+ * that does not start or end on a page boundary: small cudaMallocs share pages). Pure
+ * arithmetic, built with or without CUDA, so that CPU tests cover it. */
+weft_result_t weft_gpu_dmabuf_align(uintptr_t base, size_t size, uintptr_t ptr, size_t len,
+                                    size_t page, struct weft_gpu_dmabuf_span *out);
 
 #endif /* WEFT_GPU_GPU_H */

@@ -106,6 +106,10 @@ void perf_args_usage(FILE *out)
             "float32)\n"
             "  -o, --op OP           sum prod min max avg (default sum)\n"
             "  -r, --root R          root of broadcast and reduce (default 0)\n"
+            "      --gpu             device buffers: cudaMalloc'd on GPU (local rank mod GPUs),\n"
+            "                        calls on a non-default stream, timed by CUDA events on it\n"
+            "      --fake-gpu        test aid: --gpu's copies and checks with host memory as\n"
+            "                        the device and blocking calls, for hosts without a GPU\n"
             "      --csv             rows as CSV with a header line\n"
             "      --json            one JSON object with an array of rows\n"
             "  -h, --help            this text\n"
@@ -122,7 +126,7 @@ void perf_args_usage(FILE *out)
             "                        RDMA device, port and GID of the verbs transport\n"
             "                        (WEFT_IB_HCA, WEFT_IB_GID_INDEX); write_* and read_*\n"
             "                        move large messages by RDMA WRITE or READ over verbs\n"
-            "      --csv, --json     as above\n");
+            "      --csv, --json     as above (host buffers only: --gpu is refused)\n");
 }
 
 static const char *const p2p_cmds[] = {"send_bw",  "send_lat", "write_bw",
@@ -171,6 +175,8 @@ static enum perf_args_status parse_p2p(int argc, char **argv, struct perf_args *
         {"gid-index", required_argument, NULL, 'x'},
         {"csv", no_argument, NULL, 'C'},
         {"json", no_argument, NULL, 'J'},
+        {"gpu", no_argument, NULL, 'U'},
+        {"fake-gpu", no_argument, NULL, 'U'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -215,6 +221,13 @@ static enum perf_args_status parse_p2p(int argc, char **argv, struct perf_args *
             break;
         case 'C': a->format = PERF_FORMAT_CSV; break;
         case 'J': a->format = PERF_FORMAT_JSON; break;
+        /* Their buffers are registered with the net for zero-copy (weft_mem_register),
+         * which device memory is not yet; sendrecv times device buffers instead. */
+        case 'U':
+            return bad(why, why_len,
+                       "%s: the point-to-point tests use host buffers only; time device "
+                       "buffers with 'weft-perf sendrecv --gpu'",
+                       argv[0]);
         case 'h': return PERF_ARGS_HELP;
         default: return bad_option(why, why_len, c, argv);
         }
@@ -241,6 +254,8 @@ enum perf_args_status perf_args_parse(int argc, char **argv, struct perf_args *a
         {"root", required_argument, NULL, 'r'},
         {"csv", no_argument, NULL, 'C'},
         {"json", no_argument, NULL, 'J'},
+        {"gpu", no_argument, NULL, 'U'},
+        {"fake-gpu", no_argument, NULL, 'F'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -329,6 +344,13 @@ enum perf_args_status perf_args_parse(int argc, char **argv, struct perf_args *a
             break;
         case 'J':
             a.format = PERF_FORMAT_JSON;
+            break;
+        case 'U':
+        case 'F':
+            v = c == 'U' ? PERF_MEM_CUDA : PERF_MEM_FAKE;
+            if (a.memory != PERF_MEM_HOST && a.memory != (enum perf_memory)v)
+                return bad(why, why_len, "%s", "--gpu and --fake-gpu exclude each other");
+            a.memory = (enum perf_memory)v;
             break;
         case 'h':
             return PERF_ARGS_HELP;

@@ -1,7 +1,7 @@
 /*
  * args.h - the command line of weft-perf: a subcommand followed by nccl-tests style options
- * (-b -e -f -n -w -c -d -o -r, --csv, --json), or for the point-to-point tests perftest's
- * (-s -a -n -b -t -d -i -x --report_gbits).
+ * (-b -e -f -n -w -c -d -o -r, --csv, --json, --gpu), or for the point-to-point tests
+ * perftest's (-s -a -n -b -t -d -i -x --report_gbits).
  */
 #ifndef WEFT_PERFTEST_ARGS_H
 #define WEFT_PERFTEST_ARGS_H
@@ -14,6 +14,13 @@
 
 enum perf_format { PERF_FORMAT_TABLE = 0, PERF_FORMAT_CSV, PERF_FORMAT_JSON };
 
+/* Where the collectives' buffers live (perftest/device.h). */
+enum perf_memory {
+    PERF_MEM_HOST = 0, /* host buffers, stream NULL: the default */
+    PERF_MEM_CUDA,     /* --gpu: cudaMalloc'd buffers on a non-default stream */
+    PERF_MEM_FAKE      /* --fake-gpu: --gpu's path with host memory as the device (tests) */
+};
+
 struct perf_args {
     const char *cmd; /* the subcommand as typed */
     size_t minbytes, maxbytes;
@@ -24,6 +31,7 @@ struct perf_args {
     weft_op_t op;
     int root;
     enum perf_format format;
+    enum perf_memory memory;
     /* Point-to-point tests (send_bw, send_lat, ...) take perftest's options instead. */
     bool p2p;
     size_t size;       /* -s; 0: the test's default */

@@ -1,11 +1,16 @@
 /*
  * coll.c - the collective sweeps: for each size, time out-of-place and in-place runs (mean of
- * the iterations, max over ranks), then check one run against the exact expected data.
+ * the iterations, max over ranks), then check one run against the exact expected data. With
+ * a device (--gpu) the data is filled and checked in host buffers and copied to and from the
+ * device buffers the calls get.
  */
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 
+#include "core/comm.h"
+#include "perftest/device.h"
 #include "perftest/fill.h"
 #include "perftest/perf.h"
 #include "perftest/report.h"
@@ -53,73 +58,86 @@ struct sweep {
     weft_op_t op;
     int root;
     size_t tsize;
-    size_t count; /* the API's count argument */
-    char *sendbase, *recvbase;
+    size_t count;                /* the API's count argument */
+    size_t used;                 /* bytes of each buffer this size touches (the larger one's) */
+    struct perf_dev *dev;        /* NULL: the calls get the host buffers */
+    char *sendbase, *recvbase;   /* host: filled and checked here */
+    char *dsendbase, *drecvbase; /* what the calls get: the device's, or the host ones */
     bool in_place;
-    char *send, *recv; /* where this run reads and writes */
+    char *send, *recv;   /* where this run reads and writes, in the host buffers */
+    char *dsend, *drecv; /* the same places in the buffers the calls get */
 };
 
 static void run_once(const struct sweep *s)
 {
     const struct perf_ctx *ctx = s->ctx;
     weft_comm_t comm = ctx->comm;
+    void *stream = s->dev ? s->dev->stream : NULL;
     switch (s->coll) {
     case PERF_ALLREDUCE:
-        PERF_TRY(ctx, weft_allreduce(s->send, s->recv, s->count, s->dtype, s->op, comm, NULL));
+        PERF_TRY(ctx, weft_allreduce(s->dsend, s->drecv, s->count, s->dtype, s->op, comm, stream));
         break;
     case PERF_ALLGATHER:
-        PERF_TRY(ctx, weft_allgather(s->send, s->recv, s->count, s->dtype, comm, NULL));
+        PERF_TRY(ctx, weft_allgather(s->dsend, s->drecv, s->count, s->dtype, comm, stream));
         break;
     case PERF_REDUCE_SCATTER:
-        PERF_TRY(ctx, weft_reduce_scatter(s->send, s->recv, s->count, s->dtype, s->op, comm,
-                                          NULL));
+        PERF_TRY(ctx,
+                 weft_reduce_scatter(s->dsend, s->drecv, s->count, s->dtype, s->op, comm, stream));
         break;
     case PERF_BROADCAST:
-        PERF_TRY(ctx, weft_broadcast(s->send, s->recv, s->count, s->dtype, s->root, comm, NULL));
+        PERF_TRY(ctx,
+                 weft_broadcast(s->dsend, s->drecv, s->count, s->dtype, s->root, comm, stream));
         break;
     case PERF_REDUCE:
-        PERF_TRY(ctx, weft_reduce(s->send, s->recv, s->count, s->dtype, s->op, s->root, comm,
-                                  NULL));
+        PERF_TRY(ctx,
+                 weft_reduce(s->dsend, s->drecv, s->count, s->dtype, s->op, s->root, comm, stream));
         break;
     case PERF_ALLTOALL:
-        PERF_TRY(ctx, weft_alltoall(s->send, s->recv, s->count, s->dtype, comm, NULL));
+        PERF_TRY(ctx, weft_alltoall(s->dsend, s->drecv, s->count, s->dtype, comm, stream));
         break;
     case PERF_SENDRECV: {
         int next = (ctx->rank + 1) % ctx->nranks;
         int prev = (ctx->rank + ctx->nranks - 1) % ctx->nranks;
         PERF_TRY(ctx, weft_group_start());
-        PERF_TRY(ctx, weft_send(s->send, s->count, s->dtype, next, comm, NULL));
-        PERF_TRY(ctx, weft_recv(s->recv, s->count, s->dtype, prev, comm, NULL));
+        PERF_TRY(ctx, weft_send(s->dsend, s->count, s->dtype, next, comm, stream));
+        PERF_TRY(ctx, weft_recv(s->drecv, s->count, s->dtype, prev, comm, stream));
         PERF_TRY(ctx, weft_group_end());
         break;
     }
     }
 }
 
-/* The aliasing weft.h documents for each in-place form. */
-static void place(struct sweep *s, bool in_place)
+/* The aliasing weft.h documents for each in-place form, in one pair of buffers. */
+static void aim(const struct sweep *s, char *sendbase, char *recvbase, char **send, char **recv)
 {
     size_t block = s->count * s->tsize;
-    s->in_place = in_place;
-    s->send = s->sendbase;
-    s->recv = s->recvbase;
-    if (!in_place)
+    *send = sendbase;
+    *recv = recvbase;
+    if (!s->in_place)
         return;
     switch (s->coll) {
     case PERF_ALLGATHER:
-        s->send = s->recvbase + (size_t)s->ctx->rank * block;
+        *send = recvbase + (size_t)s->ctx->rank * block;
         break;
     case PERF_REDUCE_SCATTER:
-        s->recv = s->sendbase + (size_t)s->ctx->rank * block;
+        *recv = sendbase + (size_t)s->ctx->rank * block;
         break;
     default:
-        s->send = s->recvbase;
+        *send = recvbase;
         break;
     }
 }
 
+/* Host and device buffers keep the same layout, so whole-buffer copies carry the aliasing. */
+static void place(struct sweep *s, bool in_place)
+{
+    s->in_place = in_place;
+    aim(s, s->sendbase, s->recvbase, &s->send, &s->recv);
+    aim(s, s->dsendbase, s->drecvbase, &s->dsend, &s->drecv);
+}
+
 /* Valid inputs, and outputs poisoned so that anything left unwritten counts as wrong. */
-static void prepare(const struct sweep *s)
+static void fill(const struct sweep *s)
 {
     int r = s->ctx->rank, n = s->ctx->nranks;
     size_t count = s->count;
@@ -155,11 +173,49 @@ static void prepare(const struct sweep *s)
     }
 }
 
-/* Wrong elements in this rank's output. */
+/* The inputs in place for the next call: filled, and on the device before the call. */
+static void prepare(const struct sweep *s)
+{
+    if (s->dev != NULL) {
+        /* All else poisoned: a call given the wrong device address reads poison, not what
+         * an earlier run left there. */
+        perf_poison(s->dtype, s->sendbase, s->used / s->tsize);
+        perf_poison(s->dtype, s->recvbase, s->used / s->tsize);
+    }
+    fill(s);
+    if (s->dev == NULL)
+        return;
+    PERF_TRY(s->ctx, s->dev->ops->upload(s->dev, s->dsendbase, s->sendbase, s->used));
+    PERF_TRY(s->ctx, s->dev->ops->upload(s->dev, s->drecvbase, s->recvbase, s->used));
+}
+
+/* Stream calls return before they run and report failures later: wait for the stream, then
+ * ask the communicator whether any of them failed. */
+static void settle(const struct sweep *s)
+{
+    const struct perf_ctx *ctx = s->ctx;
+    if (s->dev == NULL)
+        return;
+    PERF_TRY(ctx, s->dev->ops->sync(s->dev));
+    char msg[1024], what[1400];
+    const weft_result_t failed = weft_comm_failure(ctx->comm, msg, sizeof(msg));
+    if (failed != WEFT_OK) {
+        snprintf(what, sizeof(what), "%s on a stream failed: %s%s%s", s->ctx->args->cmd,
+                 weft_strerror(failed), msg[0] ? ": " : "", msg);
+        perf_die(ctx, what);
+    }
+}
+
+/* Wrong elements in this rank's output; the stream must be settled. */
 static size_t check(const struct sweep *s)
 {
     int r = s->ctx->rank, n = s->ctx->nranks;
     size_t count = s->count, block = count * s->tsize, wrong = 0;
+    if (s->dev != NULL) {
+        /* Both: reduce_scatter in place writes into the send buffer. */
+        PERF_TRY(s->ctx, s->dev->ops->download(s->dev, s->sendbase, s->dsendbase, s->used));
+        PERF_TRY(s->ctx, s->dev->ops->download(s->dev, s->recvbase, s->drecvbase, s->used));
+    }
     switch (s->coll) {
     case PERF_ALLREDUCE:
         return perf_wrong_reduced(s->dtype, s->recv, count, s->op, n, 0);
@@ -195,19 +251,33 @@ static struct perf_result measure(struct sweep *s, bool in_place, size_t bytes)
     prepare(s);
     for (int i = 0; i < a->warmup; i++)
         run_once(s);
+    settle(s);
     PERF_TRY(ctx, weft_barrier(ctx->comm, NULL));
-    double t0 = perf_now();
-    for (int i = 0; i < a->iters; i++)
-        run_once(s);
-    double mine = (perf_now() - t0) * 1e6 / a->iters;
-    PERF_TRY(ctx, weft_allreduce(&mine, &res.time_us, 1, WEFT_FLOAT64, WEFT_MAX, ctx->comm,
-                                 NULL));
+    double seconds;
+    if (s->dev != NULL) {
+        /* The calls only enqueue, so a host clock would time the enqueueing: CUDA events
+         * on the stream time it from reaching the first call to leaving the last one (its
+         * output copied back), which is what the stream's next kernel waits for. */
+        PERF_TRY(ctx, s->dev->ops->timer_start(s->dev));
+        for (int i = 0; i < a->iters; i++)
+            run_once(s);
+        PERF_TRY(ctx, s->dev->ops->timer_stop(s->dev, &seconds));
+        settle(s);
+    } else {
+        double t0 = perf_now();
+        for (int i = 0; i < a->iters; i++)
+            run_once(s);
+        seconds = perf_now() - t0;
+    }
+    double mine = seconds * 1e6 / a->iters;
+    PERF_TRY(ctx, weft_allreduce(&mine, &res.time_us, 1, WEFT_FLOAT64, WEFT_MAX, ctx->comm, NULL));
     res.algbw = res.time_us > 0.0 ? (double)bytes / res.time_us / 1e3 : 0.0;
     res.busbw = res.algbw * bus_factor(s->coll, ctx->nranks);
 
     if (a->check) {
         prepare(s);
         run_once(s);
+        settle(s);
         int64_t wrong = (int64_t)check(s), total = 0;
         PERF_TRY(ctx, weft_allreduce(&wrong, &total, 1, WEFT_INT64, WEFT_SUM, ctx->comm, NULL));
         res.wrong = total;
@@ -234,6 +304,7 @@ int perf_coll_run(const struct perf_ctx *ctx, const struct perf_cmd *cmd)
         .op = a->op,
         .root = d->rooted ? a->root : -1,
         .tsize = weft_dtype_size(a->dtype),
+        .dev = ctx->dev,
     };
     if (s.tsize == 0)
         perf_die(ctx, "internal error: dtype without a size");
@@ -244,6 +315,12 @@ int perf_coll_run(const struct perf_ctx *ctx, const struct perf_cmd *cmd)
         perf_die(ctx, "cannot allocate the send buffer");
     if (posix_memalign((void **)&s.recvbase, 4096, buf_bytes) != 0)
         perf_die(ctx, "cannot allocate the receive buffer");
+    s.dsendbase = s.sendbase;
+    s.drecvbase = s.recvbase;
+    if (s.dev != NULL) {
+        PERF_TRY(ctx, s.dev->ops->alloc(s.dev, buf_bytes, (void **)&s.dsendbase));
+        PERF_TRY(ctx, s.dev->ops->alloc(s.dev, buf_bytes, (void **)&s.drecvbase));
+    }
     struct perf_rank_info *infos = calloc((size_t)ctx->nranks, sizeof(*infos));
     if (infos == NULL)
         perf_die(ctx, "cannot allocate the rank table");
@@ -259,6 +336,7 @@ int perf_coll_run(const struct perf_ctx *ctx, const struct perf_cmd *cmd)
         if (total > 0 && total != prev_total) {
             prev_total = total;
             s.count = d->blocks ? total / (size_t)ctx->nranks : total;
+            s.used = total * s.tsize;
             struct perf_row row = {
                 .bytes = total * s.tsize,
                 .count = total,
@@ -274,6 +352,10 @@ int perf_coll_run(const struct perf_ctx *ctx, const struct perf_cmd *cmd)
     }
     long long wrong = perf_report_end(&rep);
     free(infos);
+    if (s.dev != NULL) {
+        s.dev->ops->free(s.dev, s.drecvbase);
+        s.dev->ops->free(s.dev, s.dsendbase);
+    }
     free(s.recvbase);
     free(s.sendbase);
     return wrong > 0 ? 1 : 0;

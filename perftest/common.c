@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "core/config.h"
+#include "perftest/device.h"
 #include "perftest/perf.h"
 
 /* Before the communicator exists the launcher's WEFT_RANK is the best name for this rank. */
@@ -67,9 +68,27 @@ void perf_gather_ranks(const struct perf_ctx *ctx, struct perf_rank_info *infos)
     mine.pid = (int32_t)getpid();
     int device = -1;
     PERF_TRY(ctx, weft_comm_device(ctx->comm, &device));
+    /* The communicator has no device of its own yet; --gpu's buffers do. */
+    if (ctx->dev != NULL && ctx->dev->device >= 0)
+        device = ctx->dev->device;
     mine.device = device;
     if (gethostname(mine.host, sizeof(mine.host) - 1) != 0)
         snprintf(mine.host, sizeof(mine.host), "unknown");
     mine.host[sizeof(mine.host) - 1] = '\0';
     PERF_TRY(ctx, weft_allgather(&mine, infos, sizeof(mine), WEFT_UINT8, ctx->comm, NULL));
+}
+
+int perf_local_rank(const struct perf_ctx *ctx)
+{
+    if (weft_config_load() == WEFT_OK && weft_config_int(WEFT_CFG_LOCAL_RANK) >= 0)
+        return (int)weft_config_int(WEFT_CFG_LOCAL_RANK);
+    struct perf_rank_info *infos = calloc((size_t)ctx->nranks, sizeof(*infos));
+    if (infos == NULL)
+        perf_die(ctx, "cannot allocate the rank table");
+    perf_gather_ranks(ctx, infos);
+    int local = 0;
+    for (int r = 0; r < ctx->rank; r++)
+        local += strcmp(infos[r].host, infos[ctx->rank].host) == 0;
+    free(infos);
+    return local;
 }

@@ -5,8 +5,11 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "core/config.h"
+#include "gpu/gpu.h"
+#include "perftest/device.h"
 #include "perftest/p2p.h"
 #include "perftest/perf.h"
 
@@ -50,6 +53,24 @@ static bool speaks(void)
     return weft_config_load() != WEFT_OK || weft_config_int(WEFT_CFG_RANK) <= 0;
 }
 
+/* Exit status 2 for a job that cannot start. The launcher tears the job down at the first
+ * rank that exits, so the ranks that say nothing give the one that speaks a head start. */
+static int refuse(bool spoke)
+{
+    if (!spoke) {
+        const struct timespec pause = {0, 500 * 1000 * 1000};
+        nanosleep(&pause, NULL);
+    }
+    return 2;
+}
+
+/* "none: <why>" from weft_gpu_describe reads as "<why>" after "there is none". */
+static const char *no_gpu_reason(void)
+{
+    const char *why = weft_gpu_describe();
+    return strncmp(why, "none: ", 6) == 0 ? why + 6 : why;
+}
+
 static const struct perf_cmd *find_cmd(const char *name)
 {
     for (size_t i = 0; i < NCMDS; i++) {
@@ -74,29 +95,48 @@ int main(int argc, char **argv)
         if (speaks()) {
             fprintf(stderr, "weft-perf: %s\n", why);
             usage(stderr);
+            return refuse(true);
         }
-        return 2;
+        return refuse(false);
     }
     const struct perf_cmd *cmd = find_cmd(args.cmd);
     if (cmd == NULL) {
         if (speaks()) {
             fprintf(stderr, "weft-perf: unknown subcommand '%s'\n", args.cmd);
             usage(stderr);
+            return refuse(true);
         }
-        return 2;
+        return refuse(false);
+    }
+    /* Before the job starts, so that every rank stops at once with the reason. */
+    if (args.memory == PERF_MEM_CUDA && !weft_gpu_available()) {
+        if (speaks()) {
+            fprintf(stderr, "weft-perf: --gpu needs a GPU, and there is none: %s\n",
+                    no_gpu_reason());
+            return refuse(true);
+        }
+        return refuse(false);
     }
     /* The verbs transport reads its device and protocol knobs when the communicator is made. */
     if (cmd->run == perf_p2p_run && !perf_p2p_env(&args, (enum perf_p2p)cmd->arg, why,
                                                   sizeof(why))) {
-        if (speaks())
+        if (speaks()) {
             fprintf(stderr, "weft-perf: %s: %s\n", cmd->name, why);
-        return 2;
+            return refuse(true);
+        }
+        return refuse(false);
     }
 
     struct perf_ctx ctx = {.comm = NULL, .rank = -1, .nranks = 0, .args = &args};
     PERF_TRY(&ctx, weft_comm_init_env(&ctx.comm));
     PERF_TRY(&ctx, weft_comm_rank(ctx.comm, &ctx.rank));
     PERF_TRY(&ctx, weft_comm_size(ctx.comm, &ctx.nranks));
+    /* The device is current before the first stream call: that call sets up Weft's staging
+     * for the device current then. */
+    if (args.memory == PERF_MEM_CUDA)
+        PERF_TRY(&ctx, perf_dev_open_cuda(perf_local_rank(&ctx), &ctx.dev));
+    else if (args.memory == PERF_MEM_FAKE)
+        PERF_TRY(&ctx, perf_dev_open_fake(&ctx.dev));
 
     int status;
     if (args.root >= ctx.nranks) {
@@ -112,5 +152,8 @@ int main(int argc, char **argv)
     weft_comm_t comm = ctx.comm;
     ctx.comm = NULL; /* destroyed or not, it must not be aborted after this */
     PERF_TRY(&ctx, weft_comm_destroy(comm));
+    /* After the communicator, which waits for what is still queued on the stream. */
+    if (ctx.dev != NULL)
+        ctx.dev->ops->close(ctx.dev);
     return status;
 }

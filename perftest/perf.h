@@ -11,11 +11,14 @@
 #include "perftest/args.h"
 #include "weft.h"
 
+struct perf_dev;
+
 struct perf_ctx {
     weft_comm_t comm;
     int rank;
     int nranks;
     const struct perf_args *args;
+    struct perf_dev *dev; /* where the collectives' buffers live: NULL for host memory */
 };
 
 /* One subcommand. `run` returns the process exit status (0: all good, 1: wrong results);
@@ -52,6 +55,9 @@ _Noreturn void perf_die(const struct perf_ctx *ctx, const char *what);
 double perf_now(void);
 /* Every rank's host, pid and device (collective); `infos` holds nranks entries. */
 void perf_gather_ranks(const struct perf_ctx *ctx, struct perf_rank_info *infos);
+/* This rank's place among the ranks on its host: WEFT_LOCAL_RANK where the launcher sets it,
+ * else counted from every rank's host name (collective). */
+int perf_local_rank(const struct perf_ctx *ctx);
 
 /* The collective sweeps (coll.c); cmd->arg is an enum perf_coll. */
 enum perf_coll {

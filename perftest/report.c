@@ -6,7 +6,14 @@
 
 #include <string.h>
 
+#include "perftest/device.h"
+
 static const char *const place_name[2] = {"out_of_place", "in_place"};
+static const char *const memory_name[] = {
+    [PERF_MEM_HOST] = "host",
+    [PERF_MEM_CUDA] = "cuda",
+    [PERF_MEM_FAKE] = "fake-gpu",
+};
 
 /* nccl-tests' time column: fewer decimals as the number grows. */
 static void format_time(char *buf, size_t len, double us)
@@ -45,6 +52,8 @@ static void begin_table(const struct perf_report *rep, const struct perf_ctx *ct
             "warmup iters: %d iters: %d validation: %d\n",
             rep->collective, ctx->nranks, a->minbytes, a->maxbytes, a->stepfactor, a->warmup,
             a->iters, a->check ? 1 : 0);
+    if (ctx->dev != NULL)
+        fprintf(out, "# Buffers: %s\n", ctx->dev->what);
     fprintf(out, "#\n# Using devices\n");
     for (int r = 0; r < ctx->nranks; r++) {
         fprintf(out, "#  Rank %2d Group  0 Pid %6d on %10s device %2d [%s]\n", r,
@@ -71,9 +80,10 @@ static void begin_json(const struct perf_report *rep, const struct perf_ctx *ctx
     FILE *out = rep->out;
     fprintf(out, "{\"collective\": \"%s\", \"nranks\": %d, \"type\": \"%s\", \"redop\": \"%s\", "
                  "\"min_bytes\": %zu, \"max_bytes\": %zu, \"step_factor\": %zu, \"iters\": %d, "
-                 "\"warmup\": %d, \"check\": %s,\n \"ranks\": [",
+                 "\"warmup\": %d, \"check\": %s, \"memory\": \"%s\",\n \"ranks\": [",
             rep->collective, ctx->nranks, weft_dtype_name(a->dtype), rep->redop, a->minbytes,
-            a->maxbytes, a->stepfactor, a->iters, a->warmup, a->check ? "true" : "false");
+            a->maxbytes, a->stepfactor, a->iters, a->warmup, a->check ? "true" : "false",
+            memory_name[a->memory]);
     for (int r = 0; r < ctx->nranks; r++) {
         fprintf(out, "%s{\"rank\": %d, \"host\": ", r > 0 ? ", " : "", r);
         json_string(out, infos[r].host);

@@ -102,12 +102,46 @@ if [[ $PART != unit ]]; then
     run "collectives over shm with single-copy (CMA), 4 ranks" 600 env WEFT_SHM_CMA=1 \
         "$BIN/weft-run" -n 4 --transport shm "$T/coll_check"
     run "mixed: shm and tcp chosen per peer (auto)" 600 "$BIN/weft-run" -n 4 "$T/coll_check" --quick
+    # tests/gpu under weft-run: every collective on cudaMalloc'd buffers on a stream (pinned
+    # host staging), the ranks sharing one GPU; over shm and tcp, and with the fallback release
+    # (host functions). Without a GPU (or CUDA in the build) the cases are skipped, counted
+    # neither passed nor failed.
+    coll_gpu_case="gpu: collectives on device buffers on a stream"
+    if gpu_skip=$("$T/gpu_check" --probe 2>&1); then
+        for n in 2 3 4; do
+            run "$coll_gpu_case, $n ranks" 600 "$BIN/weft-run" -n $n "$T/coll_gpu_check"
+        done
+        run "$coll_gpu_case, over tcp, 3 ranks" 600 "$BIN/weft-run" -n 3 --transport tcp \
+            "$T/coll_gpu_check" --quick
+        run "$coll_gpu_case, host-function release, 2 ranks" 600 \
+            env WEFT_GPU_STREAM_RELEASE=hostfn "$BIN/weft-run" -n 2 "$T/coll_gpu_check" --quick
+    elif [[ -z $FILTER || $coll_gpu_case == *$FILTER* ]]; then
+        echo "# skip - $coll_gpu_case: ${gpu_skip#skip - gpu: }"
+    fi
     for c in allreduce allgather reduce_scatter broadcast reduce alltoall sendrecv; do
         run "weft-perf $c checks its results" 300 "$BIN/weft-run" -n 3 "$BIN/weft-perf" $c \
             -b 8 -e 1M -f 16 -n 3 -w 1 -c 1
     done
     run "weft-perf bfloat16 max --json" 120 "$BIN/weft-run" -n 2 "$BIN/weft-perf" allreduce \
         -b 1K -e 64K -f 8 -d bfloat16 -o max -n 2 -w 1 --json
+    # weft-perf --gpu: --fake-gpu drives its separate buffers, copies and checks with host
+    # memory as the device on any host; the refusals (no GPU: exit 2 with the reason; the
+    # point-to-point tests) everywhere; the real sweeps where there is a GPU, the ranks
+    # sharing it, skipped with the reason elsewhere.
+    for c in allreduce allgather reduce_scatter broadcast reduce alltoall sendrecv; do
+        run "weft-perf $c --fake-gpu checks its results" 300 "$BIN/weft-run" -n 3 \
+            "$BIN/weft-perf" $c --fake-gpu -b 8 -e 1M -f 16 -n 3 -w 1 -c 1 -r 1
+    done
+    run "weft-perf --gpu refusals" 120 tests/integration/perf_gpu_check.sh "$BUILD"
+    perf_gpu_case="gpu: weft-perf --gpu checks its results"
+    if gpu_skip=$("$T/gpu_check" --probe 2>&1); then
+        for c in allreduce reduce_scatter; do
+            run "$perf_gpu_case, $c, 2 ranks" 600 "$BIN/weft-run" -n 2 "$BIN/weft-perf" $c \
+                --gpu -b 8 -e 1M -c 1
+        done
+    elif [[ -z $FILTER || $perf_gpu_case == *$FILTER* ]]; then
+        echo "# skip - $perf_gpu_case: ${gpu_skip#skip - gpu: }"
+    fi
     # perftest-style point-to-point sweeps (2 B .. 8 MiB), each size's data checked on the
     # receiver; small -n keeps each run to seconds.
     for tp in shm tcp; do

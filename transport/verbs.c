@@ -191,6 +191,27 @@ static weft_result_t create_qp(struct weft_tp *tp, struct weft_ep *ep)
 
 static void tp_free(struct weft_tp *tp);
 
+/* Soft-RoCE (rdma_rxe, which reports vendor id 0xffffff) sends its ACKs from kernel work on
+ * the same CPUs as the ranks, so on a busy host an ACK can take longer than the default 67 ms
+ * and the sender retransmits. Under that load rdma_rxe of Linux 6.1 was seen to resend a work
+ * request it had already completed, fail on the memory Weft had deregistered since ("Error
+ * during finish packet" in the kernel's debug log) and flush the queue pair, which the ranks
+ * see as "Work Request Flushed". So soft-RoCE gets 1 s per try unless WEFT_IB_TIMEOUT is set. */
+#define RXE_VENDOR_ID 0xffffff
+#define RXE_ACK_TIMEOUT 18
+
+static uint8_t ack_timeout(const struct weft_tp *tp, const struct ibv_device_attr *da)
+{
+    const uint8_t t = (uint8_t)weft_config_int(WEFT_CFG_IB_TIMEOUT);
+    if (da->vendor_id != RXE_VENDOR_ID || weft_config_is_set(WEFT_CFG_IB_TIMEOUT) ||
+        t >= RXE_ACK_TIMEOUT)
+        return t;
+    WEFT_INFO(NET, "verbs: rank %d: %s is soft-RoCE: ACK timeout exponent %d (%.2f s per try) "
+              "instead of %d; set WEFT_IB_TIMEOUT to choose", tp->rank, tp->port.dev,
+              RXE_ACK_TIMEOUT, 4.096e-6 * (1 << RXE_ACK_TIMEOUT), t);
+    return RXE_ACK_TIMEOUT;
+}
+
 static weft_result_t verbs_init(const struct weft_transport_params *params, struct weft_tp **out)
 {
     weft_result_t r;
@@ -241,6 +262,7 @@ static weft_result_t verbs_init(const struct weft_transport_params *params, stru
                            tp->port.dev);
         goto fail;
     }
+    tp->ack_timeout = ack_timeout(tp, &da);
     if (tp->sq_depth > (uint32_t)da.max_qp_wr)
         tp->sq_depth = (uint32_t)da.max_qp_wr;
     if (tp->rq_depth > (uint32_t)da.max_qp_wr)
@@ -382,7 +404,7 @@ static weft_result_t bring_up(struct weft_ep *ep, const struct verbs_blob *b,
                               tp->rank, who, qpn, tp->port.dev, tp->port.port);
     memset(&a, 0, sizeof(a));
     a.qp_state = IBV_QPS_RTS;
-    a.timeout = (uint8_t)weft_config_int(WEFT_CFG_IB_TIMEOUT);
+    a.timeout = tp->ack_timeout;
     a.retry_cnt = (uint8_t)weft_config_int(WEFT_CFG_IB_RETRY_CNT);
     a.rnr_retry = 7; /* an RNR means the peer has not reposted yet: wait, never fail */
     a.sq_psn = ep->psn;
@@ -471,6 +493,7 @@ static void tp_free(struct weft_tp *tp)
                 ibv_destroy_qp(ep->qp);
             if (ep->pidfd >= 0)
                 close(ep->pidfd);
+            weft_verbs_ep_drop_retired(ep);
             while (ep->cts_head) {
                 struct verbs_cts *c = ep->cts_head;
                 ep->cts_head = c->next;

@@ -113,6 +113,17 @@ static void fail_queue(struct weft_tp *tp, struct weft_request_queue *q, weft_re
     }
 }
 
+void weft_verbs_ep_drop_retired(struct weft_ep *ep)
+{
+    while (ep->retired_head) {
+        struct verbs_retired *r = ep->retired_head;
+        ep->retired_head = r->next;
+        weft_verbs_mr_put(ep->tp, r->mr);
+        free(r);
+    }
+    ep->retired_tail = NULL;
+}
+
 void weft_verbs_ep_fail(struct weft_ep *ep, weft_result_t status)
 {
     if (ep->failed == WEFT_OK)
@@ -120,6 +131,7 @@ void weft_verbs_ep_fail(struct weft_ep *ep, weft_result_t status)
     fail_queue(ep->tp, &ep->sends, status);
     fail_queue(ep->tp, &ep->recvs, status);
     ep->spost = ep->rmatch = ep->rcts = NULL;
+    weft_verbs_ep_drop_retired(ep); /* a queue pair in error sends nothing more */
 }
 
 static const char *wc_hint(enum ibv_wc_status st)
@@ -134,7 +146,8 @@ static const char *wc_hint(enum ibv_wc_status st)
         return ": a memory key or address was refused (a buffer was freed or deregistered?)";
     case IBV_WC_WR_FLUSH_ERR:
         return ": the queue pair was already in the error state without a failed request of "
-               "its own (the peer's request was refused here, or the device failed)";
+               "its own (the peer's request was refused here, the device failed, or, on "
+               "soft-RoCE, a retransmission after an ACK later than WEFT_IB_TIMEOUT failed)";
     default:
         return "";
     }
@@ -723,6 +736,46 @@ static bool finished(struct weft_ep *ep, struct weft_request *req)
     return (*st & ST_FINISHED) != 0;
 }
 
+/* Soft-RoCE (rdma_rxe of Linux 6.1) was seen to resend a work request it had already
+ * reported complete, when a retransmission raced with the ACK: it then reads (or, for an RDMA
+ * READ, writes) the local buffer again, and had its registration gone the queue pair fails
+ * ("Error during finish packet" in the kernel's debug log, "Work Request Flushed" here). So a
+ * registration that our send queue used locally (the source of a rendezvous write, the
+ * destination of a read) outlives its request until a work request posted after the request
+ * ended has completed: the send queue is processed in order, so by then no resend of the
+ * request's work is left. The registration is only kept, never used again; when nothing else
+ * is posted a signaled credit note (which changes nothing at the peer) ends the wait. */
+static void keep_mr(struct weft_ep *ep, struct weft_request *req)
+{
+    const bool local = req->is_send != ep->tp->read_mode;
+    struct verbs_retired *r = local && rq_mr(req) ? malloc(sizeof(*r)) : NULL;
+    if (!r) {
+        rq_put_mr(ep->tp, req);
+        return;
+    }
+    *r = (struct verbs_retired){.mr = rq_mr(req), .after = ep->wr_posted};
+    rq_set_mr(req, NULL);
+    if (ep->retired_tail)
+        ep->retired_tail->next = r;
+    else
+        ep->retired_head = r;
+    ep->retired_tail = r;
+}
+
+static void release_kept_mrs(struct weft_ep *ep)
+{
+    struct verbs_retired *r;
+    while ((r = ep->retired_head) != NULL && ep->wr_done > r->after) {
+        ep->retired_head = r->next;
+        if (!ep->retired_head)
+            ep->retired_tail = NULL;
+        weft_verbs_mr_put(ep->tp, r->mr);
+        free(r);
+    }
+    if (r && ep->wr_signaled <= r->after && sq_room(ep, 1))
+        put_imm(ep, imm(VERBS_IMM_CREDIT, ep->rx_credited), true);
+}
+
 /* Completes requests from the front of `q` while they are finished. */
 static void retire(struct weft_ep *ep, struct weft_request_queue *q, bool *progressed)
 {
@@ -730,7 +783,7 @@ static void retire(struct weft_ep *ep, struct weft_request_queue *q, bool *progr
     while (ep->failed == WEFT_OK && (req = weft_request_queue_peek(q)) != NULL &&
            finished(ep, req)) {
         weft_request_queue_pop(q);
-        rq_put_mr(ep->tp, req);
+        keep_mr(ep, req);
         weft_request_complete(req, (weft_result_t)RQ_STATUS(req));
         *progressed = true;
     }
@@ -762,6 +815,7 @@ static void drive_ep(struct weft_ep *ep, bool idle, bool *progressed)
     drive_sends(ep, progressed);
     retire(ep, &ep->sends, progressed);
     retire(ep, &ep->recvs, progressed);
+    release_kept_mrs(ep);
     return_credits(ep, idle);
 }
 

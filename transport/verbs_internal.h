@@ -118,6 +118,13 @@ struct verbs_mr {
     struct verbs_mr *all_prev, *all_next; /* every live registration, for fini */
 };
 
+/* A registration kept past the end of its request (verbs_data.c, keep_mr). */
+struct verbs_retired {
+    struct verbs_mr *mr;
+    uint64_t after; /* the send queue's last work request when its request ended */
+    struct verbs_retired *next;
+};
+
 struct verbs_cts {
     struct verbs_entry e;
     struct verbs_cts *next;
@@ -146,6 +153,7 @@ struct weft_ep {
     struct weft_request_queue sends; /* in order; `spost` is the first not fully posted */
     struct weft_request *spost;
     struct verbs_cts *cts_head, *cts_tail; /* CTS entries received, in message order */
+    struct verbs_retired *retired_head, *retired_tail; /* registrations kept, oldest first */
     /* receive side */
     uint64_t rx_slots;     /* entries arrived */
     uint64_t rx_freed;     /* contiguous prefix of slots freed */
@@ -176,6 +184,7 @@ struct weft_tp {
     uint16_t lid;
     uint32_t max_inline;
     uint32_t max_msg;
+    uint8_t ack_timeout; /* the queue pairs' ACK timeout exponent (WEFT_IB_TIMEOUT) */
     uint32_t sq_depth, rq_depth, cq_depth;
     uint32_t slot_bytes, slots;
     bool read_mode;
@@ -188,6 +197,7 @@ struct weft_tp {
     struct weft_ep **peers; /* nranks; NULL where another transport serves the peer */
     struct verbs_mr *mrs;   /* the registration cache */
     struct verbs_mr *all_mrs; /* every live registration */
+    unsigned dev_reg_logged;  /* verbs_mr.c: device registration methods logged, a bit each */
     double next_probe;      /* CLOCK_MONOTONIC time of the next liveness probe */
     long polls;             /* progress calls, to pace the async-event check */
     long idle;              /* progress calls in a row that found nothing */
@@ -197,7 +207,8 @@ struct weft_tp {
 
 /* verbs_mr.c */
 /* A registration covering [buf, buf+len): a cached one (reference taken) or a new one.
- * Host memory goes through ibv_reg_mr; device memory will go through ibv_reg_dmabuf_mr. */
+ * Host and managed memory go through ibv_reg_mr; device memory through ibv_reg_dmabuf_mr,
+ * else ibv_reg_mr (nvidia-peermem), else WEFT_ERR_UNSUPPORTED: the caller stages it. */
 weft_result_t weft_verbs_mr_get(struct weft_tp *tp, void *buf, size_t len, struct verbs_mr **out);
 /* Drops a reference; an unreferenced registration outside the cache is deregistered. */
 void weft_verbs_mr_put(struct weft_tp *tp, struct verbs_mr *mr);
@@ -214,6 +225,8 @@ weft_result_t weft_verbs_progress(struct weft_tp *tp, bool *progressed);
 weft_result_t weft_verbs_post_recvs(struct weft_ep *ep, uint32_t n);
 /* Fails every request of `ep` with `status` (the message already raised). */
 void weft_verbs_ep_fail(struct weft_ep *ep, weft_result_t status);
+/* Drops the registrations `ep` kept past their requests (failure and teardown). */
+void weft_verbs_ep_drop_retired(struct weft_ep *ep);
 /* Drops every registration, including those of requests still in flight (fini). */
 void weft_verbs_mr_fini(struct weft_tp *tp);
 /* Waits (at most 1 s) until everything posted to live peers has left, after posting one

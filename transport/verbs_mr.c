@@ -1,23 +1,124 @@
 /*
  * verbs_mr.c - memory registration for the verbs transport, and its cache.
  *
- * Every registration goes through register_range(), the one place that will hand device
- * memory to ibv_reg_dmabuf_mr (the GPU layer supplies the dma-buf); host memory takes
- * ibv_reg_mr. The cache holds the buffers the user registered (weft_mem_register) and, with
- * WEFT_IB_REG_CACHE=1, registrations made on the fly for rendezvous, least recently used
- * first out. Without it an on-the-fly registration lives as long as its request: a cached
- * registration of memory the application freed and reused would point at stale pages.
+ * Every registration goes through register_range(), which picks the method by the kind of
+ * memory: host (and managed) memory takes ibv_reg_mr; device memory takes dma-buf first
+ * (ibv_reg_dmabuf_mr on a descriptor the GPU layer exports), then ibv_reg_mr on the device
+ * address (works when nvidia-peermem is loaded), else WEFT_ERR_UNSUPPORTED so that the layer
+ * above stages through host memory. The cache holds the buffers the user registered
+ * (weft_mem_register) and, with WEFT_IB_REG_CACHE=1, registrations made on the fly for
+ * rendezvous, least recently used first out. Without it an on-the-fly registration lives as
+ * long as its request: a cached registration of memory the application freed and reused
+ * would point at stale pages.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
 #include "core/error.h"
 #include "core/log.h"
+#include "gpu/gpu.h"
 
 #ifdef WEFT_HAVE_VERBS
 #include "transport/verbs_internal.h"
 
 #define MR_ACCESS (IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_WRITE | IBV_ACCESS_REMOTE_READ)
+
+/* How device memory got registered (or did not), each logged once per transport context. */
+enum dev_method { DEV_DMABUF, DEV_PEERMEM, DEV_NONE };
+
+static void log_method(struct weft_tp *tp, enum dev_method method, const char *dmabuf_why)
+{
+    static const char *const what[] = {
+        [DEV_DMABUF] = "dma-buf (ibv_reg_dmabuf_mr)",
+        [DEV_PEERMEM] = "nvidia-peermem (ibv_reg_mr on the device address)",
+        [DEV_NONE] = "none: not registrable, the caller stages through host memory",
+    };
+    if (tp->dev_reg_logged & (1u << method))
+        return;
+    tp->dev_reg_logged |= 1u << method;
+    if (method == DEV_DMABUF)
+        WEFT_INFO(NET, "verbs: rank %d: device memory registration on %s port %d: %s", tp->rank,
+                  tp->port.dev, tp->port.port, what[method]);
+    else
+        WEFT_INFO(NET, "verbs: rank %d: device memory registration on %s port %d: %s (dma-buf: %s)",
+                  tp->rank, tp->port.dev, tp->port.port, what[method], dmabuf_why);
+}
+
+/* The thread's error message without its "host:pid rank N: " prefix, to quote inside
+ * another message. */
+static const char *error_cause(void)
+{
+    const char *msg = weft_error_message(), *p = strstr(msg, " rank ");
+    p = p ? strstr(p, ": ") : NULL;
+    return p ? p + 2 : msg;
+}
+
+/* dma-buf: the GPU driver exports the pages and the HCA driver imports them, no other kernel
+ * module needed. NULL with the reason in `why` when it does not apply. (ibv_reg_dmabuf_mr is
+ * in rdma-core 34; the transport already needs 35 for ibv_is_fork_initialized.) */
+static struct ibv_mr *reg_dmabuf(struct weft_tp *tp, void *buf, size_t len, char *why,
+                                 size_t why_len)
+{
+    int fd;
+    uint64_t offset;
+    if (weft_gpu_dmabuf_export(buf, len, &fd, &offset) != WEFT_OK) {
+        snprintf(why, why_len, "%s", error_cause());
+        return NULL;
+    }
+    struct ibv_mr *mr = ibv_reg_dmabuf_mr(tp->pd, offset, len, (uintptr_t)buf, fd, MR_ACCESS);
+    const int err = errno;
+    close(fd); /* the registration holds its own reference to the dma-buf */
+    if (!mr) {
+        char buf_err[128];
+        snprintf(why, why_len, "ibv_reg_dmabuf_mr failed: %s (errno %d)",
+                 strerror_r(err, buf_err, sizeof(buf_err)), err);
+    }
+    return mr;
+}
+
+/* Device memory: dma-buf, else ibv_reg_mr on the device address, which the kernel can pin
+ * only through nvidia-peermem, else not registrable. */
+static weft_result_t reg_device(struct weft_tp *tp, void *buf, size_t len, struct ibv_mr **out)
+{
+    char dmabuf_why[512];
+    struct ibv_mr *mr = reg_dmabuf(tp, buf, len, dmabuf_why, sizeof(dmabuf_why));
+    if (mr) {
+        log_method(tp, DEV_DMABUF, NULL);
+        *out = mr;
+        return WEFT_OK;
+    }
+    mr = ibv_reg_mr(tp->pd, buf, len, MR_ACCESS);
+    if (mr) {
+        log_method(tp, DEV_PEERMEM, dmabuf_why);
+        *out = mr;
+        return WEFT_OK;
+    }
+    const int err = errno;
+    log_method(tp, DEV_NONE, dmabuf_why);
+    return WEFT_ERROR_ERR(WEFT_ERR_UNSUPPORTED, err, "ibv_reg_mr",
+                          "rank %d: device memory [%p, +%zu) is not registrable on %s port %d "
+                          "(stage it through host memory): dma-buf: %s; nvidia-peermem%s",
+                          tp->rank, buf, len, tp->port.dev, tp->port.port, dmabuf_why,
+                          err == EFAULT || err == EINVAL ? " (module not loaded?)" : "");
+}
+
+/* Host (and managed) memory: the kernel pins its pages. */
+static weft_result_t reg_host(struct weft_tp *tp, void *buf, size_t len, struct ibv_mr **out)
+{
+    struct ibv_mr *mr = ibv_reg_mr(tp->pd, buf, len, MR_ACCESS);
+    if (!mr) {
+        const int err = errno;
+        return WEFT_ERROR_ERR(WEFT_ERR_SYSTEM, err, "ibv_reg_mr",
+                              "rank %d: registering %zu bytes at %p on %s port %d%s", tp->rank, len,
+                              buf, tp->port.dev, tp->port.port,
+                              err == ENOMEM ? " (raise the locked-memory limit: ulimit -l)" : "");
+    }
+    *out = mr;
+    return WEFT_OK;
+}
 
 static weft_result_t register_range(struct weft_tp *tp, void *buf, size_t len,
                                     struct verbs_mr **out)
@@ -25,14 +126,13 @@ static weft_result_t register_range(struct weft_tp *tp, void *buf, size_t len,
     struct verbs_mr *m = calloc(1, sizeof(*m));
     if (!m)
         return WEFT_ERROR(WEFT_ERR_NO_MEMORY, "rank %d: registration record", tp->rank);
-    m->mr = ibv_reg_mr(tp->pd, buf, len ? len : 1, MR_ACCESS);
-    if (!m->mr) {
-        int err = errno;
+    const size_t reg_len = len ? len : 1;
+    const weft_result_t res = weft_gpu_pointer_kind(buf) == WEFT_GPU_MEM_DEVICE
+                                  ? reg_device(tp, buf, reg_len, &m->mr)
+                                  : reg_host(tp, buf, reg_len, &m->mr);
+    if (res != WEFT_OK) {
         free(m);
-        return WEFT_ERROR_ERR(WEFT_ERR_SYSTEM, err, "ibv_reg_mr",
-                              "rank %d: registering %zu bytes at %p on %s port %d%s", tp->rank,
-                              len, buf, tp->port.dev, tp->port.port,
-                              err == ENOMEM ? " (raise the locked-memory limit: ulimit -l)" : "");
+        return res;
     }
     m->start = (uintptr_t)buf;
     m->len = len;

@@ -1,7 +1,8 @@
 /*
  * gpu_check.c - weft_gpu_reduce against the host kernels (core/reduce.c), bit for bit, for
- * every dtype x op, awkward sizes, misaligned and in-place buffers. Without a GPU (or without
- * CUDA in the build) it prints "skip - gpu: <reason>" and passes.
+ * every dtype x op, awkward sizes, misaligned and in-place buffers; and dma-buf export of
+ * cudaMalloc'd memory (skipped, and said so, where the driver or device has no dma-buf).
+ * Without a GPU (or without CUDA in the build) it prints "skip - gpu: <reason>" and passes.
  *   gpu_check [--quick]     --quick: sizes up to 4097 only (for compute-sanitizer)
  *   gpu_check --probe       exits 0 when there is a GPU to test, else says why and exits 1
  */
@@ -9,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/reduce.h"
 #include "gpu/gpu.h"
@@ -110,6 +112,70 @@ static int check(weft_dtype_t dt, weft_op_t op, size_t n, size_t oa, size_t ob, 
     return bad;
 }
 
+/* weft_gpu_dmabuf_export on cudaMalloc'd memory: a dma-buf at least as large as the range
+ * widened to pages, and the offset of the pointer in it, for aligned and unaligned ranges;
+ * host memory refused. Returns the failures and adds the cases run to *cases. */
+static int check_dmabuf(int *cases)
+{
+    const size_t page = (size_t)sysconf(_SC_PAGESIZE), bytes = 8u << 20;
+    /* {offset into the allocation, length} */
+    const size_t ranges[][2] = {
+        {0, bytes}, {2 * page + 123, 3 * page}, {bytes - 10, 10}, {page - 1, 2}, {5, 0}};
+    char *dev;
+    int failed = 0;
+    CUDA_OK(cudaMalloc((void **)&dev, bytes));
+    if ((uintptr_t)dev % page) {
+        /* The expected offsets below assume it; the driver places 8 MiB on 2 MiB pages. */
+        fprintf(stderr, "dma-buf: cudaMalloc(%zu) returned %p, not page-aligned\n", bytes,
+                (void *)dev);
+        CUDA_OK(cudaFree(dev));
+        (*cases)++;
+        return 1;
+    }
+    for (size_t i = 0; i < sizeof(ranges) / sizeof(ranges[0]); i++) {
+        const size_t off = ranges[i][0], len = ranges[i][1];
+        int fd = -1;
+        uint64_t offset = UINT64_MAX;
+        const weft_result_t r = weft_gpu_dmabuf_export(dev + off, len, &fd, &offset);
+        const char *msg = weft_last_error();
+        if (i == 0 && r == WEFT_ERR_UNSUPPORTED &&
+            (strstr(msg, "does not support dma-buf") || strstr(msg, "CUDA driver has no") ||
+             strstr(msg, "CUDA_ERROR_NOT_SUPPORTED"))) {
+            printf("# skip - dma-buf export: %s\n", msg);
+            break;
+        }
+        (*cases)++;
+        if (r != WEFT_OK) {
+            fprintf(stderr, "dma-buf export of [+%zu, +%zu): %s\n", off, len, msg);
+            failed++;
+            continue;
+        }
+        const size_t want_offset = off % page, need = want_offset + (len ? len : 1);
+        const off_t size = lseek(fd, 0, SEEK_END);
+        if (fd < 0 || offset != want_offset || size < 0 || (size_t)size < need ||
+            (size_t)size % page) {
+            fprintf(stderr,
+                    "dma-buf export of [+%zu, +%zu): fd %d, offset %llu (want %zu), dma-buf "
+                    "size %lld (want at least %zu, whole pages)\n",
+                    off, len, fd, (unsigned long long)offset, want_offset, (long long)size, need);
+            failed++;
+        }
+        if (fd >= 0)
+            close(fd);
+    }
+    char host[64];
+    int fd = -1;
+    uint64_t offset = 0;
+    (*cases)++;
+    if (weft_gpu_dmabuf_export(host, sizeof(host), &fd, &offset) != WEFT_ERR_INVALID_ARG ||
+        fd != -1) {
+        fprintf(stderr, "dma-buf export of host memory was not refused\n");
+        failed++;
+    }
+    CUDA_OK(cudaFree(dev));
+    return failed;
+}
+
 int main(int argc, char **argv)
 {
     const int quick = argc > 1 && strcmp(argv[1], "--quick") == 0;
@@ -157,7 +223,9 @@ int main(int argc, char **argv)
         }
     }
     CUDA_OK(cudaFree(dev));
-    printf("%d passed, %d failed\n", cases + 2 - failed, failed);
+    cases += 2; /* the two refusals */
+    failed += check_dmabuf(&cases);
+    printf("%d passed, %d failed\n", cases - failed, failed);
     return failed ? 1 : 0;
 }
 
