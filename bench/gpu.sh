@@ -3,7 +3,9 @@
 # reductions against the host kernels, bit for bit), runs it again under compute-sanitizer
 # memcheck and racecheck when that tool is installed, times the reduction kernels against
 # cudaMemcpy device-to-device, then runs a 2-rank weft-perf allreduce --gpu sweep (1 MiB to
-# 256 MiB) with both ranks on one GPU. Without nvcc or without a GPU it says so and exits 0.
+# 256 MiB) with both ranks on one GPU, and 256 MiB staged (WEFT_GPU_IPC=0) and through CUDA
+# IPC, each as a fraction of the IPC algorithm's HBM floor at the measured copy rate.
+# Without nvcc or without a GPU it says so and exits 0.
 #   bench/gpu.sh                 BUILD=build-gpu BYTES=268435456 ITERS=20 JOBS=$(nproc)
 set -uo pipefail
 
@@ -67,14 +69,43 @@ else
 fi
 
 echo "== reduction kernels vs cudaMemcpy D2D"
-"$BUILD/bench/gpu_reduce_bench" "$BYTES" "$ITERS" || status=1
+bench_out=$("$BUILD/bench/gpu_reduce_bench" "$BYTES" "$ITERS") || status=1
+echo "$bench_out"
+# "cudaMemcpy D2D: <ms> ms, <GB/s> GB/s (read + written)": HBM bytes per second of a copy.
+copy_gbs=$(sed -n 's/.*cudaMemcpy D2D: [0-9.]* ms, \([0-9.]*\) GB\/s.*/\1/p' <<<"$bench_out")
 
 # Both ranks on the first visible GPU, as several ranks of a job may share one.
 gpu=${CUDA_VISIBLE_DEVICES:-0}
 gpu=${gpu%%,*}
 echo "== weft-perf allreduce --gpu: 2 ranks on GPU $gpu, cudaMalloc'd buffers on a stream;"
-echo "   for now Weft stages device buffers through pinned host memory (no CUDA IPC, no"
-echo "   GPUDirect, reductions on the host), so this times staging + host allreduce"
+echo "   one host, so allreduce goes through CUDA IPC (WEFT_GPU_IPC=auto)"
 CUDA_VISIBLE_DEVICES=$gpu "$BUILD/bin/weft-run" -n 2 "$BUILD/bin/weft-perf" allreduce --gpu \
     -b 1M -e 256M -f 4 || status=1
+
+# Staged against IPC at 256 MiB, each against the IPC algorithm's floor. Per rank, with n
+# ranks and S bytes: the reduce-scatter reads n chunks of S/n and writes 1, the allgather
+# reads and writes n-1: HBM bytes per rank = (n+1)*S/n + 2*(n-1)*S/n = (3n-1)*S/n. The ranks
+# share one GPU here, so its HBM carries n times that: floor = n*(3n-1)*S/n / copy rate.
+N=2
+S=$((256 << 20))
+echo "== allreduce 256 MiB, $N ranks on GPU $gpu: staged vs CUDA IPC, against the floor"
+if [[ -z $copy_gbs ]]; then
+    echo "FAILED: no cudaMemcpy D2D rate from gpu_reduce_bench"
+    exit 1
+fi
+floor_us=$(awk -v n=$N -v s=$S -v gbs="$copy_gbs" 'BEGIN { printf "%.1f", n * (3*n - 1) * s / n / (gbs * 1e3) }')
+echo "floor: $N x (3x$N-1)/$N x 256 MiB through HBM at $copy_gbs GB/s (cudaMemcpy D2D) = $floor_us us"
+printf '| path | time (us) | algbw (GB/s) | floor / time |\n|---|---|---|---|\n'
+for mode in 0 auto; do
+    out=$(CUDA_VISIBLE_DEVICES=$gpu WEFT_GPU_IPC=$mode "$BUILD/bin/weft-run" -n $N \
+        "$BUILD/bin/weft-perf" allreduce --gpu -b 256M -e 256M 2>&1) || { echo "$out"; status=1; continue; }
+    # The data row: size count type redop root, then out-of-place time algbw busbw #wrong.
+    row=$(grep -v '^#' <<<"$out" | awk 'NF >= 9 { print; exit }')
+    t=$(awk '{ print $6 }' <<<"$row")
+    bw=$(awk '{ print $7 }' <<<"$row")
+    [[ $mode == 0 ]] && name="staged (WEFT_GPU_IPC=0)" || name="CUDA IPC (auto)"
+    frac=$(awk -v f="$floor_us" -v t="$t" 'BEGIN { if (t > 0) printf "%.0f%%", 100 * f / t; else print "N/A" }')
+    printf '| %s | %s | %s | %s |\n' "$name" "$t" "$bw" "$frac"
+done
+echo "goal (issue 6): CUDA IPC allreduce at 256 MiB at least 70% of the floor"
 exit $status

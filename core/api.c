@@ -1,13 +1,15 @@
 /*
  * api.c - the public collective and point-to-point calls: argument checks with messages that
  * name the call and the rank, group queueing, and dispatch: host calls to the collective
- * layer, stream calls to the communicator's worker through pinned staging (gpu/stream.h).
+ * layer, stream calls to the communicator's worker through pinned staging (gpu/stream.h), or,
+ * for an allreduce with every rank on one host, through CUDA IPC (device_allreduce.h).
  */
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "collectives/device_allreduce.h"
 #include "comm.h"
 #include "config.h"
 #include "error.h"
@@ -167,6 +169,7 @@ struct stream_item {
     struct weft_comm *comm;
     struct weft_stream_ticket ticket;
     weft_result_t enqueue_failed; /* the stream waits, but its copies were not all enqueued */
+    bool device; /* ops[0] is an allreduce left on the device: weft_dev_allreduce runs it */
     size_t n;
     struct weft_coll_op ops[];
 };
@@ -184,6 +187,9 @@ static weft_result_t item_run(struct weft_exec_item *base)
                           "%s: rank %d: its stream copies could not all be enqueued (the call "
                           "returned %s)",
                           base->name, it->comm->rank, weft_strerror(it->enqueue_failed));
+    if (it->device)
+        return weft_dev_allreduce(&it->comm->coll, &it->comm->dev_allreduce, &it->ops[0],
+                                  weft_config_double(WEFT_CFG_TIMEOUT));
     return weft_coll_run(&it->comm->coll, it->ops, it->n);
 }
 
@@ -223,8 +229,37 @@ static void stage_add(struct weft_stage_buf *bufs, struct stage_ref *refs, size_
     (*nbufs)++;
 }
 
+/* Whether a call goes to weft_dev_allreduce, which then decides with the peers whether CUDA
+ * IPC can serve it (else it stages itself). Only what is equal on every rank decides here
+ * (the call, the count, the hosts, the knob; not the kinds of the buffers), so every rank
+ * takes the same path and none waits for a peer that took the other. */
+static weft_result_t device_path(struct weft_comm *comm, const struct weft_coll_op *ops, size_t n,
+                                 bool *yes)
+{
+    *yes = false;
+    const char *mode = weft_config_str(WEFT_CFG_GPU_IPC);
+    const bool off = strcmp(mode, "0") == 0;
+    if (!off && strcmp(mode, "auto") != 0)
+        return WEFT_ERROR(WEFT_ERR_INVALID_ARG,
+                          "%s: rank %d: WEFT_GPU_IPC=%s: want auto or 0", kind_name(ops[0].kind),
+                          comm->rank, mode);
+    if (n != 1 || ops[0].kind != WEFT_COLL_ALLREDUCE || ops[0].count == 0 || comm->nranks < 2)
+        return WEFT_OK;
+    const int nhosts = weft_net_nhosts(comm->net);
+    if (off || nhosts != 1) {
+        if (!comm->ipc_logged)
+            WEFT_INFO(GPU, "rank %d: allreduce on a stream: staged through pinned host memory (%s)",
+                      comm->rank, off ? "WEFT_GPU_IPC=0" : "the ranks span several hosts");
+        comm->ipc_logged = true;
+        return WEFT_OK;
+    }
+    *yes = true;
+    return WEFT_OK;
+}
+
 /* Queues ops[0..n) of one communicator as one item on `stream`: returns once the copies,
- * the event and the stream's wait are enqueued. */
+ * the event and the stream's wait are enqueued. An allreduce left on the device stages
+ * nothing: its stream only signals the worker and waits for it. */
 static weft_result_t enqueue(struct weft_comm *comm, const struct weft_coll_op *ops, size_t n,
                              weft_stream_t stream)
 {
@@ -237,6 +272,8 @@ static weft_result_t enqueue(struct weft_comm *comm, const struct weft_coll_op *
                           "%s: rank %d: the communicator failed earlier (%s%s%s); destroy or "
                           "abort it",
                           call, comm->rank, weft_strerror(failed), msg[0] ? ": " : "", msg);
+    bool device = false;
+    WEFT_CHECK(device_path(comm, ops, n, &device));
 
     struct stream_item *it = malloc(sizeof(*it) + n * sizeof(it->ops[0]));
     struct weft_stage_buf *bufs = malloc(2 * n * sizeof(*bufs));
@@ -247,10 +284,11 @@ static weft_result_t enqueue(struct weft_comm *comm, const struct weft_coll_op *
                        comm->rank, n, n == 1 ? "" : "s");
         goto out;
     }
-    *it = (struct stream_item){.base = {&stream_item_ops, call, NULL}, .comm = comm, .n = n};
+    *it = (struct stream_item){
+        .base = {&stream_item_ops, call, NULL}, .comm = comm, .device = device, .n = n};
     memcpy(it->ops, ops, n * sizeof(*ops));
     size_t nbufs = 0;
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < n && !device; i++) {
         struct weft_coll_op *op = &it->ops[i];
         /* Buffers this rank does not use stay out of staging and out of the host's reach. */
         if (needs_send(comm->rank, op))

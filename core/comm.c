@@ -12,6 +12,7 @@
 #include "error.h"
 #include "exec.h"
 #include "log.h"
+#include "collectives/device_allreduce.h"
 #include "gpu/stream.h"
 #include "launcher/launch.h"
 
@@ -42,10 +43,12 @@ static weft_result_t oob_barrier(void *ctx)
     return weft_boot_barrier(ctx);
 }
 
-/* The worker first (it may use everything else), then the staging its streams read. */
+/* The worker first (it may use everything else), then the peers' buffers it mapped, then the
+ * staging its streams read. */
 static void comm_free(struct weft_comm *comm)
 {
     weft_exec_stop(comm->exec);
+    weft_dev_allreduce_destroy(comm->dev_allreduce);
     weft_stream_gate_destroy(comm->gate, weft_config_double(WEFT_CFG_TIMEOUT));
     weft_coll_ctx_fini(&comm->coll);
     weft_net_destroy(comm->net);

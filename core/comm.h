@@ -5,11 +5,14 @@
 #ifndef WEFT_CORE_COMM_H
 #define WEFT_CORE_COMM_H
 
+#include <stdbool.h>
+
 #include "collectives/collectives.h"
 #include "launcher/bootstrap.h"
 #include "transport/net.h"
 #include "weft.h"
 
+struct weft_dev_allreduce;
 struct weft_exec;
 struct weft_stream_gate;
 
@@ -24,6 +27,11 @@ struct weft_comm {
      * start them): the worker that runs them, the staging and the streams' release. */
     struct weft_exec *exec;
     struct weft_stream_gate *gate;
+    /* Allreduce of device buffers through CUDA IPC (one host): the worker's only, created by
+     * its first such call. ipc_logged: the path was logged when WEFT_GPU_IPC or the hosts
+     * rule it out. */
+    struct weft_dev_allreduce *dev_allreduce;
+    bool ipc_logged;
 };
 
 /* Starts the stream worker and the staging of the communicator, once. */

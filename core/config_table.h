@@ -47,4 +47,6 @@ X(PIPELINE_DEPTH,     INT,    "4",      "Chunks in flight per peer in pipelined 
 /* GPU */
 X(GPU_STAGING_MAX,    SIZE,   "256M",   "Idle pinned host memory a communicator keeps for staging device buffers between stream calls; a call needing more allocates it, and the excess is freed once its stream is done with it")
 X(GPU_STREAM_RELEASE, STRING, "auto",   "How a stream waits for the host to finish a staged operation: memops (cuStreamWaitValue32 on host-mapped memory), hostfn (a cudaLaunchHostFunc that blocks CUDA's callback thread), or auto (memops when the driver has them)")
+X(GPU_IPC,            STRING, "auto",   "Allreduce on device buffers with every rank on one host: auto reduces on the GPUs through CUDA IPC (reading the peers' buffers), falling back to staging when any rank cannot share its buffers; 0 always stages through pinned host memory. Same value on every rank")
+X(GPU_IPC_CACHE,      INT,    "64",     "CUDA IPC mappings of peers' allocations kept open per peer (least recently used ones are closed; at least 2)")
 /* clang-format on */

@@ -103,9 +103,10 @@ if [[ $PART != unit ]]; then
         "$BIN/weft-run" -n 4 --transport shm "$T/coll_check"
     run "mixed: shm and tcp chosen per peer (auto)" 600 "$BIN/weft-run" -n 4 "$T/coll_check" --quick
     # tests/gpu under weft-run: every collective on cudaMalloc'd buffers on a stream (pinned
-    # host staging), the ranks sharing one GPU; over shm and tcp, and with the fallback release
-    # (host functions). Without a GPU (or CUDA in the build) the cases are skipped, counted
-    # neither passed nor failed.
+    # host staging; allreduce through CUDA IPC, the ranks being on one host), the ranks sharing
+    # one GPU; over shm and tcp, with the fallback release (host functions), and with
+    # WEFT_GPU_IPC=0 so that allreduce's staged path stays covered. Without a GPU (or CUDA in
+    # the build) the cases are skipped, counted neither passed nor failed.
     coll_gpu_case="gpu: collectives on device buffers on a stream"
     if gpu_skip=$("$T/gpu_check" --probe 2>&1); then
         for n in 2 3 4; do
@@ -115,6 +116,8 @@ if [[ $PART != unit ]]; then
             "$T/coll_gpu_check" --quick
         run "$coll_gpu_case, host-function release, 2 ranks" 600 \
             env WEFT_GPU_STREAM_RELEASE=hostfn "$BIN/weft-run" -n 2 "$T/coll_gpu_check" --quick
+        run "$coll_gpu_case, allreduce staged (WEFT_GPU_IPC=0), 3 ranks" 600 \
+            env WEFT_GPU_IPC=0 "$BIN/weft-run" -n 3 "$T/coll_gpu_check" --quick
     elif [[ -z $FILTER || $coll_gpu_case == *$FILTER* ]]; then
         echo "# skip - $coll_gpu_case: ${gpu_skip#skip - gpu: }"
     fi
