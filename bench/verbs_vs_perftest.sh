@@ -54,6 +54,14 @@ weft() {
         "$BUILD/bin/weft-perf" "$@"
 }
 
+# An awk function: the median of the numbers in a space-separated string (0 for none).
+AWK_MEDIAN='function median(str,   a, n, i, j, t) {
+    n = split(str, a, " ")
+    for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++)
+        if (a[j] + 0 < a[i] + 0) { t = a[i]; a[i] = a[j]; a[j] = t }
+    return n ? (n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2) : 0
+}'
+
 # Data rows of a perftest table as "bytes value", value in column $2 of the row.
 perftest_rows() { awk -v c="$2" '$1 ~ /^[0-9]+$/ && NF >= 5 { print $1, $c }' "$1"; }
 # weft-perf CSV rows as "bytes value", value in column $2.
@@ -132,13 +140,7 @@ control() {
     echo "  ib_write_bw alone: $ib"
     echo "  ib_write_bw beside a spinning process: $spin"
     echo "  weft-perf write_bw: $w"
-    awk -v ib="$ib" -v spin="$spin" -v w="$w" '
-        function median(str,   a, n, i, j, t) {
-            n = split(str, a, " ")
-            for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++)
-                if (a[j] + 0 < a[i] + 0) { t = a[i]; a[i] = a[j]; a[j] = t }
-            return n ? (n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2) : 0
-        }
+    awk -v ib="$ib" -v spin="$spin" -v w="$w" "$AWK_MEDIAN"'
         BEGIN {
             mi = median(ib); ms = median(spin); mw = median(w)
             if (mi <= 0 || ms <= 0) { print "  medians: n/a"; exit }
@@ -168,21 +170,17 @@ latency() {
         >"$OUT/lat8.pt"
     cat "$OUT"/write_lat8-*.csv | awk -F, '$2 ~ /^[0-9]+$/ { print $2, $4, $6 }' >"$OUT/lat8.weft"
     # Rounds swing by 2x on this emulated host: the medians over the interleaved rounds.
-    awk 'function median(a, n,   i, j, t) {
-            for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++)
-                if (a[j] < a[i]) { t = a[i]; a[i] = a[j]; a[j] = t }
-            return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
-        }
+    awk "$AWK_MEDIAN"'
         FNR == 1 { f++ }
-        f == 1 { pmin[++np] = $2; ptyp[np] = $3; lp = lp " " $3; next }
-        { wmin[++nw] = $2; wtyp[nw] = $3; lw = lw " " $3 }
+        f == 1 { pmin = pmin " " $2; ptyp = ptyp " " $3; next }
+        { wmin = wmin " " $2; wtyp = wtyp " " $3 }
         END {
-            if (!np || !nw) { print "8 B latency: n/a"; exit }
-            printf "8 B t_typical per round: ib_write_lat%s us; weft%s us\n", lp, lw
-            t = median(wtyp, nw) / median(ptyp, np); m = median(wmin, nw) / median(pmin, np)
+            if (ptyp == "" || wtyp == "") { print "8 B latency: n/a"; exit }
+            printf "8 B t_typical per round: ib_write_lat%s us; weft%s us\n", ptyp, wtyp
+            t = median(wtyp) / median(ptyp); m = median(wmin) / median(pmin)
             printf "8 B latency <= 1.2x ib_write_lat: %s (median t_typical %.2f vs %.2f us: %.2f;" \
                    " median t_min %.2f vs %.2f us: %.2f)\n", (t <= 1.2 ? "yes" : "NO"),
-                   median(wtyp, nw), median(ptyp, np), t, median(wmin, nw), median(pmin, np), m
+                   median(wtyp), median(ptyp), t, median(wmin), median(pmin), m
         }' "$OUT/lat8.pt" "$OUT/lat8.weft"
 }
 

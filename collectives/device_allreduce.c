@@ -85,6 +85,22 @@ static weft_result_t status_allgather(struct weft_coll_ctx *ctx, struct weft_dev
     return WEFT_OK;
 }
 
+/* A barrier that also tells every rank how the others did: WEFT_OK when every rank's `mine`
+ * was; else this rank's own failure, or WEFT_ERR_REMOTE naming the first rank that failed
+ * `step`. */
+static weft_result_t all_passed(struct weft_coll_ctx *ctx, struct weft_dev_allreduce *d,
+                                weft_result_t mine, const char *step)
+{
+    int bad;
+    WEFT_CHECK(status_allgather(ctx, d, (int32_t)mine, &bad));
+    if (bad < 0)
+        return WEFT_OK;
+    if (bad == ctx->rank)
+        return mine;
+    return WEFT_ERROR(WEFT_ERR_REMOTE, "weft_allreduce: rank %d: rank %d failed %s", ctx->rank, bad,
+                      step);
+}
+
 /* This rank's record: can it share both buffers, and where are they. */
 static void describe_mine(const struct weft_dev_allreduce *d, const struct weft_coll_op *op,
                           struct record *rec)
@@ -191,14 +207,7 @@ static weft_result_t phases(struct weft_coll_ctx *ctx, struct weft_dev_allreduce
     }
     if (r == WEFT_OK)
         r = weft_ipc_sync(d->ipc, timeout_s);
-    int bad;
-    WEFT_CHECK(status_allgather(ctx, d, (int32_t)r, &bad));
-    if (bad >= 0)
-        return bad == me ? r
-                         : WEFT_ERROR(WEFT_ERR_REMOTE,
-                                      "weft_allreduce: rank %d: rank %d failed its part of the "
-                                      "device reduction",
-                                      me, bad);
+    WEFT_CHECK(all_passed(ctx, d, r, "its part of the device reduction"));
 
     /* Phase 3: every other chunk, from its owner's recvbuf. */
     for (int q = 0; q < n && r == WEFT_OK; q++) {
@@ -211,14 +220,7 @@ static weft_result_t phases(struct weft_coll_ctx *ctx, struct weft_dev_allreduce
     if (r == WEFT_OK)
         r = weft_ipc_sync(d->ipc, timeout_s);
     /* Until every rank is past phase 3, peers may still read my recvbuf. */
-    WEFT_CHECK(status_allgather(ctx, d, (int32_t)r, &bad));
-    if (bad >= 0)
-        return bad == me ? r
-                         : WEFT_ERROR(WEFT_ERR_REMOTE,
-                                      "weft_allreduce: rank %d: rank %d failed to gather the "
-                                      "reduced chunks",
-                                      me, bad);
-    return WEFT_OK;
+    return all_passed(ctx, d, r, "to gather the reduced chunks");
 }
 
 /* The fallback, as the stream path stages: device buffers copied through pinned memory (host

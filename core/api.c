@@ -265,13 +265,7 @@ static weft_result_t enqueue(struct weft_comm *comm, const struct weft_coll_op *
 {
     const char *call = n == 1 ? kind_name(ops[0].kind) : "weft_group_end";
     WEFT_CHECK(weft_comm_stream_start(comm));
-    char msg[1024];
-    const weft_result_t failed = weft_comm_failure(comm, msg, sizeof(msg));
-    if (failed != WEFT_OK)
-        return WEFT_ERROR(failed,
-                          "%s: rank %d: the communicator failed earlier (%s%s%s); destroy or "
-                          "abort it",
-                          call, comm->rank, weft_strerror(failed), msg[0] ? ": " : "", msg);
+    WEFT_CHECK(weft_comm_check(comm, call));
     bool device = false;
     WEFT_CHECK(device_path(comm, ops, n, &device));
 

@@ -227,6 +227,11 @@ weft_result_t weft_comm_quiesce(struct weft_comm *comm, const char *call)
 {
     if (comm->exec)
         WEFT_CHECK(weft_exec_drain(comm->exec, weft_config_double(WEFT_CFG_TIMEOUT)));
+    return weft_comm_check(comm, call);
+}
+
+weft_result_t weft_comm_check(struct weft_comm *comm, const char *call)
+{
     char msg[1024];
     const weft_result_t failed = weft_comm_failure(comm, msg, sizeof(msg));
     if (failed != WEFT_OK)

@@ -39,6 +39,8 @@ weft_result_t weft_comm_stream_start(struct weft_comm *comm);
 /* Before a host operation: waits until the queued stream operations are done, so that the
  * two kinds never run at once on comm->coll, then fails if the communicator failed before. */
 weft_result_t weft_comm_quiesce(struct weft_comm *comm, const char *call);
+/* Fails, naming `call`, when the communicator failed before (host or stream operation). */
+weft_result_t weft_comm_check(struct weft_comm *comm, const char *call);
 /* The first failure of an operation, host or stream (WEFT_OK when none); `msg` (may be
  * NULL) gets the message of a stream operation's failure. */
 weft_result_t weft_comm_failure(struct weft_comm *comm, char *msg, size_t len);

@@ -118,6 +118,7 @@ void weft_ipc_cache_destroy(struct weft_ipc_cache *c)
 #include "core/clock.h"
 #include "core/config.h"
 #include "gpu/gpu.h"
+#include "gpu/stream.h"
 
 typedef CUresult (*addr_range_fn)(CUdeviceptr *base, size_t *size, CUdeviceptr ptr);
 
@@ -349,15 +350,7 @@ weft_result_t weft_ipc_scratch(struct weft_ipc *ipc, size_t bytes, void **buf)
             cudaFreeHost(ipc->scratch);
         ipc->scratch = NULL;
         ipc->scratch_cap = 0;
-        cudaError_t e = cudaHostAlloc(&ipc->scratch, bytes, cudaHostAllocPortable);
-        if (e != cudaSuccess) {
-            ipc->scratch = NULL;
-            cudaGetLastError();
-            return WEFT_ERROR(WEFT_ERR_NO_MEMORY,
-                              "rank %d: cannot pin %zu bytes of host memory to stage device "
-                              "buffers: cudaHostAlloc: %s",
-                              ipc->rank, bytes, cudaGetErrorString(e));
-        }
+        WEFT_CHECK(weft_gpu_pin(ipc->rank, bytes, &ipc->scratch));
         ipc->scratch_cap = bytes;
     }
     *buf = ipc->scratch;

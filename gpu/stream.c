@@ -190,6 +190,21 @@ static void CUDART_CB host_wait_main(void *arg)
     free(w);
 }
 
+weft_result_t weft_gpu_pin(int rank, size_t bytes, void **out)
+{
+    void *p = NULL;
+    cudaError_t e = cudaHostAlloc(&p, bytes, cudaHostAllocPortable);
+    if (e != cudaSuccess) {
+        cudaGetLastError();
+        return WEFT_ERROR(WEFT_ERR_NO_MEMORY,
+                          "rank %d: cannot pin %zu bytes of host memory to stage device "
+                          "buffers: cudaHostAlloc: %s",
+                          rank, bytes, cudaGetErrorString(e));
+    }
+    *out = p;
+    return WEFT_OK;
+}
+
 static weft_result_t cuda_error(const struct weft_stream_gate *g, const char *call,
                                 const char *what, cudaError_t e)
 {
@@ -371,15 +386,7 @@ static weft_result_t slot_get(struct weft_stream_gate *g, size_t bytes, struct s
         const size_t cap = bytes > SIZE_MAX - STAGE_ROUND
                                ? bytes
                                : (bytes + STAGE_ROUND - 1) / STAGE_ROUND * STAGE_ROUND;
-        cudaError_t e = cudaHostAlloc(&s->host, cap, cudaHostAllocPortable);
-        if (e != cudaSuccess) {
-            s->host = NULL;
-            cudaGetLastError();
-            return WEFT_ERROR(WEFT_ERR_NO_MEMORY,
-                              "rank %d: cannot pin %zu bytes of host memory to stage device "
-                              "buffers: cudaHostAlloc: %s",
-                              g->rank, cap, cudaGetErrorString(e));
-        }
+        WEFT_CHECK(weft_gpu_pin(g->rank, cap, &s->host));
         s->cap = cap;
     }
     s->state = SLOT_FILLING;
@@ -548,6 +555,13 @@ void weft_stream_gate_destroy(struct weft_stream_gate *g, double timeout_s)
 }
 
 #else /* !WEFT_HAVE_CUDA */
+
+weft_result_t weft_gpu_pin(int rank, size_t bytes, void **out)
+{
+    (void)out;
+    return WEFT_ERROR(WEFT_ERR_UNSUPPORTED, "rank %d: cannot pin %zu bytes: %s", rank, bytes,
+                      weft_gpu_describe());
+}
 
 weft_result_t weft_stream_gate_create(int rank, struct weft_stream_gate **out)
 {

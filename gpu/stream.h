@@ -59,6 +59,10 @@ weft_result_t weft_ticket_gate_wait(struct weft_ticket_gate *g, uint32_t ticket,
 
 /* ---- the stream side (CUDA builds; WEFT_ERR_UNSUPPORTED otherwise) ---------------------- */
 
+/* `bytes` of pinned host memory for staging (cudaHostAlloc, portable; cudaFreeHost frees it),
+ * or WEFT_ERR_NO_MEMORY naming rank and size. *out is set only on success. */
+weft_result_t weft_gpu_pin(int rank, size_t bytes, void **out);
+
 /* Per communicator: the pinned staging pool, the released-ticket word the streams wait on,
  * and the device it serves (the current one when created). */
 struct weft_stream_gate;
