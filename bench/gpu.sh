@@ -2,8 +2,8 @@
 # gpu.sh - the GPU machine's one call: builds Weft with CUDA, runs tests/gpu (device
 # reductions against the host kernels, bit for bit), runs it again under compute-sanitizer
 # memcheck and racecheck when that tool is installed, times the reduction kernels against
-# cudaMemcpy device-to-device, then runs a 2-rank weft-perf allreduce --gpu sweep (1 MiB to
-# 256 MiB) with both ranks on one GPU, and 256 MiB staged (WEFT_GPU_IPC=0) and through CUDA
+# cudaMemcpy device-to-device, then runs 2-rank weft-perf --gpu sweeps of every collective
+# with both ranks on one GPU, and allreduce at 256 MiB staged (WEFT_GPU_IPC=0) and through CUDA
 # IPC, each as a fraction of the IPC algorithm's HBM floor at the measured copy rate.
 # Without nvcc or without a GPU it says so and exits 0.
 #   bench/gpu.sh                 BUILD=build-gpu BYTES=268435456 ITERS=20 JOBS=$(nproc)
@@ -78,9 +78,14 @@ copy_gbs=$(sed -n 's/.*cudaMemcpy D2D: [0-9.]* ms, \([0-9.]*\) GB\/s.*/\1/p' <<<
 gpu=${CUDA_VISIBLE_DEVICES:-0}
 gpu=${gpu%%,*}
 echo "== weft-perf allreduce --gpu: 2 ranks on GPU $gpu, cudaMalloc'd buffers on a stream;"
-echo "   one host, so allreduce goes through CUDA IPC (WEFT_GPU_IPC=auto)"
+echo "   one host, so every collective goes through CUDA IPC (WEFT_GPU_IPC=auto)"
 CUDA_VISIBLE_DEVICES=$gpu "$BUILD/bin/weft-run" -n 2 "$BUILD/bin/weft-perf" allreduce --gpu \
     -b 1M -e 256M -f 4 || status=1
+for c in broadcast reduce allgather reduce_scatter alltoall; do
+    echo "== weft-perf $c --gpu: 2 ranks on GPU $gpu"
+    CUDA_VISIBLE_DEVICES=$gpu "$BUILD/bin/weft-run" -n 2 "$BUILD/bin/weft-perf" $c --gpu \
+        -b 1M -e 64M -f 8 || status=1
+done
 
 # Staged against IPC at 256 MiB, each against the IPC algorithm's floor. Per rank, with n
 # ranks and S bytes: the reduce-scatter reads n chunks of S/n and writes 1, the allgather

@@ -6,6 +6,7 @@
 #ifndef WEFT_COLLECTIVES_H
 #define WEFT_COLLECTIVES_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -35,6 +36,20 @@ struct weft_coll_op {
     weft_op_t op;
     int root; /* broadcast/reduce root, or the peer of send/recv */
 };
+
+/* The buffers of an operation as `rank` of `nranks` sees them (collectives/layout.c): whether
+ * it reads sendbuf / writes recvbuf, in how many blocks of `count` elements (nranks for the
+ * per-peer layouts: allgather's recvbuf, reduce_scatter's sendbuf, both of alltoall), and
+ * their sizes in bytes. */
+bool weft_coll_uses_send(const struct weft_coll_op *op, int rank);
+bool weft_coll_uses_recv(const struct weft_coll_op *op, int rank);
+size_t weft_coll_send_blocks(enum weft_coll_kind kind, int nranks);
+size_t weft_coll_recv_blocks(enum weft_coll_kind kind, int nranks);
+size_t weft_coll_send_bytes(const struct weft_coll_op *op, int nranks);
+size_t weft_coll_recv_bytes(const struct weft_coll_op *op, int nranks);
+bool weft_coll_reduces(enum weft_coll_kind kind);
+/* The public call behind a kind, for messages: "weft_allreduce". */
+const char *weft_coll_call_name(enum weft_coll_kind kind);
 
 enum weft_coll_algo { WEFT_ALGO_AUTO = 0, WEFT_ALGO_RING, WEFT_ALGO_RD };
 

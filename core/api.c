@@ -2,14 +2,15 @@
  * api.c - the public collective and point-to-point calls: argument checks with messages that
  * name the call and the rank, group queueing, and dispatch: host calls to the collective
  * layer, stream calls to the communicator's worker through pinned staging (gpu/stream.h), or,
- * for an allreduce with every rank on one host, through CUDA IPC (device_allreduce.h).
+ * or, for one large collective or one with every rank on one host, through the worker's own
+ * pipelined staging or CUDA IPC (collectives/device.h).
  */
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "collectives/device_allreduce.h"
+#include "collectives/device.h"
 #include "comm.h"
 #include "config.h"
 #include "error.h"
@@ -34,70 +35,10 @@ static _Thread_local struct {
     char why[512];
 } group;
 
-static const char *kind_name(enum weft_coll_kind kind)
-{
-    switch (kind) {
-    case WEFT_COLL_ALLREDUCE: return "weft_allreduce";
-    case WEFT_COLL_BROADCAST: return "weft_broadcast";
-    case WEFT_COLL_REDUCE: return "weft_reduce";
-    case WEFT_COLL_ALLGATHER: return "weft_allgather";
-    case WEFT_COLL_REDUCE_SCATTER: return "weft_reduce_scatter";
-    case WEFT_COLL_ALLTOALL: return "weft_alltoall";
-    case WEFT_COLL_BARRIER: return "weft_barrier";
-    case WEFT_COLL_SEND: return "weft_send";
-    case WEFT_COLL_RECV: return "weft_recv";
-    }
-    return "weft_?";
-}
-
-static int has_reduction(enum weft_coll_kind kind)
-{
-    return kind == WEFT_COLL_ALLREDUCE || kind == WEFT_COLL_REDUCE ||
-           kind == WEFT_COLL_REDUCE_SCATTER;
-}
-
-/* Elements in the largest buffer of the call, in units of count. */
-static size_t buffer_blocks(enum weft_coll_kind kind, int nranks)
-{
-    switch (kind) {
-    case WEFT_COLL_ALLGATHER:
-    case WEFT_COLL_REDUCE_SCATTER:
-    case WEFT_COLL_ALLTOALL:
-        return (size_t)nranks;
-    default:
-        return 1;
-    }
-}
-
-/* Whether this rank reads sendbuf / writes recvbuf, and how many bytes of each. */
-static bool needs_send(int rank, const struct weft_coll_op *op)
-{
-    return op->kind != WEFT_COLL_RECV && op->kind != WEFT_COLL_BARRIER &&
-           !(op->kind == WEFT_COLL_BROADCAST && rank != op->root);
-}
-
-static bool needs_recv(int rank, const struct weft_coll_op *op)
-{
-    return op->kind != WEFT_COLL_SEND && op->kind != WEFT_COLL_BARRIER &&
-           !(op->kind == WEFT_COLL_REDUCE && rank != op->root);
-}
-
-static size_t send_bytes(const struct weft_coll_op *op, int nranks)
-{
-    const bool per_peer = op->kind == WEFT_COLL_REDUCE_SCATTER || op->kind == WEFT_COLL_ALLTOALL;
-    return op->count * weft_dtype_size(op->dtype) * (per_peer ? (size_t)nranks : 1);
-}
-
-static size_t recv_bytes(const struct weft_coll_op *op, int nranks)
-{
-    const bool per_peer = op->kind == WEFT_COLL_ALLGATHER || op->kind == WEFT_COLL_ALLTOALL;
-    return op->count * weft_dtype_size(op->dtype) * (per_peer ? (size_t)nranks : 1);
-}
-
 static weft_result_t validate(const struct weft_comm *comm, const struct weft_coll_op *op,
                               weft_stream_t stream)
 {
-    const char *call = kind_name(op->kind);
+    const char *call = weft_coll_call_name(op->kind);
     if (!comm)
         return WEFT_ERROR(WEFT_ERR_INVALID_ARG, "%s: comm is NULL", call);
     if (stream && !weft_gpu_available())
@@ -111,15 +52,17 @@ static weft_result_t validate(const struct weft_comm *comm, const struct weft_co
     if (esize == 0)
         return WEFT_ERROR(WEFT_ERR_INVALID_ARG, "%s: rank %d: invalid dtype %d", call,
                           comm->rank, (int)op->dtype);
-    if (has_reduction(op->kind) && ((unsigned)op->op >= WEFT_NUM_OPS))
+    if (weft_coll_reduces(op->kind) && ((unsigned)op->op >= WEFT_NUM_OPS))
         return WEFT_ERROR(WEFT_ERR_INVALID_ARG, "%s: rank %d: invalid op %d", call, comm->rank,
                           (int)op->op);
-    const size_t blocks = buffer_blocks(op->kind, comm->nranks);
+    const size_t sblocks = weft_coll_send_blocks(op->kind, comm->nranks);
+    const size_t rblocks = weft_coll_recv_blocks(op->kind, comm->nranks);
+    const size_t blocks = sblocks > rblocks ? sblocks : rblocks;
     if (op->count > SIZE_MAX / esize / blocks)
         return WEFT_ERROR(WEFT_ERR_INVALID_ARG,
                           "%s: rank %d: count %zu x %zu bytes x %zu blocks overflows size_t",
                           call, comm->rank, op->count, esize, blocks);
-    const bool need_send = needs_send(comm->rank, op), need_recv = needs_recv(comm->rank, op);
+    const bool need_send = weft_coll_uses_send(op, comm->rank), need_recv = weft_coll_uses_recv(op, comm->rank);
     if (op->count > 0 && ((need_send && !op->sendbuf) || (need_recv && !op->recvbuf)))
         return WEFT_ERROR(WEFT_ERR_INVALID_ARG, "%s: rank %d: %s is NULL with count %zu", call,
                           comm->rank, need_send && !op->sendbuf ? "sendbuf" : "recvbuf",
@@ -149,7 +92,7 @@ static weft_result_t validate(const struct weft_comm *comm, const struct weft_co
 
 static weft_result_t run(struct weft_comm *comm, const struct weft_coll_op *ops, size_t n)
 {
-    const char *call = n == 1 ? kind_name(ops[0].kind) : "weft_group_end";
+    const char *call = n == 1 ? weft_coll_call_name(ops[0].kind) : "weft_group_end";
     WEFT_CHECK(weft_comm_quiesce(comm, call));
     weft_result_t r = weft_coll_run(&comm->coll, ops, n);
     if (r != WEFT_OK) {
@@ -160,16 +103,23 @@ static weft_result_t run(struct weft_comm *comm, const struct weft_coll_op *ops,
 }
 
 /* ---- stream calls ----------------------------------------------------------------------
- * One item per call (or per communicator of a group): its ops point at the staging, the
- * stream copies around it, and the worker runs it when the stream's event says the inputs
- * are in staging. */
+ * One item per call (or per communicator of a group), run by the worker once the stream's
+ * event says the stream reached it. Two ways:
+ *   - staged on the stream: its ops point at pinned staging that the stream's own copies fill
+ *     before the event and empty after the release (small calls, groups, send/recv: no extra
+ *     synchronisation);
+ *   - on the device: the stream only signals and waits, and weft_dev_coll_run moves the data
+ *     itself, pipelined or through CUDA IPC (one collective that is large or whose ranks are
+ *     all on one host). */
+
+enum stream_way { WAY_STAGED_ON_STREAM, WAY_DEVICE, WAY_DEVICE_TRY_IPC };
 
 struct stream_item {
     struct weft_exec_item base;
     struct weft_comm *comm;
     struct weft_stream_ticket ticket;
     weft_result_t enqueue_failed; /* the stream waits, but its copies were not all enqueued */
-    bool device; /* ops[0] is an allreduce left on the device: weft_dev_allreduce runs it */
+    enum stream_way way;
     size_t n;
     struct weft_coll_op ops[];
 };
@@ -187,9 +137,10 @@ static weft_result_t item_run(struct weft_exec_item *base)
                           "%s: rank %d: its stream copies could not all be enqueued (the call "
                           "returned %s)",
                           base->name, it->comm->rank, weft_strerror(it->enqueue_failed));
-    if (it->device)
-        return weft_dev_allreduce(&it->comm->coll, &it->comm->dev_allreduce, &it->ops[0],
-                                  weft_config_double(WEFT_CFG_TIMEOUT));
+    if (it->way != WAY_STAGED_ON_STREAM)
+        return weft_dev_coll_run(&it->comm->coll, &it->comm->dev, &it->ops[0],
+                                 it->way == WAY_DEVICE_TRY_IPC,
+                                 weft_config_double(WEFT_CFG_TIMEOUT));
     return weft_coll_run(&it->comm->coll, it->ops, it->n);
 }
 
@@ -229,45 +180,40 @@ static void stage_add(struct weft_stage_buf *bufs, struct stage_ref *refs, size_
     (*nbufs)++;
 }
 
-/* Whether a call goes to weft_dev_allreduce, which then decides with the peers whether CUDA
- * IPC can serve it (else it stages itself). Only what is equal on every rank decides here
- * (the call, the count, the hosts, the knob; not the kinds of the buffers), so every rank
- * takes the same path and none waits for a peer that took the other. */
-static weft_result_t device_path(struct weft_comm *comm, const struct weft_coll_op *ops, size_t n,
-                                 bool *yes)
+/* How a stream call runs. Only what is equal on every rank decides (the calls, the count, the
+ * hosts, the knobs; not the kinds of the buffers), so every rank takes the same way and none
+ * waits for a peer that took another. */
+static weft_result_t choose_way(const struct weft_comm *comm, const struct weft_coll_op *ops,
+                                size_t n, enum stream_way *way)
 {
-    *yes = false;
+    *way = WAY_STAGED_ON_STREAM;
     const char *mode = weft_config_str(WEFT_CFG_GPU_IPC);
     const bool off = strcmp(mode, "0") == 0;
     if (!off && strcmp(mode, "auto") != 0)
-        return WEFT_ERROR(WEFT_ERR_INVALID_ARG,
-                          "%s: rank %d: WEFT_GPU_IPC=%s: want auto or 0", kind_name(ops[0].kind),
-                          comm->rank, mode);
-    if (n != 1 || ops[0].kind != WEFT_COLL_ALLREDUCE || ops[0].count == 0 || comm->nranks < 2)
+        return WEFT_ERROR(WEFT_ERR_INVALID_ARG, "%s: rank %d: WEFT_GPU_IPC=%s: want auto or 0",
+                          weft_coll_call_name(ops[0].kind), comm->rank, mode);
+    const enum weft_coll_kind kind = ops[0].kind;
+    if (n != 1 || ops[0].count == 0 || comm->nranks < 2 || kind == WEFT_COLL_BARRIER ||
+        kind == WEFT_COLL_SEND || kind == WEFT_COLL_RECV)
         return WEFT_OK;
-    const int nhosts = weft_net_nhosts(comm->net);
-    if (off || nhosts != 1) {
-        if (!comm->ipc_logged)
-            WEFT_INFO(GPU, "rank %d: allreduce on a stream: staged through pinned host memory (%s)",
-                      comm->rank, off ? "WEFT_GPU_IPC=0" : "the ranks span several hosts");
-        comm->ipc_logged = true;
-        return WEFT_OK;
-    }
-    *yes = true;
+    if (!off && weft_net_nhosts(comm->net) == 1)
+        *way = WAY_DEVICE_TRY_IPC;
+    else if (weft_dev_coll_chunks(&ops[0], comm->nranks) > 1)
+        *way = WAY_DEVICE;
     return WEFT_OK;
 }
 
 /* Queues ops[0..n) of one communicator as one item on `stream`: returns once the copies,
- * the event and the stream's wait are enqueued. An allreduce left on the device stages
- * nothing: its stream only signals the worker and waits for it. */
+ * the event and the stream's wait are enqueued. A call run on the device stages nothing on
+ * the stream: the stream only signals the worker and waits for it. */
 static weft_result_t enqueue(struct weft_comm *comm, const struct weft_coll_op *ops, size_t n,
                              weft_stream_t stream)
 {
-    const char *call = n == 1 ? kind_name(ops[0].kind) : "weft_group_end";
+    const char *call = n == 1 ? weft_coll_call_name(ops[0].kind) : "weft_group_end";
     WEFT_CHECK(weft_comm_stream_start(comm));
     WEFT_CHECK(weft_comm_check(comm, call));
-    bool device = false;
-    WEFT_CHECK(device_path(comm, ops, n, &device));
+    enum stream_way way;
+    WEFT_CHECK(choose_way(comm, ops, n, &way));
 
     struct stream_item *it = malloc(sizeof(*it) + n * sizeof(it->ops[0]));
     struct weft_stage_buf *bufs = malloc(2 * n * sizeof(*bufs));
@@ -279,19 +225,19 @@ static weft_result_t enqueue(struct weft_comm *comm, const struct weft_coll_op *
         goto out;
     }
     *it = (struct stream_item){
-        .base = {&stream_item_ops, call, NULL}, .comm = comm, .device = device, .n = n};
+        .base = {&stream_item_ops, call, NULL}, .comm = comm, .way = way, .n = n};
     memcpy(it->ops, ops, n * sizeof(*ops));
     size_t nbufs = 0;
-    for (size_t i = 0; i < n && !device; i++) {
+    for (size_t i = 0; i < n && way == WAY_STAGED_ON_STREAM; i++) {
         struct weft_coll_op *op = &it->ops[i];
         /* Buffers this rank does not use stay out of staging and out of the host's reach. */
-        if (needs_send(comm->rank, op))
-            stage_add(bufs, refs, &nbufs, op->sendbuf, send_bytes(op, comm->nranks),
+        if (weft_coll_uses_send(op, comm->rank))
+            stage_add(bufs, refs, &nbufs, op->sendbuf, weft_coll_send_bytes(op, comm->nranks),
                       WEFT_STAGE_IN, i, false);
         else if (weft_gpu_pointer_kind(op->sendbuf) == WEFT_GPU_MEM_DEVICE)
             op->sendbuf = NULL;
-        if (needs_recv(comm->rank, op))
-            stage_add(bufs, refs, &nbufs, op->recvbuf, recv_bytes(op, comm->nranks),
+        if (weft_coll_uses_recv(op, comm->rank))
+            stage_add(bufs, refs, &nbufs, op->recvbuf, weft_coll_recv_bytes(op, comm->nranks),
                       WEFT_STAGE_OUT, i, true);
         else if (weft_gpu_pointer_kind(op->recvbuf) == WEFT_GPU_MEM_DEVICE)
             op->recvbuf = NULL;
@@ -339,14 +285,14 @@ static weft_result_t group_admit(const struct weft_comm *comm, const struct weft
                               "%s: rank %d: a group cannot mix calls with a stream and calls "
                               "without one (%s came before with %s); the whole group is "
                               "refused",
-                              kind_name(op->kind), comm->rank, kind_name(e->op.kind),
+                              weft_coll_call_name(op->kind), comm->rank, weft_coll_call_name(e->op.kind),
                               e->stream ? "a stream" : "stream NULL");
         if (e->comm == comm && e->stream != stream)
             return WEFT_ERROR(WEFT_ERR_INVALID_ARG,
                               "%s: rank %d: stream %p, but %s of the same communicator in this "
                               "group came with stream %p: one stream per communicator in a "
                               "group; the whole group is refused",
-                              kind_name(op->kind), comm->rank, stream, kind_name(e->op.kind),
+                              weft_coll_call_name(op->kind), comm->rank, stream, weft_coll_call_name(e->op.kind),
                               e->stream);
     }
     return WEFT_OK;
@@ -372,7 +318,7 @@ static weft_result_t submit(struct weft_comm *comm, const struct weft_coll_op *o
         struct group_entry *ops = realloc(group.ops, cap * sizeof(*ops));
         if (!ops)
             return WEFT_ERROR(WEFT_ERR_NO_MEMORY, "%s: cannot queue into the group",
-                              kind_name(op->kind));
+                              weft_coll_call_name(op->kind));
         group.ops = ops;
         group.cap = cap;
     }

@@ -12,7 +12,7 @@
 #include "error.h"
 #include "exec.h"
 #include "log.h"
-#include "collectives/device_allreduce.h"
+#include "collectives/device.h"
 #include "gpu/stream.h"
 #include "launcher/launch.h"
 
@@ -48,7 +48,7 @@ static weft_result_t oob_barrier(void *ctx)
 static void comm_free(struct weft_comm *comm)
 {
     weft_exec_stop(comm->exec);
-    weft_dev_allreduce_destroy(comm->dev_allreduce);
+    weft_dev_coll_destroy(comm->dev);
     weft_stream_gate_destroy(comm->gate, weft_config_double(WEFT_CFG_TIMEOUT));
     weft_coll_ctx_fini(&comm->coll);
     weft_net_destroy(comm->net);

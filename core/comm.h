@@ -12,7 +12,7 @@
 #include "transport/net.h"
 #include "weft.h"
 
-struct weft_dev_allreduce;
+struct weft_dev_coll;
 struct weft_exec;
 struct weft_stream_gate;
 
@@ -27,11 +27,9 @@ struct weft_comm {
      * start them): the worker that runs them, the staging and the streams' release. */
     struct weft_exec *exec;
     struct weft_stream_gate *gate;
-    /* Allreduce of device buffers through CUDA IPC (one host): the worker's only, created by
-     * its first such call. ipc_logged: the path was logged when WEFT_GPU_IPC or the hosts
-     * rule it out. */
-    struct weft_dev_allreduce *dev_allreduce;
-    bool ipc_logged;
+    /* Collectives the worker runs on device buffers itself (pipelined staging, CUDA IPC):
+     * the worker's only, created by its first such call. */
+    struct weft_dev_coll *dev;
 };
 
 /* Starts the stream worker and the staging of the communicator, once. */

@@ -46,6 +46,11 @@ const char *weft_error_message(void)
     return error_msg;
 }
 
+void weft_error_restore(const char *msg)
+{
+    snprintf(error_msg, sizeof(error_msg), "%s", msg);
+}
+
 void weft_error_clear(void)
 {
     error_msg[0] = '\0';

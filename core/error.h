@@ -23,6 +23,9 @@ void weft_error_trace(const char *file, int line, weft_result_t code);
 void weft_error_clear(void);
 /* This thread's message ("" when none). */
 const char *weft_error_message(void);
+/* Sets this thread's message back to `msg`, a copy of weft_error_message() taken before
+ * cleanup work that may raise its own (the failure being reported keeps its message). */
+void weft_error_restore(const char *msg);
 
 #define WEFT_ERROR(code, ...) weft_error_raise((code), __FILE__, __LINE__, __VA_ARGS__)
 /* errno must still hold the failing call's value: capture it before anything else runs. */

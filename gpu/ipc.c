@@ -130,6 +130,8 @@ struct weft_ipc {
     addr_range_fn addr_range; /* cuMemGetAddressRange; NULL: the driver lacks it */
     void *scratch;            /* pinned */
     size_t scratch_cap;
+    cudaEvent_t marks[WEFT_IPC_MARKS]; /* created by their first weft_ipc_mark */
+    bool marked[WEFT_IPC_MARKS];
 };
 
 static weft_result_t cuda_fail(const struct weft_ipc *ipc, weft_result_t code, const char *call,
@@ -231,6 +233,9 @@ void weft_ipc_destroy(struct weft_ipc *ipc)
         WEFT_WARN(GPU, "rank %d: %s; unmapping the peers' buffers anyway", ipc->rank,
                   weft_error_message());
     weft_ipc_cache_destroy(ipc->cache);
+    for (int i = 0; i < WEFT_IPC_MARKS; i++)
+        if (ipc->marks[i])
+            cudaEventDestroy(ipc->marks[i]);
     cudaStreamDestroy(ipc->stream);
     if (ipc->scratch)
         cudaFreeHost(ipc->scratch);
@@ -315,19 +320,34 @@ weft_result_t weft_ipc_avg_finish(struct weft_ipc *ipc, void *buf, size_t count,
     return weft_gpu_avg_finish(buf, count, dtype, nranks, ipc->stream);
 }
 
-weft_result_t weft_ipc_sync(struct weft_ipc *ipc, double timeout_s)
+weft_result_t weft_ipc_copy_rows(struct weft_ipc *ipc, void *dst, size_t dpitch, const void *src,
+                                 size_t spitch, size_t width, size_t rows)
 {
-    /* A deadline, so no cudaStreamSynchronize: spin briefly (small operations end within
-     * microseconds), then sleep with backoff up to a millisecond. */
+    if (width == 0 || rows == 0 || dst == src)
+        return WEFT_OK;
+    if (rows == 1)
+        return weft_ipc_copy(ipc, dst, src, width);
+    cudaError_t e =
+        cudaMemcpy2DAsync(dst, dpitch, src, spitch, width, rows, cudaMemcpyDefault, ipc->stream);
+    if (e != cudaSuccess)
+        return cuda_fail(ipc, WEFT_ERR_SYSTEM, "cudaMemcpy2DAsync", e, "IPC copy");
+    return WEFT_OK;
+}
+
+/* Polls `done` (a cudaStreamQuery or cudaEventQuery of the internal stream) until it answers
+ * cudaSuccess, within timeout_s. A deadline, so no cudaStreamSynchronize: spin briefly (small
+ * operations end within microseconds), then sleep with backoff up to a millisecond. */
+static weft_result_t poll_done(struct weft_ipc *ipc, cudaError_t (*done)(void *), void *what,
+                               const char *call, double timeout_s)
+{
     const double deadline = weft_now_s() + timeout_s;
     long sleep_ns = 0;
     for (unsigned spins = 0;; spins++) {
-        cudaError_t e = cudaStreamQuery(ipc->stream);
+        cudaError_t e = done(what);
         if (e == cudaSuccess)
             return WEFT_OK;
         if (e != cudaErrorNotReady)
-            return cuda_fail(ipc, WEFT_ERR_SYSTEM, "cudaStreamQuery", e,
-                             "device work of an operation");
+            return cuda_fail(ipc, WEFT_ERR_SYSTEM, call, e, "device work of an operation");
         if (weft_now_s() > deadline)
             return WEFT_ERROR(WEFT_ERR_TIMEOUT,
                               "rank %d: the device work of an operation is not done after "
@@ -341,6 +361,54 @@ weft_result_t weft_ipc_sync(struct weft_ipc *ipc, double timeout_s)
         const struct timespec ts = {0, sleep_ns};
         nanosleep(&ts, NULL);
     }
+}
+
+static cudaError_t stream_done(void *stream)
+{
+    return cudaStreamQuery(stream);
+}
+
+static cudaError_t event_done(void *event)
+{
+    return cudaEventQuery(event);
+}
+
+weft_result_t weft_ipc_sync(struct weft_ipc *ipc, double timeout_s)
+{
+    return poll_done(ipc, stream_done, ipc->stream, "cudaStreamQuery", timeout_s);
+}
+
+static weft_result_t mark_index(const struct weft_ipc *ipc, int i)
+{
+    if (i < 0 || i >= WEFT_IPC_MARKS)
+        return WEFT_ERROR(WEFT_ERR_INVALID_ARG, "rank %d: IPC mark %d is not in [0, %d)",
+                          ipc->rank, i, WEFT_IPC_MARKS);
+    return WEFT_OK;
+}
+
+weft_result_t weft_ipc_mark(struct weft_ipc *ipc, int i)
+{
+    WEFT_CHECK(mark_index(ipc, i));
+    if (!ipc->marks[i]) {
+        cudaError_t e = cudaEventCreateWithFlags(&ipc->marks[i], cudaEventDisableTiming);
+        if (e != cudaSuccess) {
+            ipc->marks[i] = NULL;
+            return cuda_fail(ipc, WEFT_ERR_SYSTEM, "cudaEventCreateWithFlags", e, "IPC mark");
+        }
+    }
+    cudaError_t e = cudaEventRecord(ipc->marks[i], ipc->stream);
+    if (e != cudaSuccess)
+        return cuda_fail(ipc, WEFT_ERR_SYSTEM, "cudaEventRecord", e, "IPC mark");
+    ipc->marked[i] = true;
+    return WEFT_OK;
+}
+
+weft_result_t weft_ipc_wait_mark(struct weft_ipc *ipc, int i, double timeout_s)
+{
+    WEFT_CHECK(mark_index(ipc, i));
+    if (!ipc->marked[i])
+        return WEFT_OK;
+    return poll_done(ipc, event_done, ipc->marks[i], "cudaEventQuery", timeout_s);
 }
 
 weft_result_t weft_ipc_scratch(struct weft_ipc *ipc, size_t bytes, void **buf)
@@ -400,6 +468,25 @@ weft_result_t weft_ipc_import(struct weft_ipc *ipc, int peer, const struct weft_
 weft_result_t weft_ipc_copy(struct weft_ipc *ipc, void *dst, const void *src, size_t bytes)
 {
     (void)ipc, (void)dst, (void)src, (void)bytes;
+    return WEFT_ERROR(WEFT_ERR_UNSUPPORTED, "%s", no_cuda);
+}
+
+weft_result_t weft_ipc_copy_rows(struct weft_ipc *ipc, void *dst, size_t dpitch, const void *src,
+                                 size_t spitch, size_t width, size_t rows)
+{
+    (void)ipc, (void)dst, (void)dpitch, (void)src, (void)spitch, (void)width, (void)rows;
+    return WEFT_ERROR(WEFT_ERR_UNSUPPORTED, "%s", no_cuda);
+}
+
+weft_result_t weft_ipc_mark(struct weft_ipc *ipc, int i)
+{
+    (void)ipc, (void)i;
+    return WEFT_ERROR(WEFT_ERR_UNSUPPORTED, "%s", no_cuda);
+}
+
+weft_result_t weft_ipc_wait_mark(struct weft_ipc *ipc, int i, double timeout_s)
+{
+    (void)ipc, (void)i, (void)timeout_s;
     return WEFT_ERROR(WEFT_ERR_UNSUPPORTED, "%s", no_cuda);
 }
 

@@ -82,6 +82,16 @@ weft_result_t weft_ipc_import(struct weft_ipc *ipc, int peer, const struct weft_
 void *weft_ipc_stream(const struct weft_ipc *ipc);
 /* Enqueues a copy of `bytes` (any kind of memory, peers' mappings included) on the stream. */
 weft_result_t weft_ipc_copy(struct weft_ipc *ipc, void *dst, const void *src, size_t bytes);
+/* Enqueues a copy of `rows` rows of `width` bytes, the rows `dpitch` / `spitch` bytes apart
+ * in dst / src (a column of blocks: one chunk of every rank's block). */
+weft_result_t weft_ipc_copy_rows(struct weft_ipc *ipc, void *dst, size_t dpitch, const void *src,
+                                 size_t spitch, size_t width, size_t rows);
+/* Marks 0..WEFT_IPC_MARKS-1: mark(i) enqueues a point on the stream (an event), wait_mark(i)
+ * returns once the stream got past the last point marked i, within timeout_s (WEFT_OK right
+ * away for a mark never set). The staged pipeline's per-slot "copied in" points. */
+#define WEFT_IPC_MARKS 4
+weft_result_t weft_ipc_mark(struct weft_ipc *ipc, int i);
+weft_result_t weft_ipc_wait_mark(struct weft_ipc *ipc, int i, double timeout_s);
 /* Enqueues buf[i] /= nranks for i < count on the stream: WEFT_AVG's last step, with the host
  * kernels' rounding (integers truncate toward zero; floats divide once). */
 weft_result_t weft_ipc_avg_finish(struct weft_ipc *ipc, void *buf, size_t count,

@@ -1,0 +1,49 @@
+/*
+ * device_internal.h - what the device collective's files share: the per-communicator state,
+ * the status barrier, and the two ways (device_ipc.c, device_staged.c).
+ */
+#ifndef WEFT_COLLECTIVES_DEVICE_INTERNAL_H
+#define WEFT_COLLECTIVES_DEVICE_INTERNAL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "collectives/device.h"
+#include "gpu/ipc.h"
+
+/* What each rank tells the others before any data moves on the IPC way. */
+struct weft_dev_record {
+    int32_t ok;     /* every buffer it uses exported */
+    int32_t device; /* the GPU it works on */
+    struct weft_ipc_buf send, recv;
+    char why[160]; /* when !ok: the reason, for every rank's log */
+};
+
+struct weft_dev_coll {
+    struct weft_ipc *ipc; /* NULL: its creation failed (setup_error says why) */
+    char setup_error[160];
+    uint32_t logged; /* bit 2 * kind + way: that way was logged for that kind */
+    struct weft_dev_record *records; /* nranks + 1: every rank's, then this rank's */
+    int32_t *status;                 /* nranks + 1, the same way */
+    void **peer_send, **peer_recv;   /* this call's local addresses of every rank's buffers */
+    const char **inputs;             /* nranks: a reduction's inputs, in order */
+};
+
+/* Every rank's `mine`, which doubles as a barrier: WEFT_OK when every rank's `mine` was;
+ * else this rank's own failure, or WEFT_ERR_REMOTE naming the first rank that failed `step`
+ * of `call`. */
+weft_result_t weft_dev_all_passed(struct weft_coll_ctx *ctx, struct weft_dev_coll *d,
+                                  weft_result_t mine, const char *call, const char *step);
+
+/* The IPC way: decides with the peers (*use_ipc equal on every rank; why says why not), then,
+ * when it may, runs op. */
+weft_result_t weft_dev_ipc_decide(struct weft_coll_ctx *ctx, struct weft_dev_coll *d,
+                                  const struct weft_coll_op *op, bool *use_ipc, char *why,
+                                  size_t len);
+weft_result_t weft_dev_ipc_run(struct weft_coll_ctx *ctx, struct weft_dev_coll *d,
+                               const struct weft_coll_op *op, double timeout_s);
+/* The staged way, in weft_dev_coll_chunks(op) chunks. */
+weft_result_t weft_dev_staged_run(struct weft_coll_ctx *ctx, struct weft_dev_coll *d,
+                                  const struct weft_coll_op *op, double timeout_s);
+
+#endif /* WEFT_COLLECTIVES_DEVICE_INTERNAL_H */
