@@ -45,7 +45,6 @@ X(SMALL_MSG_SIZE,     SIZE,   "64K",    "Allreduce below this many bytes uses re
 X(CHUNK_SIZE,         SIZE,   "256K",   "Pipeline chunk of ring algorithms, in bytes")
 X(PIPELINE_DEPTH,     INT,    "4",      "Chunks in flight per peer in pipelined algorithms")
 /* GPU */
-X(GPU_STAGING_MAX,    SIZE,   "256M",   "Idle pinned host memory a communicator keeps for staging device buffers between stream calls; a call needing more allocates it, and the excess is freed once its stream is done with it")
 X(GPU_STREAM_RELEASE, STRING, "auto",   "How a stream waits for the host to finish a staged operation: memops (cuStreamWaitValue32 on host-mapped memory), hostfn (a cudaLaunchHostFunc that blocks CUDA's callback thread), or auto (memops when the driver has them)")
 X(GPU_IPC,            STRING, "auto",   "Collectives on device buffers with every rank on one host: auto moves and reduces the data on the GPUs through CUDA IPC (mapping the peers' buffers), falling back to staging when any rank cannot share its buffers; 0 always stages through pinned host memory. Same value on every rank")
 X(GPU_CHUNK_SIZE,     SIZE,   "4M",     "Device buffers of a collective staged through pinned host memory go in chunks of at most this many bytes per buffer, the copies of one chunk overlapping the wire time of the next; a stream call whose buffers fit in one chunk is staged whole on its stream. Same value on every rank")

@@ -183,6 +183,11 @@ weft_result_t weft_gpu_dmabuf_export(const void *ptr, size_t len, int *fd, uint6
         return WEFT_ERROR(WEFT_ERR_INVALID_ARG, "weft_gpu_dmabuf_export: NULL fd or offset");
     if (!weft_gpu_available())
         return WEFT_ERROR(WEFT_ERR_UNSUPPORTED, "dma-buf export of %p: no GPU (%s)", ptr, describe);
+    /* The caller's mistake whatever the driver can do. */
+    if (weft_gpu_pointer_kind(ptr) != WEFT_GPU_MEM_DEVICE)
+        return WEFT_ERROR(WEFT_ERR_INVALID_ARG,
+                          "dma-buf export of %p: not device memory (cudaMalloc'd, not managed)",
+                          ptr);
     const struct {
         const char *name;
         bool found;
@@ -201,10 +206,6 @@ weft_result_t weft_gpu_dmabuf_export(const void *ptr, size_t len, int *fd, uint6
                               "dma-buf export of %p: the CUDA driver has no %s (dma-buf export "
                               "needs a CUDA 11.7 driver, 515, or later): %s",
                               ptr, need[i].name, describe);
-    if (weft_gpu_pointer_kind(ptr) != WEFT_GPU_MEM_DEVICE)
-        return WEFT_ERROR(WEFT_ERR_INVALID_ARG,
-                          "dma-buf export of %p: not device memory (cudaMalloc'd, not managed)",
-                          ptr);
 
     const CUdeviceptr dptr = (CUdeviceptr)(uintptr_t)ptr;
     int ordinal = -1, supported = 0;

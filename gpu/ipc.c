@@ -130,6 +130,8 @@ struct weft_ipc {
     addr_range_fn addr_range; /* cuMemGetAddressRange; NULL: the driver lacks it */
     void *scratch;            /* pinned */
     size_t scratch_cap;
+    void **retired; /* outgrown scratch blocks, freed by destroy (see weft_ipc_scratch) */
+    size_t nretired;
     cudaEvent_t marks[WEFT_IPC_MARKS]; /* created by their first weft_ipc_mark */
     bool marked[WEFT_IPC_MARKS];
 };
@@ -239,6 +241,9 @@ void weft_ipc_destroy(struct weft_ipc *ipc)
     cudaStreamDestroy(ipc->stream);
     if (ipc->scratch)
         cudaFreeHost(ipc->scratch);
+    for (size_t i = 0; i < ipc->nretired; i++)
+        cudaFreeHost(ipc->retired[i]);
+    free(ipc->retired);
     if (old >= 0)
         cudaSetDevice(old);
     cudaGetLastError();
@@ -411,15 +416,27 @@ weft_result_t weft_ipc_wait_mark(struct weft_ipc *ipc, int i, double timeout_s)
     return poll_done(ipc, event_done, ipc->marks[i], "cudaEventQuery", timeout_s);
 }
 
+/* The scratch grows while the user's stream waits for this operation, so the outgrown block
+ * is not freed (cudaFreeHost synchronizes the device, which would wait for that stream, which
+ * waits for us): it is kept until destroy. Growing to powers of two bounds how many are. */
 weft_result_t weft_ipc_scratch(struct weft_ipc *ipc, size_t bytes, void **buf)
 {
     if (bytes > ipc->scratch_cap) {
+        size_t cap = 4096;
+        while (cap < bytes && cap <= SIZE_MAX / 2)
+            cap *= 2;
+        if (cap < bytes)
+            cap = bytes;
+        void **more = realloc(ipc->retired, (ipc->nretired + 1) * sizeof(*more));
+        if (!more)
+            return WEFT_ERROR(WEFT_ERR_NO_MEMORY, "rank %d: IPC scratch bookkeeping", ipc->rank);
+        ipc->retired = more;
+        void *block = NULL;
+        WEFT_CHECK(weft_gpu_pin(ipc->rank, cap, &block));
         if (ipc->scratch)
-            cudaFreeHost(ipc->scratch);
-        ipc->scratch = NULL;
-        ipc->scratch_cap = 0;
-        WEFT_CHECK(weft_gpu_pin(ipc->rank, bytes, &ipc->scratch));
-        ipc->scratch_cap = bytes;
+            ipc->retired[ipc->nretired++] = ipc->scratch;
+        ipc->scratch = block;
+        ipc->scratch_cap = cap;
     }
     *buf = ipc->scratch;
     return WEFT_OK;

@@ -135,8 +135,9 @@ weft_result_t weft_ticket_gate_wait(struct weft_ticket_gate *g, uint32_t ticket,
 #include <cuda.h>
 #include <cuda_runtime_api.h>
 
-/* Small blocks are rounded up so that a pool slot serves the next, slightly larger call. */
-#define STAGE_ROUND ((size_t)64 << 10)
+/* Blocks are powers of two from 64 KiB, so that a slot serves the next, slightly larger
+ * call and a slot outgrows few blocks. */
+#define STAGE_MIN ((size_t)64 << 10)
 
 typedef CUresult (*wait_value32_fn)(CUstream stream, CUdeviceptr addr, cuuint32_t value,
                                     unsigned int flags);
@@ -161,7 +162,6 @@ struct weft_stream_gate {
     int rank;
     int device;
     double timeout_s;
-    size_t pool_max;
     bool memops;
     wait_value32_fn wait_value32;
     uint32_t *word;                    /* pinned, host-mapped: the last ticket released (memops) */
@@ -170,6 +170,8 @@ struct weft_stream_gate {
     uint32_t last_ticket;
     struct slot *slots;
     size_t nslots;
+    void **retired; /* outgrown pinned blocks, freed with the gate (see retire) */
+    size_t nretired;
     char mechanism[192];
 };
 
@@ -265,7 +267,6 @@ weft_result_t weft_stream_gate_create(int rank, struct weft_stream_gate **out)
         return WEFT_ERROR(WEFT_ERR_NO_MEMORY, "rank %d: cannot allocate the stream gate", rank);
     g->rank = rank;
     g->timeout_s = weft_config_double(WEFT_CFG_TIMEOUT);
-    g->pool_max = weft_config_size(WEFT_CFG_GPU_STAGING_MAX);
     cudaError_t e = cudaGetDevice(&g->device);
     if (e != cudaSuccess) {
         weft_result_t r = cuda_error(g, "cudaGetDevice", "stream setup", e);
@@ -291,9 +292,8 @@ weft_result_t weft_stream_gate_create(int rank, struct weft_stream_gate **out)
                  why);
     WEFT_INFO(GPU,
               "rank %d: device buffers on streams are staged through pinned host memory on "
-              "device %d (idle pool up to WEFT_GPU_STAGING_MAX=%zu bytes); streams wait for "
-              "the host by %s",
-              rank, g->device, g->pool_max, g->mechanism);
+              "device %d; streams wait for the host by %s",
+              rank, g->device, g->mechanism);
     *out = g;
     return WEFT_OK;
 }
@@ -317,32 +317,19 @@ static void slot_poll(struct slot *s)
     }
 }
 
-static size_t pool_bytes(const struct weft_stream_gate *g)
+/* cudaFreeHost synchronizes the device: on a user's thread it would wait for work the
+ * user's streams hold back (the call must return at once), and while a stream waits for this
+ * gate's worker it would deadlock. So an outgrown block is only retired here, and freed with
+ * the gate, after its streams are done; the pool holds about twice the largest need. */
+static void retire(struct weft_stream_gate *g, void *block)
 {
-    size_t sum = 0;
-    for (size_t i = 0; i < g->nslots; i++)
-        sum += g->slots[i].cap;
-    return sum;
-}
-
-/* Frees idle staging beyond WEFT_GPU_STAGING_MAX, largest first, sparing `keep`. */
-static void pool_trim(struct weft_stream_gate *g, const struct slot *keep)
-{
-    size_t sum = pool_bytes(g);
-    while (sum > g->pool_max) {
-        struct slot *big = NULL;
-        for (size_t i = 0; i < g->nslots; i++) {
-            struct slot *s = &g->slots[i];
-            if (s != keep && s->state == SLOT_FREE && s->cap && (!big || s->cap > big->cap))
-                big = s;
-        }
-        if (!big)
-            return;
-        cudaFreeHost(big->host);
-        sum -= big->cap;
-        big->host = NULL;
-        big->cap = 0;
+    void **more = realloc(g->retired, (g->nretired + 1) * sizeof(*more));
+    if (!more) {
+        WEFT_WARN(GPU, "rank %d: cannot keep an outgrown staging block: leaking it", g->rank);
+        return;
     }
+    g->retired = more;
+    g->retired[g->nretired++] = block;
 }
 
 /* A free slot with at least `bytes` of staging: the smallest that fits, else a free one
@@ -379,18 +366,19 @@ static weft_result_t slot_get(struct weft_stream_gate *g, size_t bytes, struct s
         g->nslots++;
     }
     if (s->cap < bytes) {
+        size_t cap = STAGE_MIN;
+        while (cap < bytes && cap <= SIZE_MAX / 2)
+            cap *= 2;
+        if (cap < bytes)
+            cap = bytes;
+        void *block = NULL;
+        WEFT_CHECK(weft_gpu_pin(g->rank, cap, &block));
         if (s->host)
-            cudaFreeHost(s->host);
-        s->host = NULL;
-        s->cap = 0;
-        const size_t cap = bytes > SIZE_MAX - STAGE_ROUND
-                               ? bytes
-                               : (bytes + STAGE_ROUND - 1) / STAGE_ROUND * STAGE_ROUND;
-        WEFT_CHECK(weft_gpu_pin(g->rank, cap, &s->host));
+            retire(g, s->host);
+        s->host = block;
         s->cap = cap;
     }
     s->state = SLOT_FILLING;
-    pool_trim(g, s);
     *out = s;
     return WEFT_OK;
 }
@@ -546,10 +534,13 @@ void weft_stream_gate_destroy(struct weft_stream_gate *g, double timeout_s)
         cudaEventDestroy(g->slots[i].ready);
         cudaEventDestroy(g->slots[i].done);
     }
+    for (size_t i = 0; i < g->nretired; i++)
+        cudaFreeHost(g->retired[i]);
     if (g->word)
         cudaFreeHost(g->word);
     cudaGetLastError();
     weft_ticket_gate_fini(&g->host_gate);
+    free(g->retired);
     free(g->slots);
     free(g);
 }

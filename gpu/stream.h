@@ -75,7 +75,8 @@ struct weft_stream_ticket {
 };
 
 /* WEFT_GPU_STREAM_RELEASE picks how streams wait (stream memory operations, else host
- * functions); WEFT_GPU_STAGING_MAX bounds the idle pinned memory kept. Logs both at INFO. */
+ * functions); logged at INFO. Pinned memory is allocated as calls need it and freed only by
+ * destroy (cudaFreeHost synchronizes the device). */
 weft_result_t weft_stream_gate_create(int rank, struct weft_stream_gate **out);
 /* Waits (up to timeout_s) for every stream to be done with the staging, then frees it;
  * what a stream may still use after that is left allocated, with a warning. */
