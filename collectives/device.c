@@ -25,8 +25,10 @@ static weft_result_t state_create(const struct weft_coll_ctx *ctx, struct weft_d
         d->peer_send = calloc(n, sizeof(void *));
         d->peer_recv = calloc(n, sizeof(void *));
         d->inputs = calloc(n, sizeof(char *));
+        d->last = calloc(n, sizeof(*d->last));
     }
-    if (!d || !d->records || !d->status || !d->peer_send || !d->peer_recv || !d->inputs) {
+    if (!d || !d->records || !d->status || !d->peer_send || !d->peer_recv || !d->inputs ||
+        !d->last) {
         weft_dev_coll_destroy(d);
         return WEFT_ERROR(WEFT_ERR_NO_MEMORY, "rank %d: device collective state", ctx->rank);
     }
@@ -50,6 +52,7 @@ void weft_dev_coll_destroy(struct weft_dev_coll *d)
     free(d->peer_send);
     free(d->peer_recv);
     free(d->inputs);
+    free(d->last);
     free(d);
 }
 
@@ -109,9 +112,13 @@ weft_result_t weft_dev_coll_run(struct weft_coll_ctx *ctx, struct weft_dev_coll 
         WEFT_CHECK(state_create(ctx, state));
     struct weft_dev_coll *d = *state;
     bool use_ipc = false;
-    char why[320] = "the ranks span several hosts or WEFT_GPU_IPC=0";
+    char why[320];
     if (try_ipc)
         WEFT_CHECK(weft_dev_ipc_decide(ctx, d, op, &use_ipc, why, sizeof(why)));
+    else if (weft_net_nhosts(ctx->net) > 1)
+        snprintf(why, sizeof(why), "the ranks span %d hosts", weft_net_nhosts(ctx->net));
+    else
+        snprintf(why, sizeof(why), "WEFT_GPU_IPC=0");
     log_way(ctx, d, op, use_ipc ? WAY_IPC : WAY_STAGED, why);
     if (use_ipc)
         return weft_dev_ipc_run(ctx, d, op, timeout_s);

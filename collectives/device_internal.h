@@ -27,6 +27,13 @@ struct weft_dev_coll {
     int32_t *status;                 /* nranks + 1, the same way */
     void **peer_send, **peer_recv;   /* this call's local addresses of every rank's buffers */
     const char **inputs;             /* nranks: a reduction's inputs, in order */
+    /* The last call that went through CUDA IPC: when the next one has the same records, kind
+     * and root on every rank, its mappings are still those (the cache evicts only on a new
+     * import), so the map check is skipped. */
+    struct weft_dev_record *last; /* nranks */
+    bool last_valid;
+    enum weft_coll_kind last_kind;
+    int last_root;
 };
 
 /* Every rank's `mine`, which doubles as a barrier: WEFT_OK when every rank's `mine` was;
