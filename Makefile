@@ -49,6 +49,30 @@ ifeq ($(HAVE_UCX),yes)
 ALL_CFLAGS   += -DWEFT_HAVE_UCX $(shell $(PKG_CONFIG) --cflags ucx)
 LDLIBS       += $(shell $(PKG_CONFIG) --libs ucx)
 endif
+# Fake CUDA (FAKE_CUDA=yes, e.g. `make FAKE_CUDA=yes BUILD=build-fk all tests`): compiled as
+# with CUDA, against the real CUDA headers, but linked with tests/fakecuda (a CUDA runtime
+# double: streams run by threads, device memory the CPU cannot touch, IPC through memfds, the
+# kernels as host code) instead of libcudart_static and the gpu/*.cu kernels, so that the GPU
+# orchestration runs on hosts without a GPU. Needs the headers only, not nvcc or a driver.
+# The real kernels are covered only on a real GPU. weft-info says cuda=fake.
+FAKE_CUDA    ?= no
+FAKE_CUDA_HOME := $(patsubst %/include/cuda_runtime_api.h,%,$(firstword $(wildcard \
+                    $(if $(CUDA_HOME),$(CUDA_HOME)/include/cuda_runtime_api.h) \
+                    $(if $(shell command -v $(NVCC) 2>/dev/null),$(patsubst %/bin/nvcc,%, \
+                        $(realpath $(shell command -v $(NVCC))))/include/cuda_runtime_api.h) \
+                    /usr/local/cuda/include/cuda_runtime_api.h /usr/include/cuda_runtime_api.h)))
+ifeq ($(FAKE_CUDA),yes)
+ifeq ($(FAKE_CUDA_HOME),)
+$(error FAKE_CUDA=yes needs the CUDA headers (cuda_runtime_api.h and cuda.h) and found none \
+    (looked in CUDA_HOME, next to nvcc, /usr/local/cuda/include, /usr/include): install the \
+    CUDA toolkit, or set CUDA_HOME)
+endif
+override HAVE_CUDA := fake
+ALL_CFLAGS   += -DWEFT_HAVE_CUDA -isystem $(FAKE_CUDA_HOME)/include
+LDLIBS       += -ldl
+FAKE_SRCS    := $(filter-out tests/fakecuda/test_%.c,$(wildcard tests/fakecuda/*.c))
+FAKE_TEST    := $(BUILD)/tests/test_fakecuda
+endif
 # CUDA (nvcc on PATH, or NVCC=...; HAVE_CUDA=no builds without): gpu/ kernels for sm_80 and
 # sm_90 plus compute_90 PTX. libcudart is linked statically and its symbols hidden, so
 # libweft.so does not need libcuda.so.1 to load: without a driver gpu/gpu.c reports no GPU.
@@ -75,7 +99,8 @@ ALL_CFLAGS += -DWEFT_FEATURES='"$(FEATURES)"'
 # ---- sources --------------------------------------------------------------------------
 LIB_SRCS := $(wildcard core/*.c transport/*.c collectives/*.c gpu/*.c) \
             $(filter-out launcher/weft_run.c,$(wildcard launcher/*.c))
-LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o) $(CU_SRCS:%.cu=$(BUILD)/obj/%.o)
+LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o) $(CU_SRCS:%.cu=$(BUILD)/obj/%.o) \
+            $(FAKE_SRCS:%.c=$(BUILD)/obj/%.o)
 PERF_SRCS := $(wildcard perftest/*.c)
 TOOLS    := $(BUILD)/bin/weft-run $(BUILD)/bin/weft-perf $(BUILD)/bin/weft-info
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
@@ -87,7 +112,7 @@ GPU_COLL_TEST := $(BUILD)/tests/coll_gpu_check
 
 .SECONDARY:
 .PHONY: all lib tools tests test unit-test integration-test run install clean format features \
-        gpu-bench
+        gpu-bench fakecuda
 all: features lib tools
 
 features:
@@ -125,7 +150,7 @@ $(BUILD)/bin/weft-info: $(BUILD)/obj/tools/weft_info.o $(BUILD)/lib/libweft.a
 	$(CC) -pthread -o $@ $^ $(LDLIBS)
 
 # ---- tests ----------------------------------------------------------------------------
-tests: $(UNIT_BINS) $(ITEST_BINS) $(GPU_TEST) $(GPU_COLL_TEST)
+tests: $(UNIT_BINS) $(ITEST_BINS) $(GPU_TEST) $(GPU_COLL_TEST) $(FAKE_TEST)
 
 # tests/gpu: device reductions against the host kernels; prints "skip" without a GPU.
 $(BUILD)/tests/gpu_check: $(BUILD)/obj/tests/gpu/gpu_check.o $(BUILD)/lib/libweft.a
@@ -136,6 +161,22 @@ $(BUILD)/tests/gpu_check: $(BUILD)/obj/tests/gpu/gpu_check.o $(BUILD)/lib/libwef
 $(BUILD)/tests/coll_gpu_check: $(BUILD)/obj/tests/gpu/coll_gpu_check.o $(BUILD)/lib/libweft.a
 	@mkdir -p $(dir $@)
 	$(CC) -pthread -o $@ $^ $(LDLIBS)
+
+# tests/fakecuda: the fake CUDA runtime's own test (FAKE_CUDA=yes builds only).
+$(BUILD)/tests/test_fakecuda: $(BUILD)/obj/tests/fakecuda/test_fakecuda.o $(BUILD)/lib/libweft.a
+	@mkdir -p $(dir $@)
+	$(CC) -pthread -o $@ $^ $(LDLIBS)
+
+# The fake-CUDA build beside this one, $(BUILD)/fakecuda, where run-all.sh finds it: without a
+# GPU, it runs the GPU cases there. Without the CUDA headers there is none (run-all.sh says so).
+fakecuda:
+ifeq ($(FAKE_CUDA),yes)
+	@true
+else ifeq ($(FAKE_CUDA_HOME),)
+	@echo "weft: no CUDA headers, so no fake-CUDA build: the GPU cases are skipped without a GPU"
+else
+	@$(MAKE) --no-print-directory FAKE_CUDA=yes BUILD=$(BUILD)/fakecuda all tests
+endif
 
 # bench/gpu.sh builds this: reduction kernels against cudaMemcpy device-to-device.
 gpu-bench: $(BUILD)/bench/gpu_reduce_bench
@@ -167,6 +208,7 @@ test:
 	@tools/install-deps.sh --slurm --rxe || \
 	    echo "weft: the Slurm and soft-RoCE cases need root and these packages (skipped without root)"
 	@$(MAKE) --no-print-directory all tests
+	@$(MAKE) --no-print-directory fakecuda
 	@tests/run-all.sh $(BUILD)
 
 # ---- the main job ---------------------------------------------------------------------

@@ -15,7 +15,7 @@
 
 enum way { WAY_STAGED, WAY_IPC };
 
-static weft_result_t state_create(const struct weft_coll_ctx *ctx, struct weft_dev_coll **out)
+weft_result_t weft_dev_coll_create(struct weft_coll_ctx *ctx, struct weft_dev_coll **out)
 {
     const size_t n = (size_t)ctx->nranks;
     struct weft_dev_coll *d = calloc(1, sizeof(*d));
@@ -38,6 +38,10 @@ static weft_result_t state_create(const struct weft_coll_ctx *ctx, struct weft_d
         d->ipc = NULL;
         snprintf(d->setup_error, sizeof(d->setup_error), "%s", weft_error_message());
     }
+    void *scratch;
+    if (d->ipc && weft_ipc_scratch(d->ipc, weft_dev_staged_scratch_bytes(), &scratch) != WEFT_OK)
+        WEFT_WARN(GPU, "rank %d: %s; staging will pin memory when a call needs it",
+                  ctx->rank, weft_error_message());
     *out = d;
     return WEFT_OK;
 }
@@ -109,7 +113,7 @@ weft_result_t weft_dev_coll_run(struct weft_coll_ctx *ctx, struct weft_dev_coll 
                                 const struct weft_coll_op *op, bool try_ipc, double timeout_s)
 {
     if (!*state)
-        WEFT_CHECK(state_create(ctx, state));
+        WEFT_CHECK(weft_dev_coll_create(ctx, state));
     struct weft_dev_coll *d = *state;
     bool use_ipc = false;
     char why[320];

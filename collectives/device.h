@@ -16,10 +16,16 @@
 #include "collectives/collectives.h"
 #include "weft.h"
 
-/* Per communicator; created by the first call (on the worker thread, whose current device is
- * the communicator's), freed by weft_dev_coll_destroy. */
+/* Per communicator: created by weft_dev_coll_create (or, failing that, by the first call),
+ * freed by weft_dev_coll_destroy. */
 struct weft_dev_coll;
 
+/* Creates the state on the calling thread's current device: the IPC state (whose failure
+ * is kept and reported by the calls that need it) and the pinned staging the staged way
+ * needs at WEFT_GPU_CHUNK_SIZE. Call it before any stream waits for the worker (the first
+ * stream call): CUDA's implicit synchronization rule lets a pinned allocation wait for work
+ * enqueued before it, such as a stream waiting for the worker that allocates. */
+weft_result_t weft_dev_coll_create(struct weft_coll_ctx *ctx, struct weft_dev_coll **out);
 /* Runs `op` (allreduce, broadcast, reduce, allgather, reduce_scatter or alltoall; count > 0;
  * every rank calling it for the same operation with the same try_ipc) on *state, creating it
  * first when NULL. try_ipc: every rank is on one host and may try CUDA IPC. Blocking; each

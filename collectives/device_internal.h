@@ -49,6 +49,9 @@ weft_result_t weft_dev_ipc_decide(struct weft_coll_ctx *ctx, struct weft_dev_col
                                   size_t len);
 weft_result_t weft_dev_ipc_run(struct weft_coll_ctx *ctx, struct weft_dev_coll *d,
                                const struct weft_coll_op *op, double timeout_s);
+/* The staged way, in weft_dev_coll_chunks(op) chunks; it needs this much pinned scratch for
+ * any call whose elements of every block fit a chunk (bigger ones grow it). */
+size_t weft_dev_staged_scratch_bytes(void);
 /* The staged way, in weft_dev_coll_chunks(op) chunks. */
 weft_result_t weft_dev_staged_run(struct weft_coll_ctx *ctx, struct weft_dev_coll *d,
                                   const struct weft_coll_op *op, double timeout_s);

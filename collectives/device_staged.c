@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "collectives/coll_internal.h"
+#include "core/config.h"
 #include "core/error.h"
 #include "core/log.h"
 
@@ -94,6 +95,16 @@ static weft_result_t make_plan(struct weft_coll_ctx *ctx, struct weft_dev_coll *
         p->slot_bytes = send_bytes;
     return weft_ipc_scratch(d->ipc, SLOTS * (p->slot_bytes ? p->slot_bytes : 1),
                             (void **)&p->scratch);
+}
+
+/* A slot holds a chunk of sendbuf and one of recvbuf, each at most WEFT_GPU_CHUNK_SIZE (see
+ * weft_dev_coll_chunks), each aligned. */
+size_t weft_dev_staged_scratch_bytes(void)
+{
+    size_t chunk = weft_config_size(WEFT_CFG_GPU_CHUNK_SIZE);
+    if (chunk > SIZE_MAX / 8)
+        chunk = SIZE_MAX / 8;
+    return SLOTS * 2 * weft_coll_align_up(chunk);
 }
 
 weft_result_t weft_dev_staged_run(struct weft_coll_ctx *ctx, struct weft_dev_coll *d,

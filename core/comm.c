@@ -206,7 +206,10 @@ weft_result_t weft_comm_stream_start(struct weft_comm *comm)
     if (comm->exec)
         return WEFT_OK;
     WEFT_CHECK(weft_stream_gate_create(comm->rank, &comm->gate));
-    weft_result_t r = weft_exec_start(&comm->exec, comm->rank);
+    /* Before the worker starts, so before any stream waits for it (see device.h). */
+    weft_result_t r = comm->dev ? WEFT_OK : weft_dev_coll_create(&comm->coll, &comm->dev);
+    if (r == WEFT_OK)
+        r = weft_exec_start(&comm->exec, comm->rank);
     if (r != WEFT_OK) {
         weft_stream_gate_destroy(comm->gate, 0);
         comm->gate = NULL;

@@ -418,13 +418,11 @@ weft_result_t weft_ipc_wait_mark(struct weft_ipc *ipc, int i, double timeout_s)
 
 /* The scratch grows while the user's stream waits for this operation, so the outgrown block
  * is not freed (cudaFreeHost synchronizes the device, which would wait for that stream, which
- * waits for us): it is kept until destroy. Growing to powers of two bounds how many are. */
+ * waits for us): it is kept until destroy. Growing at least twofold bounds how many are. */
 weft_result_t weft_ipc_scratch(struct weft_ipc *ipc, size_t bytes, void **buf)
 {
     if (bytes > ipc->scratch_cap) {
-        size_t cap = 4096;
-        while (cap < bytes && cap <= SIZE_MAX / 2)
-            cap *= 2;
+        size_t cap = ipc->scratch_cap <= SIZE_MAX / 2 ? 2 * ipc->scratch_cap : SIZE_MAX;
         if (cap < bytes)
             cap = bytes;
         void **more = realloc(ipc->retired, (ipc->nretired + 1) * sizeof(*more));

@@ -14,6 +14,28 @@ T=$BUILD/tests
 LOGDIR=$BUILD/test-logs
 mkdir -p "$LOGDIR"
 pass=0; fail=0; failed_names=()
+# Where the GPU cases run (GPU=the build dir, GPU_NOTE=a suffix for their names): this build
+# on a host with a GPU; else the fake-CUDA build (tests/fakecuda; `make fakecuda` makes
+# $BUILD/fakecuda), the same library against a CUDA runtime double, so that the orchestration
+# (streams, staging, IPC, the worker) still runs, as "... (fake CUDA)": not the real kernels,
+# driver or IPC, which only a GPU covers; else nowhere, and GPU_SKIP says why.
+is_fake() { "$1/bin/weft-info" --version 2>/dev/null | grep -q 'cuda=fake'; }
+FAKE=${WEFT_FAKECUDA_BUILD:-$BUILD/fakecuda}
+is_fake "$BUILD" && FAKE=$BUILD
+GPU="" GPU_NOTE="" GPU_SKIP=""
+if ! is_fake "$BUILD" && GPU_SKIP=$("$T/gpu_check" --probe 2>&1); then
+    GPU=$BUILD
+elif [[ -x $FAKE/tests/gpu_check ]] && is_fake "$FAKE"; then
+    GPU=$FAKE GPU_NOTE=" (fake CUDA)"
+else
+    GPU_SKIP="${GPU_SKIP#skip - gpu: }; no fake-CUDA build at $FAKE"
+    GPU_SKIP+=" (\`make fakecuda\` builds it; it needs the CUDA headers)"
+fi
+# skip_gpu CASE: the case has neither a GPU nor a fake-CUDA build.
+skip_gpu() {
+    [[ -z $FILTER || $1 == *$FILTER* ]] && echo "# skip - $1: $GPU_SKIP"
+    return 0
+}
 
 # run NAME TIMEOUT CMD...: one test case; its output goes to a log, shown on failure.
 run() {
@@ -36,13 +58,15 @@ if [[ $PART != integration ]]; then
     for t in "$T"/test_*; do
         [[ -x $t ]] && run "unit $(basename "$t")" 300 "$t"
     done
-    # tests/gpu: the device reductions against the host ones. Without a GPU (or CUDA in the
-    # build) gpu_check says why and the case is skipped, counted neither passed nor failed.
+    # tests/gpu: the device reductions against the host ones (under the fake, its stand-ins
+    # are the host kernels, so this checks its copies and streams), and the fake's own test.
     gpu_case="gpu: reduction kernels match the host kernels"
-    if gpu_skip=$("$T/gpu_check" --probe 2>&1); then
-        run "$gpu_case" 300 "$T/gpu_check"
-    elif [[ -z $FILTER || $gpu_case == *$FILTER* ]]; then
-        echo "# skip - $gpu_case: ${gpu_skip#skip - gpu: }"
+    if [[ -n $GPU ]]; then
+        [[ -n $GPU_NOTE && $GPU != "$BUILD" ]] && run "unit test_fakecuda$GPU_NOTE" 300 \
+            "$GPU/tests/test_fakecuda"
+        run "$gpu_case$GPU_NOTE" 300 "$GPU/tests/gpu_check"
+    else
+        skip_gpu "$gpu_case"
     fi
 fi
 
@@ -102,24 +126,37 @@ if [[ $PART != unit ]]; then
     run "collectives over shm with single-copy (CMA), 4 ranks" 600 env WEFT_SHM_CMA=1 \
         "$BIN/weft-run" -n 4 --transport shm "$T/coll_check"
     run "mixed: shm and tcp chosen per peer (auto)" 600 "$BIN/weft-run" -n 4 "$T/coll_check" --quick
-    # tests/gpu under weft-run: every collective on cudaMalloc'd buffers on a stream (pinned
-    # host staging; allreduce through CUDA IPC, the ranks being on one host), the ranks sharing
-    # one GPU; over shm and tcp, with the fallback release (host functions), and with
-    # WEFT_GPU_IPC=0 so that allreduce's staged path stays covered. Without a GPU (or CUDA in
-    # the build) the cases are skipped, counted neither passed nor failed.
+    # tests/gpu under weft-run: every collective on cudaMalloc'd buffers on a stream (CUDA IPC,
+    # the ranks being on one host; pinned host staging), the ranks sharing one GPU; over shm
+    # and tcp, with the fallback release (host functions, also as a driver without stream
+    # memory operations makes the library pick it), and with WEFT_GPU_IPC=0 in 1 KiB chunks so
+    # that the pipelined staging runs many chunks.
     coll_gpu_case="gpu: collectives on device buffers on a stream"
-    if gpu_skip=$("$T/gpu_check" --probe 2>&1); then
+    if [[ -n $GPU ]]; then
         for n in 2 3 4; do
-            run "$coll_gpu_case, $n ranks" 600 "$BIN/weft-run" -n $n "$T/coll_gpu_check"
+            run "$coll_gpu_case, $n ranks$GPU_NOTE" 600 "$GPU/bin/weft-run" -n $n \
+                "$GPU/tests/coll_gpu_check"
         done
-        run "$coll_gpu_case, over tcp, 3 ranks" 600 "$BIN/weft-run" -n 3 --transport tcp \
-            "$T/coll_gpu_check" --quick
-        run "$coll_gpu_case, host-function release, 2 ranks" 600 \
-            env WEFT_GPU_STREAM_RELEASE=hostfn "$BIN/weft-run" -n 2 "$T/coll_gpu_check" --quick
-        run "$coll_gpu_case, allreduce staged (WEFT_GPU_IPC=0), 3 ranks" 600 \
-            env WEFT_GPU_IPC=0 "$BIN/weft-run" -n 3 "$T/coll_gpu_check" --quick
-    elif [[ -z $FILTER || $coll_gpu_case == *$FILTER* ]]; then
-        echo "# skip - $coll_gpu_case: ${gpu_skip#skip - gpu: }"
+        run "$coll_gpu_case, over tcp, 3 ranks$GPU_NOTE" 600 "$GPU/bin/weft-run" -n 3 \
+            --transport tcp "$GPU/tests/coll_gpu_check" --quick
+        run "$coll_gpu_case, host-function release, 2 ranks$GPU_NOTE" 600 \
+            env WEFT_GPU_STREAM_RELEASE=hostfn "$GPU/bin/weft-run" -n 2 \
+            "$GPU/tests/coll_gpu_check" --quick
+        run "$coll_gpu_case, pipelined staging (WEFT_GPU_IPC=0, 1 KiB chunks), 3 ranks$GPU_NOTE" \
+            600 env WEFT_GPU_IPC=0 WEFT_GPU_CHUNK_SIZE=1K "$GPU/bin/weft-run" -n 3 \
+            "$GPU/tests/coll_gpu_check" --quick
+        if [[ -n $GPU_NOTE ]]; then
+            run "$coll_gpu_case, a driver without stream memory operations, 2 ranks$GPU_NOTE" \
+                600 env FAKECUDA_NO_WAITVALUE=1 "$GPU/bin/weft-run" -n 2 \
+                "$GPU/tests/coll_gpu_check" --quick
+            # CUDA's implicit synchronization taken literally: a pinned allocation while a
+            # stream waits for the worker would deadlock (hence the staging pinned up front).
+            run "$coll_gpu_case, strict implicit synchronization, 3 ranks$GPU_NOTE" 600 \
+                env FAKECUDA_IMPLICIT_SYNC=1 WEFT_GPU_CHUNK_SIZE=1K "$GPU/bin/weft-run" -n 3 \
+                "$GPU/tests/coll_gpu_check" --quick
+        fi
+    else
+        skip_gpu "$coll_gpu_case"
     fi
     for c in allreduce allgather reduce_scatter broadcast reduce alltoall sendrecv; do
         run "weft-perf $c checks its results" 300 "$BIN/weft-run" -n 3 "$BIN/weft-perf" $c \
@@ -137,13 +174,13 @@ if [[ $PART != unit ]]; then
     done
     run "weft-perf --gpu refusals" 120 tests/integration/perf_gpu_check.sh "$BUILD"
     perf_gpu_case="gpu: weft-perf --gpu checks its results"
-    if gpu_skip=$("$T/gpu_check" --probe 2>&1); then
-        for c in allreduce reduce_scatter; do
-            run "$perf_gpu_case, $c, 2 ranks" 600 "$BIN/weft-run" -n 2 "$BIN/weft-perf" $c \
-                --gpu -b 8 -e 1M -c 1
+    if [[ -n $GPU ]]; then
+        for c in allreduce allgather reduce_scatter broadcast reduce alltoall sendrecv; do
+            run "$perf_gpu_case, $c, 3 ranks$GPU_NOTE" 300 "$GPU/bin/weft-run" -n 3 \
+                "$GPU/bin/weft-perf" $c --gpu -b 8 -e 1M -f 16 -n 3 -w 1 -c 1
         done
-    elif [[ -z $FILTER || $perf_gpu_case == *$FILTER* ]]; then
-        echo "# skip - $perf_gpu_case: ${gpu_skip#skip - gpu: }"
+    else
+        skip_gpu "$perf_gpu_case"
     fi
     # perftest-style point-to-point sweeps (2 B .. 8 MiB), each size's data checked on the
     # receiver; small -n keeps each run to seconds.

@@ -1,0 +1,148 @@
+/*
+ * kernels.c - the fake CUDA build's stand-ins for the extern "C" functions of the .cu files
+ * of gpu/: weft_gpu_reduce (gpu/reduce_kernels.cu) and weft_gpu_avg_finish (gpu/ipc_kernels.cu).
+ * Same checks, same launch-error reporting, same results: they enqueue the host kernels of
+ * core/reduce.c as stream work, which gpu/gpu.h and gpu/ipc.h promise the device kernels
+ * match bit for bit. The real kernels are covered only on a real GPU (tests/gpu/gpu_check).
+ * An address the device could not reach (plain host memory, past an allocation's end) or a
+ * misaligned one faults when the kernel runs, as on a GPU: the error is sticky.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "core/error.h"
+#include "core/reduce.h"
+#include "gpu/gpu.h"
+#include "gpu/ipc.h"
+#include "tests/fakecuda/fakecuda.h"
+
+struct reduce_work {
+    void *dst;
+    const void *a, *b;
+    size_t count;
+    weft_dtype_t dtype;
+    weft_op_t op;
+    int nranks; /* avg_finish */
+};
+
+static void reduce_main(void *arg)
+{
+    struct reduce_work *w = arg;
+    if (weft_fake_sticky() == cudaSuccess)
+        weft_reduce_local(w->dst, w->a, w->b, w->count, w->dtype, w->op);
+    free(w);
+}
+
+static void avg_main(void *arg)
+{
+    struct reduce_work *w = arg;
+    if (weft_fake_sticky() == cudaSuccess)
+        weft_reduce_avg_finish(w->dst, w->count, w->dtype, w->nranks);
+    free(w);
+}
+
+/* The shadow address of a kernel operand, or a fault kernel enqueued in its place (the
+ * launch itself succeeds, as on a GPU). False when the operand is unusable. */
+static bool operand(const char *kernel, const char *name, const void *p, size_t bytes,
+                    size_t align, void **out, cudaStream_t stream)
+{
+    char what[200];
+    if ((uintptr_t)p % align) {
+        snprintf(what, sizeof(what), "%s: %s %p is not aligned to %zu bytes", kernel, name, p,
+                 align);
+        weft_fake_launch_fault(stream, cudaErrorMisalignedAddress, what);
+        return false;
+    }
+    if (weft_fake_translate(p, bytes, true, out) != cudaSuccess) {
+        snprintf(what, sizeof(what),
+                 "%s: %s [%p, +%zu) is not memory the device reaches (plain host memory, "
+                 "freed, or past the end of its allocation)",
+                 kernel, name, p, bytes);
+        weft_fake_launch_fault(stream, cudaErrorIllegalAddress, what);
+        return false;
+    }
+    return true;
+}
+
+/* Enqueues w (owned) as a kernel; the launch error is left for cudaGetLastError. */
+static void launch(void (*fn)(void *), struct reduce_work *w, cudaStream_t s)
+{
+    if (weft_fake_launch(s, fn, w) != cudaSuccess)
+        free(w);
+}
+
+weft_result_t weft_gpu_reduce(void *dst, const void *a, const void *b, size_t count,
+                              weft_dtype_t dtype, weft_op_t op, void *stream)
+{
+    const size_t esize = weft_dtype_size(dtype);
+    if (esize == 0 || (unsigned)op >= WEFT_NUM_OPS)
+        return WEFT_ERROR(WEFT_ERR_INVALID_ARG, "weft_gpu_reduce: invalid dtype %d or op %d",
+                          (int)dtype, (int)op);
+    if (count == 0)
+        return WEFT_OK;
+    if (!dst || !a || !b)
+        return WEFT_ERROR(WEFT_ERR_INVALID_ARG, "weft_gpu_reduce: a NULL buffer with count %zu",
+                          count);
+    if (((uintptr_t)dst | (uintptr_t)a | (uintptr_t)b) % esize != 0)
+        return WEFT_ERROR(WEFT_ERR_INVALID_ARG,
+                          "weft_gpu_reduce: buffers %p, %p, %p are not aligned to the %zu-byte "
+                          "%s elements (device loads must be)",
+                          dst, a, b, esize, weft_dtype_name(dtype));
+    if (!weft_gpu_available())
+        return WEFT_ERROR(WEFT_ERR_UNSUPPORTED, "weft_gpu_reduce: no GPU: %s",
+                          weft_gpu_describe());
+    cudaStream_t s = stream;
+    struct reduce_work *w = calloc(1, sizeof(*w));
+    if (!w)
+        return WEFT_ERROR(WEFT_ERR_NO_MEMORY, "weft_gpu_reduce: fake kernel arguments");
+    *w = (struct reduce_work){.count = count, .dtype = dtype, .op = op};
+    const size_t bytes = count * esize;
+    void *d = NULL, *x = NULL, *y = NULL;
+    if (operand("weft_gpu_reduce", "dst", dst, bytes, esize, &d, s) &&
+        operand("weft_gpu_reduce", "a", a, bytes, esize, &x, s) &&
+        operand("weft_gpu_reduce", "b", b, bytes, esize, &y, s)) {
+        w->dst = d;
+        w->a = x;
+        w->b = y;
+        launch(reduce_main, w, s);
+    } else {
+        free(w);
+    }
+    const cudaError_t err = cudaGetLastError();
+    if (err != cudaSuccess)
+        return WEFT_ERROR(WEFT_ERR_SYSTEM,
+                          "weft_gpu_reduce: %zu x %s %s: kernel launch: %s (%s)", count,
+                          weft_dtype_name(dtype), weft_op_name(op), cudaGetErrorString(err),
+                          cudaGetErrorName(err));
+    return WEFT_OK;
+}
+
+weft_result_t weft_gpu_avg_finish(void *buf, size_t count, weft_dtype_t dtype, int nranks,
+                                  void *stream)
+{
+    const size_t esize = weft_dtype_size(dtype);
+    if (esize == 0)
+        return WEFT_ERROR(WEFT_ERR_INVALID_ARG, "weft_gpu_avg_finish: invalid dtype %d",
+                          (int)dtype);
+    if (count == 0 || nranks <= 1)
+        return WEFT_OK; /* dividing by 1 changes nothing, as on the host */
+    cudaStream_t s = stream;
+    struct reduce_work *w = calloc(1, sizeof(*w));
+    if (!w)
+        return WEFT_ERROR(WEFT_ERR_NO_MEMORY, "weft_gpu_avg_finish: fake kernel arguments");
+    *w = (struct reduce_work){.count = count, .dtype = dtype, .nranks = nranks};
+    void *d = NULL;
+    if (operand("weft_gpu_avg_finish", "buf", buf, count * esize, esize, &d, s)) {
+        w->dst = d;
+        launch(avg_main, w, s);
+    } else {
+        free(w);
+    }
+    const cudaError_t err = cudaGetLastError();
+    if (err != cudaSuccess)
+        return WEFT_ERROR(WEFT_ERR_SYSTEM,
+                          "weft_gpu_avg_finish: %zu x %s / %d: kernel launch: %s (%s)", count,
+                          weft_dtype_name(dtype), nranks, cudaGetErrorString(err),
+                          cudaGetErrorName(err));
+    return WEFT_OK;
+}
