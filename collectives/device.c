@@ -72,23 +72,32 @@ size_t weft_dev_coll_chunks(const struct weft_coll_op *op, int nranks)
     return op->count ? (op->count + per_chunk - 1) / per_chunk : 1;
 }
 
-weft_result_t weft_dev_all_passed(struct weft_coll_ctx *ctx, struct weft_dev_coll *d,
-                                  weft_result_t mine, const char *call, const char *step)
+weft_result_t weft_dev_status(struct weft_coll_ctx *ctx, struct weft_dev_coll *d,
+                              weft_result_t mine, int *bad)
 {
     const int n = ctx->nranks;
     d->status[n] = (int32_t)mine;
     const struct weft_coll_op op = {WEFT_COLL_ALLGATHER, &d->status[n], d->status,
                                     sizeof(int32_t), WEFT_UINT8, WEFT_SUM, 0};
     WEFT_CHECK(weft_coll_run(ctx, &op, 1));
-    for (int q = 0; q < n; q++) {
-        if (d->status[q] == WEFT_OK)
-            continue;
-        if (q == ctx->rank)
-            return mine;
-        return WEFT_ERROR(WEFT_ERR_REMOTE, "%s: rank %d: rank %d failed %s", call, ctx->rank, q,
-                          step);
-    }
+    *bad = -1;
+    for (int q = 0; q < n && *bad < 0; q++)
+        if (d->status[q] != WEFT_OK)
+            *bad = q;
     return WEFT_OK;
+}
+
+weft_result_t weft_dev_all_passed(struct weft_coll_ctx *ctx, struct weft_dev_coll *d,
+                                  weft_result_t mine, const char *call, const char *step)
+{
+    int bad;
+    WEFT_CHECK(weft_dev_status(ctx, d, mine, &bad));
+    if (bad < 0)
+        return WEFT_OK;
+    if (bad == ctx->rank)
+        return mine;
+    return WEFT_ERROR(WEFT_ERR_REMOTE, "%s: rank %d: rank %d failed %s", call, ctx->rank, bad,
+                      step);
 }
 
 static void log_way(struct weft_coll_ctx *ctx, struct weft_dev_coll *d,

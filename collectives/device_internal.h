@@ -36,6 +36,9 @@ struct weft_dev_coll {
     int last_root;
 };
 
+/* Every rank's `mine` (a barrier too): *bad is the first rank whose is not WEFT_OK, or -1. */
+weft_result_t weft_dev_status(struct weft_coll_ctx *ctx, struct weft_dev_coll *d,
+                              weft_result_t mine, int *bad);
 /* Every rank's `mine`, which doubles as a barrier: WEFT_OK when every rank's `mine` was;
  * else this rank's own failure, or WEFT_ERR_REMOTE naming the first rank that failed `step`
  * of `call`. */

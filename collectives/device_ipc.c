@@ -142,17 +142,14 @@ weft_result_t weft_dev_ipc_decide(struct weft_coll_ctx *ctx, struct weft_dev_col
     char my_why[160] = "";
     if (mapped != WEFT_OK)
         snprintf(my_why, sizeof(my_why), "%s", weft_error_message());
-    d->status[n] = (int32_t)mapped;
-    const struct weft_coll_op status = {WEFT_COLL_ALLGATHER, &d->status[n], d->status,
-                                        sizeof(int32_t), WEFT_UINT8, WEFT_SUM, 0};
-    WEFT_CHECK(weft_coll_run(ctx, &status, 1));
-    for (int q = 0; q < n; q++) {
-        if (d->status[q] == WEFT_OK)
-            continue;
-        if (q == me)
+    int bad;
+    WEFT_CHECK(weft_dev_status(ctx, d, mapped, &bad));
+    if (bad >= 0) {
+        if (bad == me)
             snprintf(why, len, "%s", my_why);
         else
-            snprintf(why, len, "rank %d could not map its peers' buffers (its log says why)", q);
+            snprintf(why, len, "rank %d could not map its peers' buffers (its log says why)",
+                     bad);
         return WEFT_OK;
     }
     memcpy(d->last, all, (size_t)n * sizeof(*all));

@@ -1,9 +1,9 @@
 /*
  * api.c - the public collective and point-to-point calls: argument checks with messages that
  * name the call and the rank, group queueing, and dispatch: host calls to the collective
- * layer, stream calls to the communicator's worker through pinned staging (gpu/stream.h), or,
- * or, for one large collective or one with every rank on one host, through the worker's own
- * pipelined staging or CUDA IPC (collectives/device.h).
+ * layer, stream calls to the communicator's worker: through pinned staging on the stream
+ * (gpu/stream.h), or, for one large collective or one with every rank on one host, through the
+ * worker's own pipelined staging or CUDA IPC (collectives/device.h).
  */
 #include <stdbool.h>
 #include <stdio.h>
@@ -62,7 +62,8 @@ static weft_result_t validate(const struct weft_comm *comm, const struct weft_co
         return WEFT_ERROR(WEFT_ERR_INVALID_ARG,
                           "%s: rank %d: count %zu x %zu bytes x %zu blocks overflows size_t",
                           call, comm->rank, op->count, esize, blocks);
-    const bool need_send = weft_coll_uses_send(op, comm->rank), need_recv = weft_coll_uses_recv(op, comm->rank);
+    const bool need_send = weft_coll_uses_send(op, comm->rank);
+    const bool need_recv = weft_coll_uses_recv(op, comm->rank);
     if (op->count > 0 && ((need_send && !op->sendbuf) || (need_recv && !op->recvbuf)))
         return WEFT_ERROR(WEFT_ERR_INVALID_ARG, "%s: rank %d: %s is NULL with count %zu", call,
                           comm->rank, need_send && !op->sendbuf ? "sendbuf" : "recvbuf",
@@ -285,15 +286,16 @@ static weft_result_t group_admit(const struct weft_comm *comm, const struct weft
                               "%s: rank %d: a group cannot mix calls with a stream and calls "
                               "without one (%s came before with %s); the whole group is "
                               "refused",
-                              weft_coll_call_name(op->kind), comm->rank, weft_coll_call_name(e->op.kind),
+                              weft_coll_call_name(op->kind), comm->rank,
+                              weft_coll_call_name(e->op.kind),
                               e->stream ? "a stream" : "stream NULL");
         if (e->comm == comm && e->stream != stream)
             return WEFT_ERROR(WEFT_ERR_INVALID_ARG,
                               "%s: rank %d: stream %p, but %s of the same communicator in this "
                               "group came with stream %p: one stream per communicator in a "
                               "group; the whole group is refused",
-                              weft_coll_call_name(op->kind), comm->rank, stream, weft_coll_call_name(e->op.kind),
-                              e->stream);
+                              weft_coll_call_name(op->kind), comm->rank, stream,
+                              weft_coll_call_name(e->op.kind), e->stream);
     }
     return WEFT_OK;
 }

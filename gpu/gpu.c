@@ -265,13 +265,6 @@ enum weft_gpu_mem weft_gpu_pointer_kind(const void *ptr)
     return WEFT_GPU_MEM_HOST;
 }
 
-weft_result_t weft_gpu_reduce(void *dst, const void *a, const void *b, size_t count,
-                              weft_dtype_t dtype, weft_op_t op, void *stream)
-{
-    (void)dst, (void)a, (void)b, (void)count, (void)dtype, (void)op, (void)stream;
-    return WEFT_ERROR(WEFT_ERR_UNSUPPORTED, "weft_gpu_reduce: %s", not_built);
-}
-
 weft_result_t weft_gpu_dmabuf_export(const void *ptr, size_t len, int *fd, uint64_t *offset)
 {
     (void)len, (void)fd, (void)offset;

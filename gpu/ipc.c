@@ -523,11 +523,4 @@ weft_result_t weft_ipc_scratch(struct weft_ipc *ipc, size_t bytes, void **buf)
     return WEFT_ERROR(WEFT_ERR_UNSUPPORTED, "%s", no_cuda);
 }
 
-weft_result_t weft_gpu_avg_finish(void *buf, size_t count, weft_dtype_t dtype, int nranks,
-                                  void *stream)
-{
-    (void)buf, (void)count, (void)dtype, (void)nranks, (void)stream;
-    return WEFT_ERROR(WEFT_ERR_UNSUPPORTED, "%s", no_cuda);
-}
-
 #endif

@@ -102,7 +102,7 @@ weft_result_t weft_ipc_sync(struct weft_ipc *ipc, double timeout_s);
 /* Pinned host memory of at least `bytes`, kept until a larger request or destroy. */
 weft_result_t weft_ipc_scratch(struct weft_ipc *ipc, size_t bytes, void **buf);
 
-/* The kernel behind weft_ipc_avg_finish (gpu/ipc_kernels.cu). */
+/* The kernel behind weft_ipc_avg_finish (gpu/kernels.c, gpu/ipc_kernels.cu). */
 weft_result_t weft_gpu_avg_finish(void *buf, size_t count, weft_dtype_t dtype, int nranks,
                                   void *stream);
 

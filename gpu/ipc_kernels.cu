@@ -10,9 +10,7 @@
 #include <stdint.h>
 
 extern "C" {
-#include "core/error.h"
-#include "gpu/gpu.h"
-#include "gpu/ipc.h"
+#include "gpu/kernels.h"
 }
 
 template <typename T, typename W> struct IntDiv {
@@ -54,14 +52,9 @@ static void launch(void *buf, size_t n, int nranks, cudaStream_t s)
     avg_kernel<T, Div><<<(unsigned)blocks, AVG_THREADS, 0, s>>>(static_cast<T *>(buf), n, nranks);
 }
 
-extern "C" weft_result_t weft_gpu_avg_finish(void *buf, size_t count, weft_dtype_t dtype,
-                                             int nranks, void *stream)
+extern "C" void weft_gpu_avg_launch(void *buf, size_t count, weft_dtype_t dtype, int nranks,
+                                    void *stream)
 {
-    if (weft_dtype_size(dtype) == 0)
-        return WEFT_ERROR(WEFT_ERR_INVALID_ARG, "weft_gpu_avg_finish: invalid dtype %d",
-                          (int)dtype);
-    if (count == 0 || nranks <= 1)
-        return WEFT_OK; /* dividing by 1 changes nothing, as on the host */
     cudaStream_t s = static_cast<cudaStream_t>(stream);
     switch (dtype) {
     case WEFT_INT8: launch<int8_t, IntDiv<int8_t, int64_t>>(buf, count, nranks, s); break;
@@ -76,11 +69,4 @@ extern "C" weft_result_t weft_gpu_avg_finish(void *buf, size_t count, weft_dtype
     case WEFT_FLOAT64: launch<double, FltDiv<double>>(buf, count, nranks, s); break;
     default: break;
     }
-    const cudaError_t err = cudaGetLastError();
-    if (err != cudaSuccess)
-        return WEFT_ERROR(WEFT_ERR_SYSTEM,
-                          "weft_gpu_avg_finish: %zu x %s / %d: kernel launch: %s (%s)", count,
-                          weft_dtype_name(dtype), nranks, cudaGetErrorString(err),
-                          cudaGetErrorName(err));
-    return WEFT_OK;
 }

@@ -8,8 +8,7 @@
 #include <stdint.h>
 
 extern "C" {
-#include "core/error.h"
-#include "gpu/gpu.h"
+#include "gpu/kernels.h"
 }
 
 /*
@@ -172,26 +171,9 @@ static void launch_op(weft_op_t op, void *dst, const void *a, const void *b, siz
     }
 }
 
-extern "C" weft_result_t weft_gpu_reduce(void *dst, const void *a, const void *b, size_t count,
-                                         weft_dtype_t dtype, weft_op_t op, void *stream)
+extern "C" void weft_gpu_reduce_launch(void *dst, const void *a, const void *b, size_t count,
+                                       weft_dtype_t dtype, weft_op_t op, void *stream)
 {
-    const size_t esize = weft_dtype_size(dtype);
-    if (esize == 0 || (unsigned)op >= WEFT_NUM_OPS)
-        return WEFT_ERROR(WEFT_ERR_INVALID_ARG, "weft_gpu_reduce: invalid dtype %d or op %d",
-                          (int)dtype, (int)op);
-    if (count == 0)
-        return WEFT_OK;
-    if (!dst || !a || !b)
-        return WEFT_ERROR(WEFT_ERR_INVALID_ARG, "weft_gpu_reduce: a NULL buffer with count %zu",
-                          count);
-    if (((uintptr_t)dst | (uintptr_t)a | (uintptr_t)b) % esize != 0)
-        return WEFT_ERROR(WEFT_ERR_INVALID_ARG,
-                          "weft_gpu_reduce: buffers %p, %p, %p are not aligned to the %zu-byte "
-                          "%s elements (device loads must be)",
-                          dst, a, b, esize, weft_dtype_name(dtype));
-    if (!weft_gpu_available())
-        return WEFT_ERROR(WEFT_ERR_UNSUPPORTED, "weft_gpu_reduce: no GPU: %s",
-                          weft_gpu_describe());
     cudaStream_t s = static_cast<cudaStream_t>(stream);
     switch (dtype) {
     case WEFT_INT8: launch_op<int8_t>(op, dst, a, b, count, s); break;
@@ -206,11 +188,4 @@ extern "C" weft_result_t weft_gpu_reduce(void *dst, const void *a, const void *b
     case WEFT_FLOAT64: launch_op<double>(op, dst, a, b, count, s); break;
     default: break;
     }
-    const cudaError_t err = cudaGetLastError();
-    if (err != cudaSuccess)
-        return WEFT_ERROR(WEFT_ERR_SYSTEM,
-                          "weft_gpu_reduce: %zu x %s %s: kernel launch: %s (%s)", count,
-                          weft_dtype_name(dtype), weft_op_name(op), cudaGetErrorString(err),
-                          cudaGetErrorName(err));
-    return WEFT_OK;
 }

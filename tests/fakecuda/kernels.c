@@ -1,7 +1,7 @@
 /*
- * kernels.c - the fake CUDA build's stand-ins for the extern "C" functions of the .cu files
- * of gpu/: weft_gpu_reduce (gpu/reduce_kernels.cu) and weft_gpu_avg_finish (gpu/ipc_kernels.cu).
- * Same checks, same launch-error reporting, same results: they enqueue the host kernels of
+ * kernels.c - the fake CUDA build's stand-ins for the kernel launchers of gpu/kernels.h
+ * (gpu/reduce_kernels.cu, gpu/ipc_kernels.cu); gpu/kernels.c checks the arguments before and
+ * reports the launch error after, as for the real ones. They enqueue the host kernels of
  * core/reduce.c as stream work, which gpu/gpu.h and gpu/ipc.h promise the device kernels
  * match bit for bit. The real kernels are covered only on a real GPU (tests/gpu/gpu_check).
  * An address the device could not reach (plain host memory, past an allocation's end) or a
@@ -10,10 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "core/error.h"
 #include "core/reduce.h"
-#include "gpu/gpu.h"
-#include "gpu/ipc.h"
+#include "gpu/kernels.h"
 #include "tests/fakecuda/fakecuda.h"
 
 struct reduce_work {
@@ -71,32 +69,17 @@ static void launch(void (*fn)(void *), struct reduce_work *w, cudaStream_t s)
         free(w);
 }
 
-weft_result_t weft_gpu_reduce(void *dst, const void *a, const void *b, size_t count,
-                              weft_dtype_t dtype, weft_op_t op, void *stream)
+void weft_gpu_reduce_launch(void *dst, const void *a, const void *b, size_t count,
+                            weft_dtype_t dtype, weft_op_t op, void *stream)
 {
-    const size_t esize = weft_dtype_size(dtype);
-    if (esize == 0 || (unsigned)op >= WEFT_NUM_OPS)
-        return WEFT_ERROR(WEFT_ERR_INVALID_ARG, "weft_gpu_reduce: invalid dtype %d or op %d",
-                          (int)dtype, (int)op);
-    if (count == 0)
-        return WEFT_OK;
-    if (!dst || !a || !b)
-        return WEFT_ERROR(WEFT_ERR_INVALID_ARG, "weft_gpu_reduce: a NULL buffer with count %zu",
-                          count);
-    if (((uintptr_t)dst | (uintptr_t)a | (uintptr_t)b) % esize != 0)
-        return WEFT_ERROR(WEFT_ERR_INVALID_ARG,
-                          "weft_gpu_reduce: buffers %p, %p, %p are not aligned to the %zu-byte "
-                          "%s elements (device loads must be)",
-                          dst, a, b, esize, weft_dtype_name(dtype));
-    if (!weft_gpu_available())
-        return WEFT_ERROR(WEFT_ERR_UNSUPPORTED, "weft_gpu_reduce: no GPU: %s",
-                          weft_gpu_describe());
+    const size_t esize = weft_dtype_size(dtype), bytes = count * esize;
     cudaStream_t s = stream;
     struct reduce_work *w = calloc(1, sizeof(*w));
-    if (!w)
-        return WEFT_ERROR(WEFT_ERR_NO_MEMORY, "weft_gpu_reduce: fake kernel arguments");
+    if (!w) {
+        weft_fake_fail(cudaErrorMemoryAllocation);
+        return;
+    }
     *w = (struct reduce_work){.count = count, .dtype = dtype, .op = op};
-    const size_t bytes = count * esize;
     void *d = NULL, *x = NULL, *y = NULL;
     if (operand("weft_gpu_reduce", "dst", dst, bytes, esize, &d, s) &&
         operand("weft_gpu_reduce", "a", a, bytes, esize, &x, s) &&
@@ -108,28 +91,17 @@ weft_result_t weft_gpu_reduce(void *dst, const void *a, const void *b, size_t co
     } else {
         free(w);
     }
-    const cudaError_t err = cudaGetLastError();
-    if (err != cudaSuccess)
-        return WEFT_ERROR(WEFT_ERR_SYSTEM,
-                          "weft_gpu_reduce: %zu x %s %s: kernel launch: %s (%s)", count,
-                          weft_dtype_name(dtype), weft_op_name(op), cudaGetErrorString(err),
-                          cudaGetErrorName(err));
-    return WEFT_OK;
 }
 
-weft_result_t weft_gpu_avg_finish(void *buf, size_t count, weft_dtype_t dtype, int nranks,
-                                  void *stream)
+void weft_gpu_avg_launch(void *buf, size_t count, weft_dtype_t dtype, int nranks, void *stream)
 {
     const size_t esize = weft_dtype_size(dtype);
-    if (esize == 0)
-        return WEFT_ERROR(WEFT_ERR_INVALID_ARG, "weft_gpu_avg_finish: invalid dtype %d",
-                          (int)dtype);
-    if (count == 0 || nranks <= 1)
-        return WEFT_OK; /* dividing by 1 changes nothing, as on the host */
     cudaStream_t s = stream;
     struct reduce_work *w = calloc(1, sizeof(*w));
-    if (!w)
-        return WEFT_ERROR(WEFT_ERR_NO_MEMORY, "weft_gpu_avg_finish: fake kernel arguments");
+    if (!w) {
+        weft_fake_fail(cudaErrorMemoryAllocation);
+        return;
+    }
     *w = (struct reduce_work){.count = count, .dtype = dtype, .nranks = nranks};
     void *d = NULL;
     if (operand("weft_gpu_avg_finish", "buf", buf, count * esize, esize, &d, s)) {
@@ -138,11 +110,4 @@ weft_result_t weft_gpu_avg_finish(void *buf, size_t count, weft_dtype_t dtype, i
     } else {
         free(w);
     }
-    const cudaError_t err = cudaGetLastError();
-    if (err != cudaSuccess)
-        return WEFT_ERROR(WEFT_ERR_SYSTEM,
-                          "weft_gpu_avg_finish: %zu x %s / %d: kernel launch: %s (%s)", count,
-                          weft_dtype_name(dtype), nranks, cudaGetErrorString(err),
-                          cudaGetErrorName(err));
-    return WEFT_OK;
 }

@@ -1,0 +1,20 @@
+/*
+ * kernels.h - the launchers of the device kernels: gpu/reduce_kernels.cu and
+ * gpu/ipc_kernels.cu, or, in the fake-CUDA build, tests/fakecuda/kernels.c. They only enqueue
+ * on `stream` (a cudaStream_t), leaving a launch error for cudaGetLastError; gpu/kernels.c
+ * checks the arguments before and reports after (weft_gpu_reduce, weft_gpu_avg_finish).
+ */
+#ifndef WEFT_GPU_KERNELS_H
+#define WEFT_GPU_KERNELS_H
+
+#include <stddef.h>
+
+#include "weft.h"
+
+/* dst = a op b over count > 0 elements; valid dtype and op, aligned non-NULL buffers. */
+void weft_gpu_reduce_launch(void *dst, const void *a, const void *b, size_t count,
+                            weft_dtype_t dtype, weft_op_t op, void *stream);
+/* buf /= nranks over count > 0 elements; valid dtype, nranks > 1. */
+void weft_gpu_avg_launch(void *buf, size_t count, weft_dtype_t dtype, int nranks, void *stream);
+
+#endif /* WEFT_GPU_KERNELS_H */
