@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # gpu.sh - the GPU machine's one call: builds Weft with CUDA, runs tests/gpu (device
 # reductions against the host kernels, bit for bit), runs it again under compute-sanitizer
-# memcheck and racecheck when that tool is installed, times the reduction kernels against
+# memcheck and racecheck when that tool is installed, runs every collective on device buffers
+# with 2 to 4 ranks on one GPU (coll_gpu_check), times the reduction kernels against
 # cudaMemcpy device-to-device, then runs 2-rank weft-perf --gpu sweeps of every collective
 # with both ranks on one GPU, and allreduce at 256 MiB staged (WEFT_GPU_IPC=0) and through CUDA
 # IPC, each as a fraction of the IPC algorithm's HBM floor at the measured copy rate.
@@ -31,7 +32,8 @@ command -v nvidia-smi >/dev/null 2>&1 &&
 
 echo "== build ($BUILD)"
 t0=$SECONDS
-if ! make -s -j"$JOBS" BUILD="$BUILD" all "$BUILD/tests/gpu_check" gpu-bench; then
+if ! make -s -j"$JOBS" BUILD="$BUILD" all "$BUILD/tests/gpu_check" "$BUILD/tests/coll_gpu_check" \
+    gpu-bench; then
     echo "FAILED: build (missing -dev packages? the Makefile needs libsodium; see README)"
     exit 1
 fi
@@ -67,6 +69,19 @@ if [[ -n $SAN ]]; then
 else
     echo "# skip - compute-sanitizer: not installed"
 fi
+
+# Every collective on device buffers, the ranks sharing the first visible GPU: through CUDA
+# IPC (one host), then staged in pipelined 1 KiB chunks.
+coll_check() {
+    local out
+    echo "== tests/gpu: coll_gpu_check $*"
+    out=$("$BUILD/bin/weft-run" "$@" "$BUILD/tests/coll_gpu_check" 2>&1) || status=1
+    grep -v '^ok' <<<"$out" | tail -n 20
+}
+for n in 2 3 4; do
+    coll_check -n $n
+done
+WEFT_GPU_IPC=0 WEFT_GPU_CHUNK_SIZE=1K coll_check -n 3
 
 echo "== reduction kernels vs cudaMemcpy D2D"
 bench_out=$("$BUILD/bench/gpu_reduce_bench" "$BYTES" "$ITERS") || status=1

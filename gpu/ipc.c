@@ -5,6 +5,7 @@
  */
 #include "gpu/ipc.h"
 
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -330,8 +331,14 @@ weft_result_t weft_ipc_copy_rows(struct weft_ipc *ipc, void *dst, size_t dpitch,
 {
     if (width == 0 || rows == 0 || dst == src)
         return WEFT_OK;
-    if (rows == 1)
-        return weft_ipc_copy(ipc, dst, src, width);
+    /* Pitches are bounded (cudaDevAttrMaxPitch: 2^31 - 1 on current GPUs): rows of blocks
+     * that large go one copy each. */
+    if (rows == 1 || dpitch > INT_MAX || spitch > INT_MAX) {
+        for (size_t r = 0; r < rows; r++)
+            WEFT_CHECK(weft_ipc_copy(ipc, (char *)dst + r * dpitch,
+                                     (const char *)src + r * spitch, width));
+        return WEFT_OK;
+    }
     cudaError_t e =
         cudaMemcpy2DAsync(dst, dpitch, src, spitch, width, rows, cudaMemcpyDefault, ipc->stream);
     if (e != cudaSuccess)
