@@ -149,6 +149,11 @@ if [[ $PART != unit ]]; then
             run "$coll_gpu_case, a driver without stream memory operations, 2 ranks$GPU_NOTE" \
                 600 env FAKECUDA_NO_WAITVALUE=1 "$GPU/bin/weft-run" -n 2 \
                 "$GPU/tests/coll_gpu_check" --quick
+            # One rank cannot map its peers' buffers: every rank stages instead, and agrees.
+            run "$coll_gpu_case, rank 1 cannot map CUDA IPC handles, 3 ranks$GPU_NOTE" 600 \
+                "$GPU/bin/weft-run" -n 3 sh -c '[ "$WEFT_RANK" = 1 ] &&
+                    export FAKECUDA_IPC_OPEN_FAIL=1; exec "$0" --quick' \
+                "$GPU/tests/coll_gpu_check"
             # CUDA's implicit synchronization taken literally: a pinned allocation while a
             # stream waits for the worker would deadlock (hence the staging pinned up front).
             run "$coll_gpu_case, strict implicit synchronization, 3 ranks$GPU_NOTE" 600 \

@@ -100,6 +100,11 @@ cudaError_t cudaIpcOpenMemHandle(void **devPtr, cudaIpcMemHandle_t handle, unsig
     /* A context cannot open its own process's handles ("invalid device context"). */
     if (h.pid == (int32_t)getpid())
         return weft_fake_fail(cudaErrorDeviceUninitialized);
+    /* FAKECUDA_IPC_OPEN_FAIL=1: every open fails, as when the driver cannot map a peer's
+     * memory (another container, no peer access): the library's fallback runs. */
+    const char *refuse = getenv("FAKECUDA_IPC_OPEN_FAIL");
+    if (refuse && strcmp(refuse, "1") == 0)
+        return weft_fake_fail(cudaErrorMapBufferObjectFailed);
     uintptr_t base;
     if (weft_fake_import_ref(h.pid, h.id, &base)) {
         *devPtr = (void *)base;
