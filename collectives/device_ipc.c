@@ -160,19 +160,15 @@ weft_result_t weft_dev_ipc_decide(struct weft_coll_ctx *ctx, struct weft_dev_col
     return WEFT_OK;
 }
 
-/* dst = src[0] op src[1] op ... op src[n-1] over cnt elements; dst may alias src[0] only. */
+/* dst = src[0] op src[1] op ... op src[n-1] over cnt elements, each input read once; dst may
+ * alias src[0] only. */
 static weft_result_t reduce_all(struct weft_dev_coll *d, const struct weft_coll_op *op, void *dst,
                                 const char *const *src, int n, size_t cnt)
 {
-    void *stream = weft_ipc_stream(d->ipc);
-    const size_t bytes = cnt * weft_dtype_size(op->dtype);
     if (cnt == 0)
         return WEFT_OK;
-    if (n == 1)
-        return weft_ipc_copy(d->ipc, dst, src[0], bytes);
-    WEFT_CHECK(weft_gpu_reduce(dst, src[0], src[1], cnt, op->dtype, op->op, stream));
-    for (int k = 2; k < n; k++)
-        WEFT_CHECK(weft_gpu_reduce(dst, dst, src[k], cnt, op->dtype, op->op, stream));
+    WEFT_CHECK(weft_gpu_reduce_n(dst, (const void *const *)src, n, cnt, op->dtype, op->op,
+                                 weft_ipc_stream(d->ipc)));
     if (op->op == WEFT_AVG)
         WEFT_CHECK(weft_ipc_avg_finish(d->ipc, dst, cnt, op->dtype, n));
     return WEFT_OK;

@@ -36,6 +36,12 @@ enum weft_gpu_mem weft_gpu_pointer_kind(const void *ptr);
  * WEFT_ERR_UNSUPPORTED without a GPU. */
 weft_result_t weft_gpu_reduce(void *dst, const void *a, const void *b, size_t count,
                               weft_dtype_t dtype, weft_op_t op, void *stream);
+/* dst[i] = src[0][i] op src[1][i] op ... op src[nsrc-1][i], folded left to right (the same
+ * roundings as nsrc-1 chained weft_gpu_reduce calls), reading each input once: nsrc >= 1
+ * inputs in one pass of up to 8, more in several. dst may alias src[0]. Otherwise as
+ * weft_gpu_reduce. */
+weft_result_t weft_gpu_reduce_n(void *dst, const void *const *src, int nsrc, size_t count,
+                                weft_dtype_t dtype, weft_op_t op, void *stream);
 
 /* Exports the device allocation range holding [ptr, ptr+len) as a dma-buf file descriptor
  * (cuMemGetHandleForAddressRange), for ibv_reg_dmabuf_mr. The exported range is [ptr, ptr+len)

@@ -9,6 +9,7 @@
  */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "core/reduce.h"
 #include "gpu/kernels.h"
@@ -16,18 +17,25 @@
 
 struct reduce_work {
     void *dst;
-    const void *a, *b;
+    const void *src[WEFT_GPU_REDUCE_MAX_SRCS];
+    int nsrc;
     size_t count;
     weft_dtype_t dtype;
     weft_op_t op;
     int nranks; /* avg_finish */
 };
 
+/* The left fold, with the host kernels: dst may alias src[0] (gpu/gpu.h). */
 static void reduce_main(void *arg)
 {
     struct reduce_work *w = arg;
-    if (weft_fake_sticky() == cudaSuccess)
-        weft_reduce_local(w->dst, w->a, w->b, w->count, w->dtype, w->op);
+    if (weft_fake_sticky() == cudaSuccess) {
+        if (w->nsrc == 1)
+            memmove(w->dst, w->src[0], w->count * weft_dtype_size(w->dtype));
+        for (int k = 1; k < w->nsrc; k++)
+            weft_reduce_local(w->dst, k == 1 ? w->src[0] : w->dst, w->src[k], w->count,
+                              w->dtype, w->op);
+    }
     free(w);
 }
 
@@ -69,7 +77,7 @@ static void launch(void (*fn)(void *), struct reduce_work *w, cudaStream_t s)
         free(w);
 }
 
-void weft_gpu_reduce_launch(void *dst, const void *a, const void *b, size_t count,
+void weft_gpu_reduce_launch(void *dst, const void *const *src, int nsrc, size_t count,
                             weft_dtype_t dtype, weft_op_t op, void *stream)
 {
     const size_t esize = weft_dtype_size(dtype), bytes = count * esize;
@@ -79,18 +87,17 @@ void weft_gpu_reduce_launch(void *dst, const void *a, const void *b, size_t coun
         weft_fake_fail(cudaErrorMemoryAllocation);
         return;
     }
-    *w = (struct reduce_work){.count = count, .dtype = dtype, .op = op};
-    void *d = NULL, *x = NULL, *y = NULL;
-    if (operand("weft_gpu_reduce", "dst", dst, bytes, esize, &d, s) &&
-        operand("weft_gpu_reduce", "a", a, bytes, esize, &x, s) &&
-        operand("weft_gpu_reduce", "b", b, bytes, esize, &y, s)) {
-        w->dst = d;
-        w->a = x;
-        w->b = y;
-        launch(reduce_main, w, s);
-    } else {
-        free(w);
+    *w = (struct reduce_work){.nsrc = nsrc, .count = count, .dtype = dtype, .op = op};
+    bool ok = operand("weft_gpu_reduce", "dst", dst, bytes, esize, &w->dst, s);
+    for (int k = 0; ok && k < nsrc; k++) {
+        void *shadow = NULL;
+        ok = operand("weft_gpu_reduce", "an input", src[k], bytes, esize, &shadow, s);
+        w->src[k] = shadow;
     }
+    if (ok)
+        launch(reduce_main, w, s);
+    else
+        free(w);
 }
 
 void weft_gpu_avg_launch(void *buf, size_t count, weft_dtype_t dtype, int nranks, void *stream)

@@ -1,6 +1,7 @@
 /*
  * gpu_check.c - weft_gpu_reduce against the host kernels (core/reduce.c), bit for bit, for
- * every dtype x op, awkward sizes, misaligned and in-place buffers; and dma-buf export of
+ * every dtype x op, awkward sizes, misaligned and in-place buffers; weft_gpu_reduce_n over 1
+ * to 19 inputs (one launch and chained ones) against the host's left fold; and dma-buf export of
  * cudaMalloc'd memory (skipped, and said so, where the driver or device has no dma-buf).
  * Without a GPU (or without CUDA in the build) it prints "skip - gpu: <reason>" and passes.
  *   gpu_check [--quick]     --quick: sizes up to 4097 only (for compute-sanitizer)
@@ -112,6 +113,54 @@ static int check(weft_dtype_t dt, weft_op_t op, size_t n, size_t oa, size_t ob, 
     return bad;
 }
 
+/* weft_gpu_reduce_n over nsrc inputs of n elements, the k-th at element offset `mis` * k
+ * (mis 0: all aligned; else unequally, the scalar path), dst in place over input 0 or not,
+ * against the host's left fold. dev holds (nsrc + 1) * (n + 16) elements. */
+static int check_n(weft_dtype_t dt, weft_op_t op, size_t n, int nsrc, size_t mis, int inplace,
+                   char *dev)
+{
+    const size_t es = weft_dtype_size(dt), bytes = n * es, slot = (n + 16) * es;
+    const void *src[24];
+    char *host = malloc((size_t)nsrc * bytes + 1), *want = malloc(bytes + 1),
+         *got = malloc(bytes + 1);
+    if (!host || !want || !got || nsrc > 24) {
+        fprintf(stderr, "out of memory\n");
+        exit(1);
+    }
+    for (int k = 0; k < nsrc; k++) {
+        char *h = host + (size_t)k * bytes;
+        fill(h, n, dt);
+        src[k] = dev + (size_t)k * slot + (mis * (size_t)k % 16) * es;
+        CUDA_OK(cudaMemcpy((void *)(uintptr_t)src[k], h, bytes, cudaMemcpyHostToDevice));
+        if (k == 0)
+            memcpy(want, h, bytes);
+        else
+            weft_reduce_local(want, want, h, n, dt, op);
+    }
+    char *dst = inplace ? (char *)(uintptr_t)src[0] : dev + (size_t)nsrc * slot;
+    int bad = 0;
+    if (weft_gpu_reduce_n(dst, src, nsrc, n, dt, op, NULL) != WEFT_OK) {
+        fprintf(stderr, "weft_gpu_reduce_n: %s\n", weft_last_error());
+        bad = 1;
+    } else {
+        CUDA_OK(cudaDeviceSynchronize());
+        CUDA_OK(cudaMemcpy(got, dst, bytes, cudaMemcpyDeviceToHost));
+        for (size_t i = 0; i < n && !bad; i++) {
+            if (memcmp(got + i * es, want + i * es, es) != 0) {
+                fprintf(stderr, "MISMATCH weft_gpu_reduce_n %s %s n=%zu over %d inputs%s%s: "
+                                "element %zu\n",
+                        weft_dtype_name(dt), weft_op_name(op), n, nsrc,
+                        mis ? " misaligned" : "", inplace ? " in place" : "", i);
+                bad = 1;
+            }
+        }
+    }
+    free(host);
+    free(want);
+    free(got);
+    return bad;
+}
+
 /* weft_gpu_dmabuf_export on cudaMalloc'd memory: a dma-buf at least as large as the range
  * widened to pages, and the offset of the pointer in it, for aligned and unaligned ranges;
  * host memory refused. Returns the failures and adds the cases run to *cases. */
@@ -218,6 +267,23 @@ int main(int argc, char **argv)
                         failed += check((weft_dtype_t)dt, (weft_op_t)op, sizes[s], offs[o][0],
                                         offs[o][1], offs[o][2], inplace, dev, 3 * maxbytes);
                     }
+                }
+            }
+        }
+    }
+    /* n inputs: one launch (up to 8) and chained ones; every dtype with SUM, every op with
+     * bfloat16 and int32. */
+    static const int nsrcs[] = {1, 3, 8, 9, 19};
+    const size_t nn = quick ? 4097 : (1u << 17) + 5; /* 20 slots fit in dev */
+    for (size_t i = 0; i < sizeof(nsrcs) / sizeof(nsrcs[0]); i++) {
+        for (int dt = 0; dt < WEFT_NUM_DTYPES; dt++) {
+            for (int op = 0; op < WEFT_NUM_OPS; op++) {
+                if (op != WEFT_SUM && dt != WEFT_BFLOAT16 && dt != WEFT_INT32)
+                    continue;
+                for (int variant = 0; variant < 3; variant++) {
+                    cases++;
+                    failed += check_n((weft_dtype_t)dt, (weft_op_t)op, nn, nsrcs[i],
+                                      variant == 1 ? 1 : 0, variant == 2, dev);
                 }
             }
         }
