@@ -28,7 +28,7 @@ struct plan {
     size_t es, per_chunk, nchunks;
     size_t send_rows, recv_rows; /* blocks staged: 0 when this rank does not use the buffer */
     bool in_place;               /* one staging area serves sendbuf and recvbuf */
-    size_t send_at, recv_at, slot_bytes;
+    size_t recv_at, slot_bytes;  /* in a slot: sendbuf's chunk at 0, recvbuf's at recv_at */
     char *scratch;
 };
 
@@ -50,7 +50,7 @@ static weft_result_t copy_in(struct weft_dev_coll *d, const struct plan *p, size
     const size_t len = chunk_len(p, k) * p->es, pitch = p->op->count * p->es;
     const char *user = (const char *)p->op->sendbuf + k * p->per_chunk * p->es;
     if (p->send_rows)
-        WEFT_CHECK(weft_ipc_copy_rows(d->ipc, slot(p, k) + p->send_at, len, user, pitch, len,
+        WEFT_CHECK(weft_ipc_copy_rows(d->ipc, slot(p, k), len, user, pitch, len,
                                       p->send_rows));
     return weft_ipc_mark(d->ipc, (int)(k % SLOTS));
 }
@@ -69,7 +69,7 @@ static weft_result_t run_chunk(struct weft_coll_ctx *ctx, const struct plan *p, 
 {
     struct weft_coll_op host = *p->op;
     host.count = chunk_len(p, k);
-    host.sendbuf = p->send_rows ? slot(p, k) + p->send_at : NULL;
+    host.sendbuf = p->send_rows ? slot(p, k) : NULL;
     host.recvbuf = p->recv_rows ? slot(p, k) + p->recv_at : NULL;
     return weft_coll_run(ctx, &host, 1);
 }
@@ -89,10 +89,9 @@ static weft_result_t make_plan(struct weft_coll_ctx *ctx, struct weft_dev_coll *
      * it); any other overlap gets two areas, which is safe as chunks are disjoint columns. */
     p->in_place = p->send_rows == 1 && p->recv_rows == 1 && op->sendbuf == op->recvbuf;
     const size_t send_bytes = weft_coll_align_up(p->per_chunk * p->es * p->send_rows);
+    const size_t recv_bytes = weft_coll_align_up(p->per_chunk * p->es * p->recv_rows);
     p->recv_at = p->in_place ? 0 : send_bytes;
-    p->slot_bytes = weft_coll_align_up(p->recv_at + p->per_chunk * p->es * p->recv_rows);
-    if (p->in_place)
-        p->slot_bytes = send_bytes;
+    p->slot_bytes = p->in_place ? send_bytes : send_bytes + recv_bytes;
     return weft_ipc_scratch(d->ipc, SLOTS * (p->slot_bytes ? p->slot_bytes : 1),
                             (void **)&p->scratch);
 }

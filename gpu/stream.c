@@ -320,7 +320,8 @@ static void slot_poll(struct slot *s)
 /* cudaFreeHost synchronizes the device: on a user's thread it would wait for work the
  * user's streams hold back (the call must return at once), and while a stream waits for this
  * gate's worker it would deadlock. So an outgrown block is only retired here, and freed with
- * the gate, after its streams are done; the pool holds about twice the largest need. */
+ * the gate, after its streams are done. Blocks double, so a slot's blocks, kept and retired,
+ * stay under four times its largest need. */
 static void retire(struct weft_stream_gate *g, void *block)
 {
     void **more = realloc(g->retired, (g->nretired + 1) * sizeof(*more));
