@@ -169,13 +169,21 @@ $(BUILD)/tests/test_fakecuda: $(BUILD)/obj/tests/fakecuda/test_fakecuda.o $(BUIL
 
 # The fake-CUDA build beside this one, $(BUILD)/fakecuda, where run-all.sh finds it: without a
 # GPU, it runs the GPU cases there. Without the CUDA headers there is none (run-all.sh says so).
+# FAKE_SANITIZE=address,undefined (what `make test` asks for) builds it under AddressSanitizer
+# and UBSan, so that those cases also check the memory use of the GPU orchestration; a change
+# of compiler line rebuilds it from scratch.
+FAKE_SANITIZE ?=
+FAKE_CC = $(CC)$(if $(FAKE_SANITIZE), -fsanitize=$(FAKE_SANITIZE) -fno-sanitize-recover=all \
+          -fno-omit-frame-pointer)
 fakecuda:
 ifeq ($(FAKE_CUDA),yes)
 	@true
 else ifeq ($(FAKE_CUDA_HOME),)
 	@echo "weft: no CUDA headers, so no fake-CUDA build: the GPU cases are skipped without a GPU"
 else
-	@$(MAKE) --no-print-directory FAKE_CUDA=yes BUILD=$(BUILD)/fakecuda all tests
+	@stamp=$(BUILD)/fakecuda/.cc; if [ "$$(cat $$stamp 2>/dev/null)" != "$(FAKE_CC)" ]; then \
+	    rm -rf $(BUILD)/fakecuda && mkdir -p $(BUILD)/fakecuda && echo "$(FAKE_CC)" >$$stamp; fi
+	@$(MAKE) --no-print-directory FAKE_CUDA=yes BUILD=$(BUILD)/fakecuda CC="$(FAKE_CC)" all tests
 endif
 
 # bench/gpu.sh builds this: reduction kernels against cudaMemcpy device-to-device.
@@ -208,7 +216,7 @@ test:
 	@tools/install-deps.sh --slurm --rxe || \
 	    echo "weft: the Slurm and soft-RoCE cases need root and these packages (skipped without root)"
 	@$(MAKE) --no-print-directory all tests
-	@$(MAKE) --no-print-directory fakecuda
+	@$(MAKE) --no-print-directory fakecuda FAKE_SANITIZE=address,undefined
 	@tests/run-all.sh $(BUILD)
 
 # ---- the main job ---------------------------------------------------------------------

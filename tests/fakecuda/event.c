@@ -10,7 +10,10 @@
 
 #define DEAD_MAGIC 0xdeadu
 
-/* Destroyed events are kept (marked dead) so that a stale handle is refused, not a crash. */
+/* Destroyed events are kept (marked dead) so that a stale handle is refused, not a crash;
+ * the list keeps them reachable, so leak checkers do not count them. */
+static struct CUevent_st *dead_events;
+
 static cudaError_t check(cudaEvent_t event)
 {
     return event && event->magic == WEFT_FAKE_EVENT_MAGIC
@@ -48,6 +51,8 @@ cudaError_t cudaEventDestroy(cudaEvent_t event)
         return e;
     weft_fake_lock();
     event->magic = DEAD_MAGIC; /* records still queued complete into it harmlessly */
+    event->dead_next = dead_events;
+    dead_events = event;
     weft_fake_unlock();
     return cudaSuccess;
 }

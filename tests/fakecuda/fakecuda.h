@@ -147,6 +147,7 @@ struct CUevent_st {
     uint64_t recorded; /* records enqueued (under the lock) */
     uint64_t done;     /* the last record completed */
     double stamp;      /* CLOCK_MONOTONIC seconds when `done` completed */
+    struct CUevent_st *dead_next; /* destroyed events, kept on a list (event.c) */
 };
 #define WEFT_FAKE_EVENT_MAGIC 0x45464b57u
 
