@@ -6,9 +6,13 @@
 # cudaMemcpy device-to-device, then runs 2-rank weft-perf --gpu sweeps of every collective
 # with both ranks on one GPU, and allreduce at 256 MiB staged (WEFT_GPU_IPC=0) and through CUDA
 # IPC, each as a fraction of the IPC algorithm's HBM floor at the measured copy rate.
-# Without nvcc or without a GPU it says so and exits 0.
-#   bench/gpu.sh                 BUILD=build-gpu BYTES=268435456 ITERS=20 JOBS=$(nproc)
+# Without nvcc or without a GPU it says so and exits 0. Each part fits a 10-minute device call
+# (both build first, incrementally): check (tests/gpu, compute-sanitizer, coll_gpu_check),
+# perf (the timings); all (the default) runs both.
+#   bench/gpu.sh [all|check|perf]  BUILD=build-gpu BYTES=268435456 ITERS=20 JOBS=$(nproc)
 set -uo pipefail
+PART=${1:-all}
+case $PART in all | check | perf) ;; *) echo "usage: bench/gpu.sh [all|check|perf]" >&2; exit 2 ;; esac
 
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build-gpu}
@@ -54,34 +58,41 @@ if grep -q '^skip - gpu' <<<"$out"; then
 fi
 
 status=0
-SAN=$(command -v compute-sanitizer || ls /usr/local/cuda*/bin/compute-sanitizer 2>/dev/null | head -n 1)
-if [[ -n $SAN ]]; then
-    for tool in memcheck racecheck; do
-        echo "== compute-sanitizer --tool $tool tests/gpu --quick"
-        if "$SAN" --tool "$tool" --error-exitcode 3 "$BUILD/tests/gpu_check" --quick >"$BUILD/sanitizer-$tool.log" 2>&1; then
-            tail -n 2 "$BUILD/sanitizer-$tool.log"
-        else
-            echo "FAILED: $tool (see $BUILD/sanitizer-$tool.log):"
-            tail -n 30 "$BUILD/sanitizer-$tool.log"
-            status=1
-        fi
-    done
-else
-    echo "# skip - compute-sanitizer: not installed"
-fi
-
-# Every collective on device buffers, the ranks sharing the first visible GPU: through CUDA
-# IPC (one host), then staged in pipelined 1 KiB chunks.
+# The checks: the device reductions under compute-sanitizer, then every collective on
+# device buffers, the ranks sharing the first visible GPU: through CUDA IPC (one host), then
+# staged in pipelined 1 KiB chunks.
 coll_check() {
     local out
     echo "== tests/gpu: coll_gpu_check $*"
     out=$("$BUILD/bin/weft-run" "$@" "$BUILD/tests/coll_gpu_check" 2>&1) || status=1
     grep -v '^ok' <<<"$out" | tail -n 20
 }
-for n in 2 3 4; do
-    coll_check -n $n
-done
-WEFT_GPU_IPC=0 WEFT_GPU_CHUNK_SIZE=1K coll_check -n 3
+run_checks() {
+    local SAN
+    SAN=$(command -v compute-sanitizer ||
+        ls /usr/local/cuda*/bin/compute-sanitizer 2>/dev/null | head -n 1)
+    if [[ -n $SAN ]]; then
+        for tool in memcheck racecheck; do
+            echo "== compute-sanitizer --tool $tool tests/gpu --quick"
+            if "$SAN" --tool "$tool" --error-exitcode 3 "$BUILD/tests/gpu_check" --quick \
+                >"$BUILD/sanitizer-$tool.log" 2>&1; then
+                tail -n 2 "$BUILD/sanitizer-$tool.log"
+            else
+                echo "FAILED: $tool (see $BUILD/sanitizer-$tool.log):"
+                tail -n 30 "$BUILD/sanitizer-$tool.log"
+                status=1
+            fi
+        done
+    else
+        echo "# skip - compute-sanitizer: not installed"
+    fi
+    for n in 2 3 4; do
+        coll_check -n $n
+    done
+    WEFT_GPU_IPC=0 WEFT_GPU_CHUNK_SIZE=1K coll_check -n 3
+}
+[[ $PART != perf ]] && run_checks
+[[ $PART == check ]] && exit $status
 
 echo "== reduction kernels vs cudaMemcpy D2D"
 bench_out=$("$BUILD/bench/gpu_reduce_bench" "$BYTES" "$ITERS") || status=1
