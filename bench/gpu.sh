@@ -6,9 +6,9 @@
 # cudaMemcpy device-to-device, then runs 2-rank weft-perf --gpu sweeps of every collective
 # with both ranks on one GPU, and allreduce at 256 MiB staged (WEFT_GPU_IPC=0) and through CUDA
 # IPC, each as a fraction of the IPC algorithm's HBM floor at the measured copy rate.
-# Without nvcc or without a GPU it says so and exits 0. Each part fits a 10-minute device call
-# (both build first, incrementally): check (tests/gpu, compute-sanitizer, coll_gpu_check),
-# perf (the timings); all (the default) runs both.
+# Without nvcc or without a GPU it says so and exits 0. Each part is meant to fit one
+# 10-minute device call (both build first, incrementally): check (tests/gpu,
+# compute-sanitizer, coll_gpu_check), perf (the timings); all (the default) runs both.
 #   bench/gpu.sh [all|check|perf]  BUILD=build-gpu BYTES=268435456 ITERS=20 JOBS=$(nproc)
 set -uo pipefail
 PART=${1:-all}
