@@ -167,10 +167,11 @@ static weft_result_t reduce_all(struct weft_dev_coll *d, const struct weft_coll_
 {
     if (cnt == 0)
         return WEFT_OK;
+    void *stream = weft_ipc_stream(d->ipc);
     WEFT_CHECK(weft_gpu_reduce_n(dst, (const void *const *)src, n, cnt, op->dtype, op->op,
-                                 weft_ipc_stream(d->ipc)));
+                                 stream));
     if (op->op == WEFT_AVG)
-        WEFT_CHECK(weft_ipc_avg_finish(d->ipc, dst, cnt, op->dtype, n));
+        WEFT_CHECK(weft_gpu_avg_finish(dst, cnt, op->dtype, n, stream));
     return WEFT_OK;
 }
 

@@ -43,6 +43,12 @@ weft_result_t weft_gpu_reduce(void *dst, const void *a, const void *b, size_t co
 weft_result_t weft_gpu_reduce_n(void *dst, const void *const *src, int nsrc, size_t count,
                                 weft_dtype_t dtype, weft_op_t op, void *stream);
 
+/* buf[i] /= nranks for i < count on device memory, enqueued on `stream`: WEFT_AVG's last
+ * step, with the host kernels' rounding (integers truncate toward zero; floats divide once).
+ * Otherwise as weft_gpu_reduce. */
+weft_result_t weft_gpu_avg_finish(void *buf, size_t count, weft_dtype_t dtype, int nranks,
+                                  void *stream);
+
 /* Exports the device allocation range holding [ptr, ptr+len) as a dma-buf file descriptor
  * (cuMemGetHandleForAddressRange), for ibv_reg_dmabuf_mr. The exported range is [ptr, ptr+len)
  * widened to host pages; *offset is where ptr lies in it. The caller closes *fd. Outputs are

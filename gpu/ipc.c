@@ -131,8 +131,7 @@ struct weft_ipc {
     addr_range_fn addr_range; /* cuMemGetAddressRange; NULL: the driver lacks it */
     void *scratch;            /* pinned */
     size_t scratch_cap;
-    void **retired; /* outgrown scratch blocks, freed by destroy (see weft_ipc_scratch) */
-    size_t nretired;
+    struct weft_pinned_retired retired; /* outgrown scratch blocks, freed by destroy */
     cudaEvent_t marks[WEFT_IPC_MARKS]; /* created by their first weft_ipc_mark */
     bool marked[WEFT_IPC_MARKS];
 };
@@ -242,9 +241,7 @@ void weft_ipc_destroy(struct weft_ipc *ipc)
     cudaStreamDestroy(ipc->stream);
     if (ipc->scratch)
         cudaFreeHost(ipc->scratch);
-    for (size_t i = 0; i < ipc->nretired; i++)
-        cudaFreeHost(ipc->retired[i]);
-    free(ipc->retired);
+    weft_pinned_free_all(&ipc->retired);
     if (old >= 0)
         cudaSetDevice(old);
     cudaGetLastError();
@@ -318,12 +315,6 @@ weft_result_t weft_ipc_copy(struct weft_ipc *ipc, void *dst, const void *src, si
     if (e != cudaSuccess)
         return cuda_fail(ipc, WEFT_ERR_SYSTEM, "cudaMemcpyAsync", e, "IPC copy");
     return WEFT_OK;
-}
-
-weft_result_t weft_ipc_avg_finish(struct weft_ipc *ipc, void *buf, size_t count,
-                                  weft_dtype_t dtype, int nranks)
-{
-    return weft_gpu_avg_finish(buf, count, dtype, nranks, ipc->stream);
 }
 
 weft_result_t weft_ipc_copy_rows(struct weft_ipc *ipc, void *dst, size_t dpitch, const void *src,
@@ -423,23 +414,18 @@ weft_result_t weft_ipc_wait_mark(struct weft_ipc *ipc, int i, double timeout_s)
     return poll_done(ipc, event_done, ipc->marks[i], "cudaEventQuery", timeout_s);
 }
 
-/* The scratch grows while the user's stream waits for this operation, so the outgrown block
- * is not freed (cudaFreeHost synchronizes the device, which would wait for that stream, which
- * waits for us): it is kept until destroy. Growing at least twofold bounds how many are. */
+/* The scratch may grow while the user's stream waits for this operation, so the outgrown
+ * block is retired, not freed (gpu/stream.h). Growing at least twofold bounds how many are. */
 weft_result_t weft_ipc_scratch(struct weft_ipc *ipc, size_t bytes, void **buf)
 {
     if (bytes > ipc->scratch_cap) {
         size_t cap = ipc->scratch_cap <= SIZE_MAX / 2 ? 2 * ipc->scratch_cap : SIZE_MAX;
         if (cap < bytes)
             cap = bytes;
-        void **more = realloc(ipc->retired, (ipc->nretired + 1) * sizeof(*more));
-        if (!more)
-            return WEFT_ERROR(WEFT_ERR_NO_MEMORY, "rank %d: IPC scratch bookkeeping", ipc->rank);
-        ipc->retired = more;
         void *block = NULL;
         WEFT_CHECK(weft_gpu_pin(ipc->rank, cap, &block));
         if (ipc->scratch)
-            ipc->retired[ipc->nretired++] = ipc->scratch;
+            weft_pinned_retire(ipc->rank, &ipc->retired, ipc->scratch);
         ipc->scratch = block;
         ipc->scratch_cap = cap;
     }
@@ -510,12 +496,6 @@ weft_result_t weft_ipc_wait_mark(struct weft_ipc *ipc, int i, double timeout_s)
 {
     (void)ipc, (void)i, (void)timeout_s;
     return WEFT_ERROR(WEFT_ERR_UNSUPPORTED, "%s", no_cuda);
-}
-
-weft_result_t weft_ipc_avg_finish(struct weft_ipc *ipc, void *buf, size_t count,
-                                  weft_dtype_t dtype, int nranks)
-{
-    return weft_gpu_avg_finish(buf, count, dtype, nranks, ipc);
 }
 
 weft_result_t weft_ipc_sync(struct weft_ipc *ipc, double timeout_s)

@@ -2,7 +2,7 @@
  * ipc.h - device memory shared among the processes of one host through CUDA IPC: what a rank
  * publishes about a buffer (its allocation's handle and the offset in it), a bounded cache of
  * the peers' allocations it opened, and the device work an operation on them needs (an
- * internal stream, copies, the AVG division, pinned scratch). Knows nothing of collectives.
+ * internal stream, copies, pinned scratch). Knows nothing of collectives.
  * The cache builds in every build and takes its open/close as callbacks, so CPU tests drive it.
  */
 #ifndef WEFT_GPU_IPC_H
@@ -78,7 +78,7 @@ weft_result_t weft_ipc_export(struct weft_ipc *ipc, const void *ptr, struct weft
 weft_result_t weft_ipc_import(struct weft_ipc *ipc, int peer, const struct weft_ipc_buf *b,
                               void **ptr);
 
-/* The internal stream (a cudaStream_t) for weft_gpu_reduce. */
+/* The internal stream (a cudaStream_t) for the kernels of gpu/gpu.h. */
 void *weft_ipc_stream(const struct weft_ipc *ipc);
 /* Enqueues a copy of `bytes` (any kind of memory, peers' mappings included) on the stream. */
 weft_result_t weft_ipc_copy(struct weft_ipc *ipc, void *dst, const void *src, size_t bytes);
@@ -92,18 +92,10 @@ weft_result_t weft_ipc_copy_rows(struct weft_ipc *ipc, void *dst, size_t dpitch,
 #define WEFT_IPC_MARKS 4
 weft_result_t weft_ipc_mark(struct weft_ipc *ipc, int i);
 weft_result_t weft_ipc_wait_mark(struct weft_ipc *ipc, int i, double timeout_s);
-/* Enqueues buf[i] /= nranks for i < count on the stream: WEFT_AVG's last step, with the host
- * kernels' rounding (integers truncate toward zero; floats divide once). */
-weft_result_t weft_ipc_avg_finish(struct weft_ipc *ipc, void *buf, size_t count,
-                                  weft_dtype_t dtype, int nranks);
 /* Waits until the stream has done everything enqueued: WEFT_OK, WEFT_ERR_TIMEOUT after
  * timeout_s, WEFT_ERR_SYSTEM when the work failed. */
 weft_result_t weft_ipc_sync(struct weft_ipc *ipc, double timeout_s);
 /* Pinned host memory of at least `bytes`, kept until a larger request or destroy. */
 weft_result_t weft_ipc_scratch(struct weft_ipc *ipc, size_t bytes, void **buf);
-
-/* The kernel behind weft_ipc_avg_finish (gpu/kernels.c, gpu/ipc_kernels.cu). */
-weft_result_t weft_gpu_avg_finish(void *buf, size_t count, weft_dtype_t dtype, int nranks,
-                                  void *stream);
 
 #endif /* WEFT_GPU_IPC_H */

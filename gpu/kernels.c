@@ -9,7 +9,6 @@
 
 #include "core/error.h"
 #include "gpu/gpu.h"
-#include "gpu/ipc.h"
 
 #ifdef WEFT_HAVE_CUDA
 #include <cuda_runtime_api.h>

@@ -136,7 +136,8 @@ weft_result_t weft_ticket_gate_wait(struct weft_ticket_gate *g, uint32_t ticket,
 #include <cuda_runtime_api.h>
 
 /* Blocks are powers of two from 64 KiB, so that a slot serves the next, slightly larger
- * call and a slot outgrows few blocks. */
+ * call, and its blocks, kept and retired (outgrown blocks are freed only with the gate: see
+ * weft_pinned_retire), stay under four times its largest need. */
 #define STAGE_MIN ((size_t)64 << 10)
 
 typedef CUresult (*wait_value32_fn)(CUstream stream, CUdeviceptr addr, cuuint32_t value,
@@ -170,8 +171,7 @@ struct weft_stream_gate {
     uint32_t last_ticket;
     struct slot *slots;
     size_t nslots;
-    void **retired; /* outgrown pinned blocks, freed with the gate (see retire) */
-    size_t nretired;
+    struct weft_pinned_retired retired; /* outgrown staging blocks, freed with the gate */
     char mechanism[192];
 };
 
@@ -205,6 +205,25 @@ weft_result_t weft_gpu_pin(int rank, size_t bytes, void **out)
     }
     *out = p;
     return WEFT_OK;
+}
+
+void weft_pinned_retire(int rank, struct weft_pinned_retired *r, void *block)
+{
+    void **more = realloc(r->blocks, (r->n + 1) * sizeof(*more));
+    if (!more) {
+        WEFT_WARN(GPU, "rank %d: cannot keep an outgrown pinned block: leaking it", rank);
+        return;
+    }
+    r->blocks = more;
+    r->blocks[r->n++] = block;
+}
+
+void weft_pinned_free_all(struct weft_pinned_retired *r)
+{
+    for (size_t i = 0; i < r->n; i++)
+        cudaFreeHost(r->blocks[i]);
+    free(r->blocks);
+    *r = (struct weft_pinned_retired){0};
 }
 
 static weft_result_t cuda_error(const struct weft_stream_gate *g, const char *call,
@@ -317,22 +336,6 @@ static void slot_poll(struct slot *s)
     }
 }
 
-/* cudaFreeHost synchronizes the device: on a user's thread it would wait for work the
- * user's streams hold back (the call must return at once), and while a stream waits for this
- * gate's worker it would deadlock. So an outgrown block is only retired here, and freed with
- * the gate, after its streams are done. Blocks double, so a slot's blocks, kept and retired,
- * stay under four times its largest need. */
-static void retire(struct weft_stream_gate *g, void *block)
-{
-    void **more = realloc(g->retired, (g->nretired + 1) * sizeof(*more));
-    if (!more) {
-        WEFT_WARN(GPU, "rank %d: cannot keep an outgrown staging block: leaking it", g->rank);
-        return;
-    }
-    g->retired = more;
-    g->retired[g->nretired++] = block;
-}
-
 /* A free slot with at least `bytes` of staging: the smallest that fits, else a free one
  * regrown, else a new one. */
 static weft_result_t slot_get(struct weft_stream_gate *g, size_t bytes, struct slot **out)
@@ -375,7 +378,7 @@ static weft_result_t slot_get(struct weft_stream_gate *g, size_t bytes, struct s
         void *block = NULL;
         WEFT_CHECK(weft_gpu_pin(g->rank, cap, &block));
         if (s->host)
-            retire(g, s->host);
+            weft_pinned_retire(g->rank, &g->retired, s->host);
         s->host = block;
         s->cap = cap;
     }
@@ -535,13 +538,11 @@ void weft_stream_gate_destroy(struct weft_stream_gate *g, double timeout_s)
         cudaEventDestroy(g->slots[i].ready);
         cudaEventDestroy(g->slots[i].done);
     }
-    for (size_t i = 0; i < g->nretired; i++)
-        cudaFreeHost(g->retired[i]);
+    weft_pinned_free_all(&g->retired);
     if (g->word)
         cudaFreeHost(g->word);
     cudaGetLastError();
     weft_ticket_gate_fini(&g->host_gate);
-    free(g->retired);
     free(g->slots);
     free(g);
 }

@@ -63,6 +63,18 @@ weft_result_t weft_ticket_gate_wait(struct weft_ticket_gate *g, uint32_t ticket,
  * or WEFT_ERR_NO_MEMORY naming rank and size. *out is set only on success. */
 weft_result_t weft_gpu_pin(int rank, size_t bytes, void **out);
 
+/* Pinned blocks a communicator outgrew. cudaFreeHost synchronizes the device: on a user's
+ * thread it would wait for work the user's streams hold back (calls must return at once), and
+ * while a stream waits for the worker it would deadlock. So outgrown blocks wait here, and are
+ * freed together when no stream can wait any more (at destroy). CUDA builds. */
+struct weft_pinned_retired {
+    void **blocks;
+    size_t n;
+};
+/* Keeps `block` for weft_pinned_free_all; leaks it, with a warning, if the list cannot grow. */
+void weft_pinned_retire(int rank, struct weft_pinned_retired *r, void *block);
+void weft_pinned_free_all(struct weft_pinned_retired *r);
+
 /* Per communicator: the pinned staging pool, the released-ticket word the streams wait on,
  * and the device it serves (the current one when created). */
 struct weft_stream_gate;

@@ -21,7 +21,6 @@
 #include <cuda_runtime_api.h>
 
 #include "gpu/gpu.h"
-#include "gpu/ipc.h"
 #include "weft.h"
 
 static int passed, failed;

@@ -11,7 +11,6 @@
  * Without a GPU it prints "skip - gpu: <reason>" and passes.
  *   coll_gpu_check [--quick]
  */
-#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +19,7 @@
 
 #include "core/dtype.h"
 #include "gpu/gpu.h"
+#include "tests/integration/coll_values.h"
 #include "weft.h"
 
 #ifdef WEFT_HAVE_CUDA
@@ -48,63 +48,6 @@ static void check(int ok, const char *what, const char *detail)
     }
     failed++;
     printf("not ok - rank %d: %s: %s\n", rank, what, detail);
-}
-
-/* ---- values: every rank can compute any rank's input (as tests/integration/coll_check) --- */
-
-static int is_float(weft_dtype_t t)
-{
-    return t >= WEFT_FLOAT16;
-}
-
-static int is_signed(weft_dtype_t t)
-{
-    return t == WEFT_INT8 || t == WEFT_INT32 || t == WEFT_INT64;
-}
-
-/* `salt` differs per case, so that a stale device buffer from the case before never passes. */
-static double input(weft_dtype_t t, weft_op_t op, int r, size_t i, unsigned salt)
-{
-    if (op == WEFT_PROD) {
-        double v = (i + (size_t)r + salt) % 5 == 0 ? 2 : 1;
-        return is_signed(t) || is_float(t) ? ((i + (size_t)r) % 3 == 0 ? -v : v) : v;
-    }
-    long v = (long)((i * 7 + (size_t)r * 13 + salt) % 11);
-    if (is_float(t))
-        return (double)v * 0.25 - 1.25 + r;
-    return is_signed(t) ? (double)(v - 5) : (double)v;
-}
-
-static double reference(weft_dtype_t t, weft_op_t op, size_t i, unsigned salt)
-{
-    double acc = input(t, op, 0, i, salt);
-    for (int r = 1; r < nranks; r++) {
-        double v = input(t, op, r, i, salt);
-        switch (op) {
-        case WEFT_PROD: acc *= v; break;
-        case WEFT_MIN: acc = v < acc ? v : acc; break;
-        case WEFT_MAX: acc = v > acc ? v : acc; break;
-        default: acc += v; break;
-        }
-    }
-    if (op == WEFT_AVG)
-        acc = is_float(t) ? acc / nranks : trunc(acc / nranks);
-    return acc;
-}
-
-static int close_enough(weft_dtype_t t, double got, double want)
-{
-    double eps = t == WEFT_FLOAT16    ? 1.0 / 1024
-                 : t == WEFT_BFLOAT16 ? 1.0 / 128
-                 : t == WEFT_FLOAT32  ? 1e-6
-                 : t == WEFT_FLOAT64  ? 1e-13
-                                      : 0;
-    return fabs(got - want) <= eps * nranks * fmax(1.0, fabs(want));
-}
-
-static int same(weft_dtype_t t, double got, double want)
-{
-    return is_float(t) ? close_enough(t, got, want) : got == want;
 }
 
 /* ---- holding a stream: a host function that waits for a flag the test sets later --------- */
@@ -168,12 +111,13 @@ static double expected(enum kind k, weft_dtype_t t, weft_op_t op, size_t count, 
 {
     switch (k) {
     case ALLREDUCE:
-    case REDUCE: return reference(t, op, i, salt);
-    case BROADCAST: return input(t, op, root, i, salt);
-    case ALLGATHER: return input(t, op, (int)(i / count), i % count, salt);
-    case REDUCE_SCATTER: return reference(t, op, (size_t)rank * count + i, salt);
-    case ALLTOALL: return input(t, op, (int)(i / count), (size_t)rank * count + i % count, salt);
-    default: return input(t, op, (rank + nranks - 1) % nranks, i, salt);
+    case REDUCE: return coll_reference(t, op, nranks, i, salt);
+    case BROADCAST: return coll_input(t, op, root, i, salt);
+    case ALLGATHER: return coll_input(t, op, (int)(i / count), i % count, salt);
+    case REDUCE_SCATTER: return coll_reference(t, op, nranks, (size_t)rank * count + i, salt);
+    case ALLTOALL:
+        return coll_input(t, op, (int)(i / count), (size_t)rank * count + i % count, salt);
+    default: return coll_input(t, op, (rank + nranks - 1) % nranks, i, salt);
     }
 }
 
@@ -236,7 +180,7 @@ static int run_case(weft_comm_t comm, struct bufs *b, enum kind k, weft_dtype_t 
                                 cudaMemcpyDeviceToHost, b->stream));
     /* The stream has not reached the call yet: the inputs are written only now. */
     for (size_t i = 0; i < in_elems; i++)
-        weft_dtype_store(t, b->hin, i, input(t, op, rank, i, salt));
+        weft_dtype_store(t, b->hin, i, coll_input(t, op, rank, i, salt));
     __atomic_store_n(&h->open, 1, __ATOMIC_RELEASE);
     CUDA_OK(cudaStreamSynchronize(b->stream));
     check(!h->timed_out, what, "the call blocked until its stream reached it");
@@ -255,7 +199,7 @@ static int run_case(weft_comm_t comm, struct bufs *b, enum kind k, weft_dtype_t 
     for (size_t i = 0; checked && i < out_elems; i++) {
         const double w = expected(k, t, op, count, root, i, salt);
         const double g = weft_dtype_load(t, b->hout, i);
-        if (!same(t, g, w) && wrong++ == 0) {
+        if (!coll_same(t, nranks, g, w) && wrong++ == 0) {
             first = i;
             got = g;
             want = w;
@@ -296,12 +240,12 @@ static void group_case(weft_comm_t comm, struct bufs *b)
     weft_result_t r = weft_group_end();
     CUDA_OK(cudaMemcpyAsync(b->hout, b->dout, 3 * count * es, cudaMemcpyDeviceToHost,
                             b->stream));
+    const weft_dtype_t f32 = WEFT_FLOAT32;
     for (size_t i = 0; i < count; i++) {
-        weft_dtype_store(WEFT_FLOAT32, b->hin, i, input(WEFT_FLOAT32, WEFT_SUM, rank, i, salt));
-        weft_dtype_store(WEFT_FLOAT32, b->hin + count * es, i,
-                         input(WEFT_FLOAT32, WEFT_SUM, rank, i, salt + 1));
-        weft_dtype_store(WEFT_FLOAT32, b->hin + 2 * count * es, i,
-                         input(WEFT_FLOAT32, WEFT_SUM, rank, i, salt + 2));
+        weft_dtype_store(f32, b->hin, i, coll_input(f32, WEFT_SUM, rank, i, salt));
+        weft_dtype_store(f32, b->hin + count * es, i, coll_input(f32, WEFT_SUM, rank, i, salt + 1));
+        weft_dtype_store(f32, b->hin + 2 * count * es, i,
+                         coll_input(f32, WEFT_SUM, rank, i, salt + 2));
     }
     __atomic_store_n(&h->open, 1, __ATOMIC_RELEASE);
     CUDA_OK(cudaStreamSynchronize(b->stream));
@@ -310,12 +254,13 @@ static void group_case(weft_comm_t comm, struct bufs *b)
     check(r == WEFT_OK, "group of allreduce, broadcast, send, recv", weft_last_error());
     size_t wrong = 0;
     for (size_t i = 0; i < count; i++) {
-        wrong += !same(WEFT_FLOAT32, weft_dtype_load(WEFT_FLOAT32, b->hout, i),
-                       reference(WEFT_FLOAT32, WEFT_SUM, i, salt));
-        wrong += !same(WEFT_FLOAT32, weft_dtype_load(WEFT_FLOAT32, b->hout + count * es, i),
-                       input(WEFT_FLOAT32, WEFT_SUM, nranks - 1, i, salt + 1));
-        wrong += !same(WEFT_FLOAT32, weft_dtype_load(WEFT_FLOAT32, b->hout + 2 * count * es, i),
-                       input(WEFT_FLOAT32, WEFT_SUM, (rank + nranks - 1) % nranks, i, salt + 2));
+        const int left = (rank + nranks - 1) % nranks;
+        wrong += !coll_same(f32, nranks, weft_dtype_load(f32, b->hout, i),
+                            coll_reference(f32, WEFT_SUM, nranks, i, salt));
+        wrong += !coll_same(f32, nranks, weft_dtype_load(f32, b->hout + count * es, i),
+                            coll_input(f32, WEFT_SUM, nranks - 1, i, salt + 1));
+        wrong += !coll_same(f32, nranks, weft_dtype_load(f32, b->hout + 2 * count * es, i),
+                            coll_input(f32, WEFT_SUM, left, i, salt + 2));
     }
     char detail[64];
     snprintf(detail, sizeof(detail), "%zu wrong values", wrong);
@@ -331,7 +276,7 @@ static void host_and_managed_case(weft_comm_t comm, struct bufs *b)
     CUDA_OK(cudaMallocManaged((void **)&m_out, count * sizeof(double), cudaMemAttachGlobal));
     double *p_in = malloc(count * sizeof(double)), *p_out = malloc(count * sizeof(double));
     for (size_t i = 0; i < count; i++)
-        m_in[i] = p_in[i] = input(WEFT_FLOAT64, WEFT_MAX, rank, i, 5);
+        m_in[i] = p_in[i] = coll_input(WEFT_FLOAT64, WEFT_MAX, rank, i, 5);
     weft_result_t r1 = weft_allreduce(m_in, m_out, count, WEFT_FLOAT64, WEFT_MAX, comm,
                                       b->stream);
     weft_result_t r2 = weft_allreduce(p_in, p_out, count, WEFT_FLOAT64, WEFT_MAX, comm,
@@ -342,7 +287,7 @@ static void host_and_managed_case(weft_comm_t comm, struct bufs *b)
           weft_last_error());
     size_t wrong = 0;
     for (size_t i = 0; i < count; i++) {
-        const double w = reference(WEFT_FLOAT64, WEFT_MAX, i, 5);
+        const double w = coll_reference(WEFT_FLOAT64, WEFT_MAX, nranks, i, 5);
         wrong += m_out[i] != w;
         wrong += p_out[i] != w;
     }

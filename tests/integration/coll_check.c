@@ -2,71 +2,17 @@
  * coll_check.c - run under weft-run: every collective x dtype x op x awkward count, in place
  * and out of place, checked against a reference every rank computes for itself.
  */
-#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/dtype.h"
+#include "tests/integration/coll_values.h"
 #include "weft.h"
 
 static int rank, nranks;
 static long passed, failed;
-
-/* ---- values: every rank can compute any rank's input ------------------------------------ */
-
-static int is_float(weft_dtype_t t)
-{
-    return t >= WEFT_FLOAT16;
-}
-
-static int is_signed(weft_dtype_t t)
-{
-    return t == WEFT_INT8 || t == WEFT_INT32 || t == WEFT_INT64;
-}
-
-/* Small values keep integer results free of wrap-around and float inputs exact in every
- * format; floats use quarters so that sums round in the narrow formats (tolerance checked). */
-static double input(weft_dtype_t t, weft_op_t op, int r, size_t i)
-{
-    if (op == WEFT_PROD) {
-        double v = (i + (size_t)r) % 5 == 0 ? 2 : 1;
-        return is_signed(t) || is_float(t) ? ((i + (size_t)r) % 3 == 0 ? -v : v) : v;
-    }
-    long v = (long)((i * 7 + (size_t)r * 13) % 11);
-    if (is_float(t))
-        return (double)v * 0.25 - 1.25 + r;
-    return is_signed(t) ? (double)(v - 5) : (double)v;
-}
-
-/* The float64 reference of op over every rank's input at index i. */
-static double reference(weft_dtype_t t, weft_op_t op, size_t i)
-{
-    double acc = input(t, op, 0, i);
-    for (int r = 1; r < nranks; r++) {
-        double v = input(t, op, r, i);
-        switch (op) {
-        case WEFT_PROD: acc *= v; break;
-        case WEFT_MIN: acc = v < acc ? v : acc; break;
-        case WEFT_MAX: acc = v > acc ? v : acc; break;
-        default: acc += v; break;
-        }
-    }
-    if (op == WEFT_AVG)
-        acc = is_float(t) ? acc / nranks : trunc(acc / nranks);
-    return acc;
-}
-
-static int close_enough(weft_dtype_t t, double got, double want)
-{
-    double eps = t == WEFT_FLOAT16    ? 1.0 / 1024
-                 : t == WEFT_BFLOAT16 ? 1.0 / 128
-                 : t == WEFT_FLOAT32  ? 1e-6
-                 : t == WEFT_FLOAT64  ? 1e-13
-                                      : 0;
-    return fabs(got - want) <= eps * nranks * fmax(1.0, fabs(want));
-}
 
 /* ---- one case ----------------------------------------------------------------------------- */
 
@@ -111,7 +57,7 @@ static int run_case(weft_comm_t comm, enum kind k, weft_dtype_t t, weft_op_t op,
     uint8_t *in = malloc(in_elems * es + 1), *out = malloc(out_elems * es + 64);
     memset(out, 0xa5, out_elems * es + 64);
     for (size_t i = 0; i < in_elems; i++)
-        weft_dtype_store(t, in, i, input(t, op, rank, i));
+        weft_dtype_store(t, in, i, coll_input(t, op, rank, i, 0));
 
     weft_result_t r;
     const void *sbuf = in;
@@ -158,15 +104,19 @@ static int run_case(weft_comm_t comm, enum kind k, weft_dtype_t t, weft_op_t op,
         double w;
         switch (k) {
         case ALLREDUCE:
-        case REDUCE: w = reference(t, op, i); break;
-        case BROADCAST: w = input(t, op, root, i); break;
-        case ALLGATHER: w = input(t, op, (int)(i / count), i % count); break;
-        case REDUCE_SCATTER: w = reference(t, op, (size_t)rank * count + i); break;
-        case ALLTOALL: w = input(t, op, (int)(i / count), (size_t)rank * count + i % count); break;
-        default: w = input(t, op, (rank + nranks - 1) % nranks, i); break;
+        case REDUCE: w = coll_reference(t, op, nranks, i, 0); break;
+        case BROADCAST: w = coll_input(t, op, root, i, 0); break;
+        case ALLGATHER: w = coll_input(t, op, (int)(i / count), i % count, 0); break;
+        case REDUCE_SCATTER:
+            w = coll_reference(t, op, nranks, (size_t)rank * count + i, 0);
+            break;
+        case ALLTOALL:
+            w = coll_input(t, op, (int)(i / count), (size_t)rank * count + i % count, 0);
+            break;
+        default: w = coll_input(t, op, (rank + nranks - 1) % nranks, i, 0); break;
         }
         double g = weft_dtype_load(t, res, i);
-        if (!(is_float(t) ? close_enough(t, g, w) : g == w) && wrong++ == 0) {
+        if (!coll_same(t, nranks, g, w) && wrong++ == 0) {
             first = i;
             got = g;
             want = w;
