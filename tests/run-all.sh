@@ -1,9 +1,18 @@
 #!/usr/bin/env bash
 # run-all.sh - Weft's test suite: the cmocka unit tests, then multi-rank integration runs of
 # every collective over shm and tcp, the launcher, the error paths and the tools. Each case
-# runs under a hard timeout, so nothing can hang the suite. Ends with "N passed, M failed".
+# runs under a hard timeout, so nothing can hang the suite. Ends with "N passed, M failed,
+# K skipped" and the list of every skip with its reason.
 #   tests/run-all.sh BUILD_DIR [--unit | --integration | ""] [FILTER]
 # FILTER keeps the cases whose name contains it, e.g. tests/run-all.sh build "" shm
+# WEFT_TEST_MIN_CASES=N (`make test` sets it) fails an unfiltered full run that registered
+# fewer cases (run or skipped): a deleted block, or a part of the build silently lost.
+# WEFT_TEST_LIST=1 only lists the cases this build and host would run, and counts them.
+#
+# A case passes (exit 0), fails (any other exit, or a timeout) or is skipped: it exits 77
+# after printing `skip: <reason>`, because it found nothing to test (no GPU, no device, no
+# root). Checks skipped inside a case that still tested something print `# skip - WHAT:
+# reason`; they are listed and counted too, so that no skip hides behind a pass.
 set -u
 BUILD=${1:-build}; shift || true
 PART=all
@@ -13,7 +22,28 @@ BIN=$BUILD/bin
 T=$BUILD/tests
 LOGDIR=$BUILD/test-logs
 mkdir -p "$LOGDIR"
-pass=0; fail=0; failed_names=()
+pass=0; fail=0; skipped=0; case_skips=0; registered=0; failed_names=(); skips=()
+SKIP_RC=77
+
+# wanted NAME: whether FILTER keeps the case.
+wanted() { [[ -z $FILTER || $1 == *$FILTER* ]]; }
+
+# skip NAME REASON: a case that cannot run here, counted and listed as skipped. Every skip
+# goes through here (or through run's exit 77), never through a bare echo.
+skip() {
+    wanted "$1" || return 0
+    registered=$((registered + 1)); skipped=$((skipped + 1)); case_skips=$((case_skips + 1))
+    skips+=("$1: $2")
+    echo "# skip - $1: $2"
+}
+
+# fail_case NAME REASON: a case that could not even be started (e.g. its binary is missing).
+fail_case() {
+    wanted "$1" || return 0
+    registered=$((registered + 1)); fail=$((fail + 1)); failed_names+=("$1")
+    echo "not ok - $1: $2"
+}
+
 # Where the GPU cases run (GPU=the build dir, GPU_NOTE=a suffix for their names): this build
 # on a host with a GPU; else the fake-CUDA build (tests/fakecuda; `make fakecuda` makes
 # $BUILD/fakecuda), the same library against a CUDA runtime double, so that the orchestration
@@ -28,24 +58,55 @@ if ! is_fake "$BUILD" && GPU_SKIP=$("$T/gpu_check" --probe 2>&1); then
 elif [[ -x $FAKE/tests/gpu_check ]] && is_fake "$FAKE"; then
     GPU=$FAKE GPU_NOTE=" (fake CUDA)"
 else
-    GPU_SKIP="${GPU_SKIP#skip - gpu: }; no fake-CUDA build at $FAKE"
+    GPU_SKIP="${GPU_SKIP#skip: }; no fake-CUDA build at $FAKE"
     GPU_SKIP+=" (\`make fakecuda\` builds it; it needs the CUDA headers)"
 fi
 # skip_gpu CASE: the case has neither a GPU nor a fake-CUDA build.
-skip_gpu() {
-    [[ -z $FILTER || $1 == *$FILTER* ]] && echo "# skip - $1: $GPU_SKIP"
-    return 0
+skip_gpu() { skip "$1" "$GPU_SKIP"; }
+
+# sub_skips NAME LOG: the `# skip - ` lines of a case's log, and cmocka's skipped tests that
+# printed no such line, added to the skips (counted, listed under the case's name).
+sub_skips() {
+    local name=$1 log=$2 line n=0 cm
+    while IFS= read -r line; do
+        skips+=("$name: ${line#\# skip - }"); skipped=$((skipped + 1)); n=$((n + 1))
+    done < <(grep -a '^# skip - ' "$log")
+    cm=$(sed -n 's/^\[  SKIPPED \] \([0-9][0-9]*\) test(s), listed below:$/\1/p' "$log" | tail -n 1)
+    if [[ -n $cm ]] && (( cm > n )); then
+        skips+=("$name: $((cm - n)) cmocka test(s) called skip() without a \`# skip - \` reason")
+        skipped=$((skipped + cm - n))
+    fi
+}
+
+# nothing_tested LOG: true when the case's own summary says it checked nothing (cmocka ran no
+# test to a pass; "0 passed, 0 failed"; "0 checks passed"): an exit 0 is then no pass.
+nothing_tested() {
+    grep -aq -e '^\[  PASSED  \] 0 test(s)\.$' -e '^0 passed, 0 failed' \
+        -e ': 0 checks passed' "$1"
 }
 
 # run NAME TIMEOUT CMD...: one test case; its output goes to a log, shown on failure.
 run() {
     local name=$1 limit=$2; shift 2
-    [[ -n $FILTER && $name != *$FILTER* ]] && return 0
-    local log=$LOGDIR/${name//[^A-Za-z0-9_.-]/_}.log t0=$SECONDS rc
+    wanted "$name" || return 0
+    registered=$((registered + 1))
+    if [[ ${WEFT_TEST_LIST-} == 1 ]]; then echo "case: $name"; return 0; fi
+    local log=$LOGDIR/${name//[^A-Za-z0-9_.-]/_}.log t0=$SECONDS rc reason
     timeout --kill-after=10 "$limit" "$@" >"$log" 2>&1
     rc=$?
+    if [[ $rc -eq 0 ]] && nothing_tested "$log"; then
+        echo "# exit 0, but its summary says that nothing was tested" >>"$log"
+        rc=1
+    fi
     if [[ $rc -eq 0 ]]; then
         pass=$((pass + 1)); echo "ok - $name ($((SECONDS - t0)) s)"
+        sub_skips "$name" "$log"
+    elif [[ $rc -eq $SKIP_RC ]]; then
+        reason=$(sed -n 's/^skip: //p' "$log" | tail -n 1)
+        [[ -n $reason ]] || reason=$(grep -av '^[[:space:]]*$' "$log" | tail -n 1)
+        skipped=$((skipped + 1)); case_skips=$((case_skips + 1))
+        skips+=("$name: ${reason:-exit $SKIP_RC without a reason}")
+        echo "# skip - $name: ${reason:-exit $SKIP_RC without a reason} ($((SECONDS - t0)) s)"
     else
         fail=$((fail + 1)); failed_names+=("$name")
         [[ $rc -eq 124 || $rc -eq 137 ]] && echo "# timed out after $limit s" >>"$log"
@@ -54,24 +115,52 @@ run() {
     fi
 }
 
+# have_dev PKG: the development files of a library the build uses when present.
+have_dev() { pkg-config --exists "$1" 2>/dev/null; }
+FEATURES=$("$BIN/weft-info" --version 2>/dev/null)
+
 if [[ $PART != integration ]]; then
-    for t in "$T"/test_*; do
-        [[ -x $t ]] && run "unit $(basename "$t")" 300 "$t"
+    # Every tests/unit/test_*.c has a binary that runs: one that is missing fails the run.
+    for src in tests/unit/test_*.c; do
+        t=$(basename "$src" .c)
+        if [[ -x $T/$t ]]; then
+            run "unit $t" 300 "$T/$t"
+        else
+            fail_case "unit $t" "$T/$t was not built (make tests)"
+        fi
     done
-    # tests/gpu: the device reductions against the host ones (under the fake, its stand-ins
-    # are the host kernels, so this checks its copies and streams), and the fake's own test.
-    gpu_case="gpu: reduction kernels match the host kernels"
-    if [[ -n $GPU ]]; then
-        [[ -n $GPU_NOTE && $GPU != "$BUILD" ]] && run "unit test_fakecuda$GPU_NOTE" 300 \
-            "$GPU/tests/test_fakecuda"
-        run "$gpu_case$GPU_NOTE" 300 "$GPU/tests/gpu_check"
+    # tests/gpu/gpu_check: on a GPU, the device reduction kernels against the host ones, bit
+    # for bit. Under the fake CUDA the "kernels" are the host kernels themselves, so the same
+    # program checks only what surrounds them: the copies to and from device memory, the
+    # stream ordering, offsets and the argument checks; its name says so. Then the fake's own
+    # test.
+    if [[ -z $GPU ]]; then
+        skip_gpu "gpu: reduction kernels match the host kernels"
+    elif [[ -z $GPU_NOTE ]]; then
+        run "gpu: reduction kernels match the host kernels" 300 "$GPU/tests/gpu_check"
     else
-        skip_gpu "$gpu_case"
+        run "unit test_fakecuda$GPU_NOTE" 300 "$GPU/tests/test_fakecuda"
+        fake_gpu_case="gpu: device copies, streams and argument checks of the reduction calls"
+        run "$fake_gpu_case (fake CUDA: host kernels on both sides)" 300 "$GPU/tests/gpu_check"
     fi
 fi
 
 if [[ $PART != unit ]]; then
     export WEFT_TIMEOUT=60
+    # An optional library whose development files are installed but that the build left out
+    # would turn its cases into skips: that is a failure (the Makefile finds them with
+    # pkg-config). WEFT_TEST_WITHOUT=ucx,... accepts a build made without them on purpose.
+    run "build: every optional library installed here is built in" 30 bash -c '
+        bad=0
+        for f in ucx:ucx verbs:libibverbs pmix:pmix; do
+            [[ ,${WEFT_TEST_WITHOUT-}, == *,${f%%:*},* ]] && continue
+            if pkg-config --exists "${f#*:}" && ! grep -q "${f%%:*}=yes" <<<"$1"; then
+                echo "${f#*:} is installed (pkg-config) but the build says ${f%%:*}=no"; bad=1
+            else
+                echo "${f%%:*}: consistent"
+            fi
+        done
+        exit $bad' _ "$FEATURES"
     run "bootstrap: rendezvous, auth, bad input" 120 "$T/boot_check"
     run "launcher: weft-run" 120 tests/integration/weft_run_check.sh "$BUILD"
     for tp in shm tcp; do
@@ -121,7 +210,8 @@ if [[ $PART != unit ]]; then
             'if [ "$WEFT_RANK" = 0 ]; then export UCX_TLS=tcp; else export UCX_TLS=posix,self; fi
              exec "$0" init-fails "cannot reach rank" ucp_ep_create' "$T/errors_check"
     else
-        echo "# skip - ucx: this build has no UCX (install libucx-dev and rebuild)"
+        skip "ucx: conformance, collectives, errors, weft-perf" \
+            "this build has no UCX (install libucx-dev and rebuild)"
     fi
     run "collectives over shm with single-copy (CMA), 4 ranks" 600 env WEFT_SHM_CMA=1 \
         "$BIN/weft-run" -n 4 --transport shm "$T/coll_check"
@@ -221,20 +311,20 @@ if [[ $PART != unit ]]; then
         run "kvs: MPICH mpiexec (hydra, PMI-2), 3 ranks" 120 mpiexec.mpich -n 3 \
             env SLURM_MPI_TYPE=pmi2 "$T/kvs_check"
     else
-        echo "# skip - kvs under MPICH mpiexec: mpiexec.mpich is not installed"
+        skip "kvs: MPICH mpiexec (hydra, PMI-1 and PMI-2), 3 ranks" "mpiexec.mpich is not installed"
     fi
     if command -v mpirun.openmpi >/dev/null 2>&1 && "$BIN/weft-info" --version 2>/dev/null |
         grep -q 'pmix=yes'; then
         run "kvs: Open MPI mpirun (PMIx), 3 ranks" 120 mpirun.openmpi --allow-run-as-root \
             --oversubscribe -np 3 "$T/kvs_check"
     else
-        echo "# skip - kvs under Open MPI mpirun: mpirun.openmpi or PMIx support missing"
+        skip "kvs: Open MPI mpirun (PMIx), 3 ranks" "mpirun.openmpi or PMIx support missing"
     fi
     # Multi-node: a real Slurm cluster in network namespaces (tests/slurm/run.sh brings it up
     # and always down). It needs root and namespaces with bridges; elsewhere it is skipped,
     # counted neither passed nor failed.
     slurm_case="slurm: 2-node cluster: srun, sbatch, scancel, mpirun, mpiexec"
-    if [[ -z $FILTER || $slurm_case == *$FILTER* ]]; then
+    if wanted "$slurm_case"; then
         slurm_skip=""
         if [[ $(id -u) -ne 0 ]]; then
             slurm_skip="needs root (network namespaces, daemons)"
@@ -243,7 +333,7 @@ if [[ $PART != unit ]]; then
             slurm_skip="network namespaces with a bridge are not allowed here"
         fi
         if [[ -n $slurm_skip ]]; then
-            echo "# skip - $slurm_case: $slurm_skip"
+            skip "$slurm_case" "$slurm_skip"
         else
             run "$slurm_case" 900 tests/slurm/run.sh "$BUILD"
         fi
@@ -253,18 +343,38 @@ if [[ $PART != unit ]]; then
     # transport there: conformance, every collective, mixed shm + verbs, the error paths).
     # It needs root; the first run downloads the kernel package and builds the VM's cache.
     rxe_case="rxe: soft-RoCE VM: devices, perftest, Weft over verbs"
-    if [[ -z $FILTER || $rxe_case == *$FILTER* ]]; then
+    if wanted "$rxe_case"; then
         if [[ $(id -u) -ne 0 ]]; then
-            echo "# skip - $rxe_case: needs root (apt-get, and qemu exports / to the guest)"
+            skip "$rxe_case" "needs root (apt-get, and qemu exports / to the guest)"
         else
             run "$rxe_case" 1800 tests/rxe/run.sh "$BUILD"
         fi
     fi
 fi
 
+if [[ ${WEFT_TEST_LIST-} == 1 ]]; then
+    echo "$registered cases ($case_skips of them skipped here)"
+    exit 0
+fi
+# The verdict. A run fails when a case failed, when none ran, when the runner lost count,
+# or when an unfiltered full run registered fewer cases than WEFT_TEST_MIN_CASES.
+verdict_bad=()
+(( pass + fail == 0 )) && verdict_bad+=("no case ran (${FILTER:+filter \"$FILTER\", }build $BUILD)")
+if (( registered != pass + fail + case_skips )); then
+    verdict_bad+=("the runner lost count: $registered cases registered, but $pass passed, $fail failed and $case_skips were skipped")
+fi
+min=${WEFT_TEST_MIN_CASES:-0}
+if [[ -z $FILTER && $PART == all ]] && (( registered < min )); then
+    verdict_bad+=("$registered cases registered, fewer than the $min this suite has (WEFT_TEST_MIN_CASES): a block of tests/run-all.sh is gone or was never reached")
+fi
+if (( ${#skips[@]} )); then
+    echo "# skipped (${#skips[@]}):"
+    printf '#   %s\n' "${skips[@]}"
+fi
 if (( fail )); then
     echo "# failed: ${failed_names[*]}"
     echo "# logs: $LOGDIR"
 fi
-echo "$pass passed, $fail failed"
-(( fail == 0 ))
+for b in "${verdict_bad[@]}"; do echo "not ok - suite: $b"; done
+echo "$pass passed, $fail failed, $skipped skipped"
+(( fail == 0 && ${#verdict_bad[@]} == 0 ))

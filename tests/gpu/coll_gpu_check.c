@@ -8,7 +8,7 @@
  * returned), another kernel reads the output right after, with no synchronization in
  * between. Then a group of several calls, host and managed buffers on a stream, and the
  * refusals (mixed groups, two streams, device memory without a stream).
- * Without a GPU it prints "skip - gpu: <reason>" and passes.
+ * Without a GPU it prints "skip: gpu: <reason>" and exits 77 (skipped: it tested nothing).
  *   coll_gpu_check [--quick]
  */
 #include <stdint.h>
@@ -335,8 +335,8 @@ int main(int argc, char **argv)
 {
     const int quick = argc > 1 && strcmp(argv[1], "--quick") == 0;
     if (!weft_gpu_available()) {
-        printf("skip - gpu: %s\n", weft_gpu_describe());
-        return 0;
+        printf("skip: gpu: %s\n", weft_gpu_describe());
+        return 77;
     }
     int ndev = 0;
     CUDA_OK(cudaGetDeviceCount(&ndev));
@@ -410,8 +410,8 @@ int main(int argc, char **argv)
 
 int main(void)
 {
-    printf("skip - gpu: %s\n", weft_gpu_describe());
-    return 0;
+    printf("skip: gpu: %s\n", weft_gpu_describe());
+    return 77;
 }
 
 #endif

@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -260,7 +261,8 @@ static void test_decoders(void **state)
     assert_string_equal(text, "fd00::1");
 }
 
-/* Discovery either finds ports with sane fields, finds none, or says it is not built. */
+/* Discovery either finds ports with sane fields, or says it is not built; finding none is a
+ * skip (there is nothing to check). */
 static void test_devices(void **state)
 {
     (void)state;
@@ -274,6 +276,12 @@ static void test_devices(void **state)
         return;
     }
     assert_int_equal(r, WEFT_OK);
+    if (n == 0) {
+        /* Nothing to check the fields of: a skip, which tests/run-all.sh lists. */
+        printf("# skip - test_devices: no RDMA device here (the soft-RoCE VM case has two)\n");
+        free(ports);
+        skip();
+    }
     for (size_t i = 0; i < n; i++) {
         assert_true(ports[i].port >= 1);
         assert_true(ports[i].dev[0] != '\0');
