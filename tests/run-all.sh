@@ -166,8 +166,9 @@ if [[ $PART != unit ]]; then
     for tp in shm tcp; do
         run "transport $tp: conformance" 300 "$T/transport_check" "$tp"
     done
+    # 6 and 7 ranks: recursive doubling with 2 and 3 extra ranks, rings of odd length.
     for tp in shm tcp; do
-        for n in 2 3 4 8; do
+        for n in 2 3 4 6 7 8; do
             run "collectives over $tp, $n ranks" 600 "$BIN/weft-run" -n $n --transport $tp \
                 "$T/coll_check"
         done

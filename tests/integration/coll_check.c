@@ -1,6 +1,7 @@
 /*
  * coll_check.c - run under weft-run: every collective x dtype x op x awkward count, in place
- * and out of place, checked against a reference every rank computes for itself.
+ * and out of place, checked against a reference every rank computes for itself, and every
+ * byte the call must not write (send buffers, guards, a non-root's reduce output) re-read.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -39,7 +40,57 @@ static void report(int ok, const char *what, enum kind k, weft_dtype_t t, weft_o
            inplace ? "in-place" : "out-of-place", what, detail);
 }
 
-/* Runs one case; returns 0 when the call itself failed (the communicator is then broken). */
+/* Bytes of poison around every buffer of a call: a write just outside its range, before or
+ * after, lands there. */
+#define GUARD 64
+#define POISON_IN 0x5a  /* around the send buffer */
+#define POISON_OUT 0xa5 /* the receive buffer before the call, and around it */
+
+/* The first byte of [p, p + len) that is not `v`, or len. */
+static size_t first_not(const uint8_t *p, size_t len, uint8_t v)
+{
+    for (size_t i = 0; i < len; i++)
+        if (p[i] != v)
+            return i;
+    return len;
+}
+
+/* The first byte where a and b differ, or len. */
+static size_t first_diff(const uint8_t *a, const uint8_t *b, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        if (a[i] != b[i])
+            return i;
+    return len;
+}
+
+/* Asserts that [p, p + len) still holds `v` (what: which bytes, for the message). */
+static void check_poison(const uint8_t *p, size_t len, uint8_t v, const char *what,
+                         enum kind k, weft_dtype_t t, weft_op_t op, size_t count, int inplace)
+{
+    const size_t at = first_not(p, len, v);
+    char detail[160];
+    snprintf(detail, sizeof(detail), "byte %zu of %zu is 0x%02x, not the poison 0x%02x", at, len,
+             at < len ? p[at] : 0, v);
+    report(at == len, what, k, t, op, count, inplace, detail);
+}
+
+/* Asserts that [p, p + len) still equals the copy taken before the call. */
+static void check_unchanged(const uint8_t *p, const uint8_t *copy, size_t len, const char *what,
+                            enum kind k, weft_dtype_t t, weft_op_t op, size_t count, int inplace)
+{
+    const size_t at = first_diff(p, copy, len);
+    char detail[160];
+    snprintf(detail, sizeof(detail), "byte %zu of %zu changed from 0x%02x to 0x%02x", at, len,
+             at < len ? copy[at] : 0, at < len ? p[at] : 0);
+    report(at == len, what, k, t, op, count, inplace, detail);
+}
+
+/* Runs one case; returns 0 when the call itself failed (the communicator is then broken).
+ * Besides the result: the send buffer is re-read after every out-of-place call and must be
+ * unchanged; GUARD poisoned bytes before and after the send and receive buffers must survive;
+ * so must the whole receive buffer of a reduce on a rank that is not the root, and, in place,
+ * every byte of the buffer outside what the call may write. */
 static int run_case(weft_comm_t comm, enum kind k, weft_dtype_t t, weft_op_t op, size_t count,
                     int inplace)
 {
@@ -53,9 +104,16 @@ static int run_case(weft_comm_t comm, enum kind k, weft_dtype_t t, weft_op_t op,
         in_elems = count * n;
     if (k == ALLTOALL)
         in_elems = out_elems = count * n;
-    /* Guard bytes after the output catch writes past the end. */
-    uint8_t *in = malloc(in_elems * es + 1), *out = malloc(out_elems * es + 64);
-    memset(out, 0xa5, out_elems * es + 64);
+    const size_t in_bytes = in_elems * es, out_bytes = out_elems * es;
+    uint8_t *in_all = malloc(in_bytes + 2 * GUARD), *out_all = malloc(out_bytes + 2 * GUARD);
+    uint8_t *in_copy = malloc(in_bytes + 1), *out_copy = malloc(out_bytes + 1);
+    if (!in_all || !out_all || !in_copy || !out_copy) {
+        fprintf(stderr, "rank %d: out of memory\n", rank);
+        exit(1);
+    }
+    uint8_t *in = in_all + GUARD, *out = out_all + GUARD;
+    memset(in_all, POISON_IN, in_bytes + 2 * GUARD);
+    memset(out_all, POISON_OUT, out_bytes + 2 * GUARD);
     for (size_t i = 0; i < in_elems; i++)
         weft_dtype_store(t, in, i, coll_input(t, op, rank, i, 0));
 
@@ -73,6 +131,8 @@ static int run_case(weft_comm_t comm, enum kind k, weft_dtype_t t, weft_op_t op,
             sbuf = out;
         }
     }
+    memcpy(in_copy, in, in_bytes);
+    memcpy(out_copy, out, out_bytes);
     switch (k) {
     case ALLREDUCE: r = weft_allreduce(sbuf, rbuf, count, t, op, comm, NULL); break;
     case BROADCAST: r = weft_broadcast(sbuf, rbuf, count, t, root, comm, NULL); break;
@@ -91,12 +151,15 @@ static int run_case(weft_comm_t comm, enum kind k, weft_dtype_t t, weft_op_t op,
         char detail[1200];
         snprintf(detail, sizeof(detail), "%s: %s", weft_strerror(r), weft_last_error());
         report(0, "call failed:", k, t, op, count, inplace, detail);
-        free(in);
-        free(out);
+        free(in_all);
+        free(out_all);
+        free(in_copy);
+        free(out_copy);
         return 0;
     }
 
-    const uint8_t *res = k == REDUCE_SCATTER && inplace ? rbuf : out;
+    const int in_place_rs = k == REDUCE_SCATTER && inplace;
+    const uint8_t *res = in_place_rs ? rbuf : out;
     size_t wrong = 0, first = 0;
     double got = 0, want = 0;
     const int check = !(k == REDUCE && rank != root);
@@ -122,17 +185,47 @@ static int run_case(weft_comm_t comm, enum kind k, weft_dtype_t t, weft_op_t op,
             want = w;
         }
     }
-    int guard_ok = 1;
-    if (res == out)
-        for (size_t b = 0; b < 64; b++)
-            guard_ok &= out[out_elems * es + b] == 0xa5;
     char detail[160];
     snprintf(detail, sizeof(detail), "%zu wrong, first at %zu: got %g, want %g", wrong, first,
              got, want);
     report(wrong == 0, "", k, t, op, count, inplace, detail);
-    report(guard_ok, "wrote past the end of recvbuf", k, t, op, count, inplace, "");
-    free(in);
-    free(out);
+
+    /* What must not have been written. */
+    check_poison(in_all, GUARD, POISON_IN, "wrote before the start of sendbuf:", k, t, op, count,
+                 inplace);
+    check_poison(in + in_bytes, GUARD, POISON_IN, "wrote past the end of sendbuf:", k, t, op,
+                 count, inplace);
+    check_poison(out_all, GUARD, POISON_OUT, "wrote before the start of recvbuf:", k, t, op,
+                 count, inplace);
+    check_poison(out + out_bytes, GUARD, POISON_OUT, "wrote past the end of recvbuf:", k, t, op,
+                 count, inplace);
+    if (!inplace) {
+        check_unchanged(in, in_copy, in_bytes, "changed its sendbuf:", k, t, op, count, inplace);
+        if (k == REDUCE && rank != root)
+            check_poison(out, out_bytes, POISON_OUT, "wrote recvbuf on a rank not the root:", k,
+                         t, op, count, inplace);
+    } else if (in_place_rs) {
+        /* Only this rank's block of the buffer is its to write. */
+        const size_t mine = (size_t)rank * count * es;
+        check_unchanged(in, in_copy, mine, "wrote sendbuf before its own block:", k, t, op,
+                        count, inplace);
+        check_unchanged(in + mine + count * es, in_copy + mine + count * es,
+                        in_bytes - mine - count * es, "wrote sendbuf after its own block:", k,
+                        t, op, count, inplace);
+        check_poison(out_all, out_bytes + 2 * GUARD, POISON_OUT, "wrote an unused buffer:", k, t,
+                     op, count, inplace);
+    } else if (k == REDUCE && rank != root) {
+        check_unchanged(out, out_copy, out_bytes, "wrote its buffer on a rank not the root:", k,
+                        t, op, count, inplace);
+    } else {
+        /* The input buffer is not part of an in-place call: nothing may touch it. */
+        check_unchanged(in, in_copy, in_bytes, "wrote a buffer not passed to the call:", k, t,
+                        op, count, inplace);
+    }
+    free(in_all);
+    free(out_all);
+    free(in_copy);
+    free(out_copy);
     return 1;
 }
 
