@@ -35,7 +35,7 @@
         }                                                                                          \
     } while (0)
 
-#define GUARD 64 /* bytes after each output that must stay untouched */
+#define GUARD 64 /* bytes before and after each output that must stay untouched */
 
 static int rank, nranks;
 static long passed, failed;
@@ -84,7 +84,9 @@ struct bufs {
     uint8_t *din, *dout; /* device */
     uint8_t *dsrc, *dchk; /* device: what the kernels before and after the call read, write */
     uint8_t *hin, *hout; /* pinned host */
-    size_t max;          /* bytes of each, guard included */
+    uint8_t *hsend;      /* pinned host: the send buffer read back after the call */
+    uint8_t *dout_base;  /* dout - GUARD: the guard before the output */
+    size_t max;          /* bytes of each, guards included */
 };
 
 static weft_result_t call(weft_comm_t comm, enum kind k, const void *sbuf, void *rbuf,
@@ -162,7 +164,7 @@ static int run_case(weft_comm_t comm, struct bufs *b, enum kind k, weft_dtype_t 
     memset(b->hout, 0x3c, out_bytes + GUARD);
     struct hold *h = calloc(1, sizeof(*h));
     CUDA_OK(cudaLaunchHostFunc(b->stream, hold_main, h));
-    CUDA_OK(cudaMemsetAsync(b->dout, 0xa5, out_bytes + GUARD, b->stream));
+    CUDA_OK(cudaMemsetAsync(b->dout_base, 0xa5, GUARD + out_bytes + GUARD, b->stream));
     /* max(x, x) = x bit for bit (a NaN comes back as is): a kernel that copies. */
     if (in_bytes) {
         CUDA_OK(cudaMemcpyAsync(b->dsrc, b->hin, in_bytes, cudaMemcpyHostToDevice, b->stream));
@@ -175,9 +177,17 @@ static int run_case(weft_comm_t comm, struct bufs *b, enum kind k, weft_dtype_t 
                                                 b->stream);
     check(k_out == WEFT_OK, what, "the kernel that reads the output launched");
     CUDA_OK(cudaMemcpyAsync(b->hout, b->dchk, out_bytes, cudaMemcpyDeviceToHost, b->stream));
-    if (res == b->dout)
+    if (res == b->dout) {
         CUDA_OK(cudaMemcpyAsync(b->hout + out_bytes, res + out_bytes, GUARD,
                                 cudaMemcpyDeviceToHost, b->stream));
+        CUDA_OK(cudaMemcpyAsync(b->hout + out_bytes + GUARD, b->dout_base, GUARD,
+                                cudaMemcpyDeviceToHost, b->stream));
+    }
+    /* The send buffer, read back after the call: unchanged out of place (and outside this
+     * rank's block in an in-place reduce-scatter). */
+    const int reread = (!inplace || k == REDUCE_SCATTER) && in_bytes;
+    if (reread)
+        CUDA_OK(cudaMemcpyAsync(b->hsend, b->din, in_bytes, cudaMemcpyDeviceToHost, b->stream));
     /* The stream has not reached the call yet: the inputs are written only now. */
     for (size_t i = 0; i < in_elems; i++)
         weft_dtype_store(t, b->hin, i, coll_input(t, op, rank, i, salt));
@@ -193,11 +203,13 @@ static int run_case(weft_comm_t comm, struct bufs *b, enum kind k, weft_dtype_t 
         return 0;
     }
 
-    const int checked = !(k == REDUCE && rank != root);
+    const int nonroot = k == REDUCE && rank != root;
+    const int checked = !nonroot || inplace; /* in place, a non-root keeps its input */
     size_t wrong = 0, first = 0;
     double got = 0, want = 0;
     for (size_t i = 0; checked && i < out_elems; i++) {
-        const double w = expected(k, t, op, count, root, i, salt);
+        const double w = nonroot ? coll_input(t, op, rank, i, salt)
+                                 : expected(k, t, op, count, root, i, salt);
         const double g = weft_dtype_load(t, b->hout, i);
         if (!coll_same(t, nranks, g, w) && wrong++ == 0) {
             first = i;
@@ -210,10 +222,27 @@ static int run_case(weft_comm_t comm, struct bufs *b, enum kind k, weft_dtype_t 
              got, want);
     check(wrong == 0, what, detail);
     if (res == b->dout) {
-        int guard_ok = 1;
-        for (size_t i = 0; i < GUARD; i++)
-            guard_ok &= b->hout[out_bytes + i] == 0xa5;
-        check(guard_ok, what, "wrote past the end of recvbuf");
+        int after_ok = 1, before_ok = 1, nonroot_ok = 1;
+        for (size_t i = 0; i < GUARD; i++) {
+            after_ok &= b->hout[out_bytes + i] == 0xa5;
+            before_ok &= b->hout[out_bytes + GUARD + i] == 0xa5;
+        }
+        check(after_ok, what, "wrote past the end of recvbuf");
+        check(before_ok, what, "wrote before the start of recvbuf");
+        for (size_t i = 0; nonroot && !inplace && i < out_bytes; i++)
+            nonroot_ok &= b->hout[i] == 0xa5;
+        check(nonroot_ok, what, "wrote recvbuf on a rank not the root");
+    }
+    if (reread) {
+        const size_t skip_from = inplace ? (size_t)rank * count * es : in_bytes;
+        const size_t skip_to = inplace ? skip_from + count * es : in_bytes;
+        size_t at = in_bytes;
+        for (size_t i = 0; i < in_bytes && at == in_bytes; i++)
+            if ((i < skip_from || i >= skip_to) && b->hsend[i] != b->hin[i])
+                at = i;
+        snprintf(detail, sizeof(detail), "changed its send buffer at byte %zu of %zu", at,
+                 in_bytes);
+        check(at == in_bytes, what, detail);
     }
     return 1;
 }
@@ -355,14 +384,16 @@ int main(int argc, char **argv)
     static const size_t counts[] = {0, 1, 7, 97, 1031, (1u << 17) + 3};
     const size_t ncounts = sizeof(counts) / sizeof(counts[0]);
     struct bufs b;
-    b.max = counts[ncounts - 1] * 8 * (size_t)nranks + GUARD;
+    b.max = counts[ncounts - 1] * 8 * (size_t)nranks + 2 * GUARD;
     CUDA_OK(cudaStreamCreateWithFlags(&b.stream, cudaStreamNonBlocking));
     CUDA_OK(cudaMalloc((void **)&b.din, b.max));
-    CUDA_OK(cudaMalloc((void **)&b.dout, b.max));
+    CUDA_OK(cudaMalloc((void **)&b.dout_base, b.max + GUARD));
+    b.dout = b.dout_base + GUARD;
     CUDA_OK(cudaMalloc((void **)&b.dsrc, b.max));
     CUDA_OK(cudaMalloc((void **)&b.dchk, b.max));
     CUDA_OK(cudaMallocHost((void **)&b.hin, b.max));
     CUDA_OK(cudaMallocHost((void **)&b.hout, b.max));
+    CUDA_OK(cudaMallocHost((void **)&b.hsend, b.max));
 
     int alive = 1;
     unsigned salt = 0;
@@ -398,8 +429,9 @@ int main(int argc, char **argv)
     }
     CUDA_OK(cudaFreeHost(b.hin));
     CUDA_OK(cudaFreeHost(b.hout));
+    CUDA_OK(cudaFreeHost(b.hsend));
     CUDA_OK(cudaFree(b.din));
-    CUDA_OK(cudaFree(b.dout));
+    CUDA_OK(cudaFree(b.dout_base));
     CUDA_OK(cudaFree(b.dsrc));
     CUDA_OK(cudaFree(b.dchk));
     CUDA_OK(cudaStreamDestroy(b.stream));
