@@ -10,6 +10,12 @@
  *     receive with WEFT_ERR_REMOTE ("ranks called operations in different orders").
  *   - The receive length must equal the send length (as NCCL requires); a mismatch completes
  *     the receive with WEFT_ERR_INVALID_ARG naming both lengths.
+ *   - A mismatched message is dropped and the pair stays in step: the next messages match the
+ *     next receives. Its send completes with WEFT_OK where the data leaves before the receiver
+ *     has a say (eager paths; shm, tcp, ucx always): that rank learns of the mismatch only
+ *     from the receiving rank's error (it fails its call). Where the sender waits for the
+ *     receiver first (verbs' rendezvous), the send fails too (tests/integration/transport_check.c
+ *     asserts exactly this for every transport).
  *   - isend/irecv never block. Many may be in flight per endpoint; they complete in posting
  *     order per direction. A send may complete before the peer posted its receive (the
  *     transport buffers it) or only after (rendezvous); callers must not rely on either.
