@@ -210,14 +210,19 @@ unit-test: $(UNIT_BINS) $(GPU_TEST)
 integration-test: all $(ITEST_BINS) $(GPU_TEST) $(GPU_COLL_TEST)
 	@tests/run-all.sh $(BUILD) --integration
 
-# Like `make run`, `make test` sets up a fresh host first (packages, as root).
+# Like `make run`, `make test` sets up a fresh host first (packages, as root). The suite must
+# register at least TEST_MIN_CASES cases (run or skipped; `WEFT_TEST_LIST=1 tests/run-all.sh`
+# lists them): 81 everywhere, 19 more with UCX, 11 more with CUDA headers (GPU or fake CUDA).
+# Raise it when adding cases; a run below it fails (a block of run-all.sh lost or skipped).
+TEST_MIN_CASES ?= $(shell echo $$((81 + $(if $(filter yes,$(HAVE_UCX)),19,0) + \
+                      $(if $(FAKE_CUDA_HOME),11,0))))
 test:
 	@tools/install-deps.sh
 	@tools/install-deps.sh --slurm --rxe || \
 	    echo "weft: the Slurm and soft-RoCE cases need root and these packages (skipped without root)"
 	@$(MAKE) --no-print-directory all tests
 	@$(MAKE) --no-print-directory fakecuda FAKE_SANITIZE=address,undefined
-	@tests/run-all.sh $(BUILD)
+	@WEFT_TEST_MIN_CASES=$(TEST_MIN_CASES) tests/run-all.sh $(BUILD)
 
 # ---- the main job ---------------------------------------------------------------------
 run:

@@ -353,20 +353,22 @@ if [[ $PART != unit ]]; then
     fi
 fi
 
-if [[ ${WEFT_TEST_LIST-} == 1 ]]; then
-    echo "$registered cases ($case_skips of them skipped here)"
-    exit 0
-fi
 # The verdict. A run fails when a case failed, when none ran, when the runner lost count,
 # or when an unfiltered full run registered fewer cases than WEFT_TEST_MIN_CASES.
 verdict_bad=()
-(( pass + fail == 0 )) && verdict_bad+=("no case ran (${FILTER:+filter \"$FILTER\", }build $BUILD)")
-if (( registered != pass + fail + case_skips )); then
-    verdict_bad+=("the runner lost count: $registered cases registered, but $pass passed, $fail failed and $case_skips were skipped")
-fi
 min=${WEFT_TEST_MIN_CASES:-0}
 if [[ -z $FILTER && $PART == all ]] && (( registered < min )); then
     verdict_bad+=("$registered cases registered, fewer than the $min this suite has (WEFT_TEST_MIN_CASES): a block of tests/run-all.sh is gone or was never reached")
+fi
+if [[ ${WEFT_TEST_LIST-} == 1 ]]; then
+    echo "$registered cases ($case_skips of them skipped here)"
+    for b in "${verdict_bad[@]}"; do echo "not ok - suite: $b"; done
+    (( ${#verdict_bad[@]} == 0 ))
+    exit
+fi
+(( pass + fail == 0 )) && verdict_bad+=("no case ran (${FILTER:+filter \"$FILTER\", }build $BUILD)")
+if (( registered != pass + fail + case_skips )); then
+    verdict_bad+=("the runner lost count: $registered cases registered, but $pass passed, $fail failed and $case_skips were skipped")
 fi
 if (( ${#skips[@]} )); then
     echo "# skipped (${#skips[@]}):"
