@@ -48,6 +48,12 @@ size_t weft_coll_recv_blocks(enum weft_coll_kind kind, int nranks);
 size_t weft_coll_send_bytes(const struct weft_coll_op *op, int nranks);
 size_t weft_coll_recv_bytes(const struct weft_coll_op *op, int nranks);
 bool weft_coll_reduces(enum weft_coll_kind kind);
+/* Whether sendbuf and recvbuf, as `rank` uses them, are disjoint or overlap in the one in-place
+ * layout the kind supports (README: "In-place works for"); every algorithm, host and device,
+ * is safe with those and only those. When not, `why` says which bytes overlap and what is
+ * supported. */
+bool weft_coll_layout_ok(const struct weft_coll_op *op, int rank, int nranks, char *why,
+                         size_t why_len);
 /* The public call behind a kind, for messages: "weft_allreduce". */
 const char *weft_coll_call_name(enum weft_coll_kind kind);
 

@@ -2,6 +2,8 @@
  * layout.c - which buffers an operation touches on a rank, and how big they are: the one
  * answer that argument checks, stream staging and the device paths share.
  */
+#include <stdio.h>
+
 #include "collectives/collectives.h"
 
 bool weft_coll_uses_send(const struct weft_coll_op *op, int rank)
@@ -56,4 +58,51 @@ const char *weft_coll_call_name(enum weft_coll_kind kind)
     case WEFT_COLL_RECV: return "weft_recv";
     }
     return "weft_?";
+}
+
+/* The one in-place layout each kind supports, in the words of the refusal. */
+static const char *supported_in_place(enum weft_coll_kind kind)
+{
+    switch (kind) {
+    case WEFT_COLL_ALLREDUCE:
+    case WEFT_COLL_REDUCE:
+    case WEFT_COLL_BROADCAST:
+        return "in place means sendbuf == recvbuf";
+    case WEFT_COLL_ALLGATHER:
+        return "in place means sendbuf == recvbuf + rank * count elements";
+    case WEFT_COLL_REDUCE_SCATTER:
+        return "in place means recvbuf == sendbuf + rank * recvcount elements";
+    case WEFT_COLL_ALLTOALL:
+        return "alltoall has no in-place form: pass separate buffers";
+    default:
+        return "the buffers must not overlap";
+    }
+}
+
+bool weft_coll_layout_ok(const struct weft_coll_op *op, int rank, int nranks, char *why,
+                         size_t why_len)
+{
+    const size_t sbytes = weft_coll_uses_send(op, rank) ? weft_coll_send_bytes(op, nranks) : 0;
+    const size_t rbytes = weft_coll_uses_recv(op, rank) ? weft_coll_recv_bytes(op, nranks) : 0;
+    /* Addresses as integers: comparing pointers into different objects is undefined. */
+    const uintptr_t s = (uintptr_t)op->sendbuf, r = (uintptr_t)op->recvbuf;
+    if (!sbytes || !rbytes || s + sbytes <= r || r + rbytes <= s)
+        return true;
+    const uintptr_t block = op->count * weft_dtype_size(op->dtype);
+    bool ok;
+    switch (op->kind) {
+    case WEFT_COLL_ALLREDUCE:
+    case WEFT_COLL_REDUCE:
+    case WEFT_COLL_BROADCAST: ok = s == r; break;
+    case WEFT_COLL_ALLGATHER: ok = s == r + (uintptr_t)rank * block; break;
+    case WEFT_COLL_REDUCE_SCATTER: ok = r == s + (uintptr_t)rank * block; break;
+    default: ok = false; break;
+    }
+    if (!ok && why && why_len)
+        snprintf(why, why_len,
+                 "sendbuf %p (%zu bytes) and recvbuf %p (%zu bytes) overlap in a layout %s "
+                 "does not support (%s)",
+                 op->sendbuf, sbytes, op->recvbuf, rbytes, weft_coll_call_name(op->kind),
+                 supported_in_place(op->kind));
+    return ok;
 }

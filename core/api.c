@@ -86,6 +86,11 @@ static weft_result_t validate(const struct weft_comm *comm, const struct weft_co
                           op->kind == WEFT_COLL_SEND || op->kind == WEFT_COLL_RECV ? "peer"
                                                                                    : "root",
                           op->root, comm->nranks);
+    /* Before anything runs, on the rank whose buffers they are: the algorithms would
+     * otherwise read data they already overwrote. */
+    char why[320];
+    if (op->count > 0 && !weft_coll_layout_ok(op, comm->rank, comm->nranks, why, sizeof(why)))
+        return WEFT_ERROR(WEFT_ERR_INVALID_ARG, "%s: rank %d: %s", call, comm->rank, why);
     return WEFT_OK;
 }
 

@@ -91,6 +91,12 @@ if [[ $PART != unit ]]; then
         run "errors over $tp: ranks disagree on nranks" 120 env WEFT_TIMEOUT=3 \
             "$BIN/weft-run" -n 3 --transport $tp "$T/errors_check" nranks
     done
+    # --- api (issue 12): overlapping buffers, int8/uint8 AVG, WEFT_CHECK fingerprints ---
+    for tp in shm tcp; do
+        run "collectives api over $tp: overlapping buffers refused, in place exact" 120 \
+            "$BIN/weft-run" -n 4 --transport $tp "$T/overlap_check"
+    done
+    # --- end api ---
     # UCX (built with libucx-dev; used only with --transport ucx): conformance, every collective
     # and the error paths, over UCX's tcp and over its shared-memory transports (posix and sysv
     # for messages, cma for single-copy), then a UCX that cannot start and ranks that have no

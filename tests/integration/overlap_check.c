@@ -1,0 +1,182 @@
+/*
+ * overlap_check.c - run under weft-run: every overlap of sendbuf and recvbuf that the API does
+ * not support is refused with WEFT_ERR_INVALID_ARG and a message on every rank, and every
+ * supported in-place layout gives exact results (small and pipelined sizes).
+ */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "weft.h"
+
+static int rank, nranks, failed, passed;
+
+static void expect(int ok, const char *what)
+{
+    if (ok) {
+        passed++;
+        return;
+    }
+    failed++;
+    printf("not ok - rank %d: %s\n", rank, what);
+}
+
+/* A refused call: INVALID_ARG, a message that says what overlaps and what is supported. */
+static void refused(weft_result_t r, const char *what, const char *supported)
+{
+    char line[1400];
+    const char *msg = weft_last_error();
+    snprintf(line, sizeof(line), "%s: got %s: %s", what, weft_strerror(r), msg);
+    expect(r == WEFT_ERR_INVALID_ARG && strstr(msg, "overlap") && strstr(msg, "sendbuf") &&
+               strstr(msg, "recvbuf") && strstr(msg, supported),
+           line);
+}
+
+static int32_t input(int r, size_t i)
+{
+    return (int32_t)(r * 1000 + (int)(i % 997));
+}
+
+static void check_refusals(weft_comm_t comm, size_t count)
+{
+    const size_t es = sizeof(int32_t), n = (size_t)nranks;
+    /* Room for the largest layout plus slack for shifted windows. */
+    char *arena = calloc(4 * n * count + 64, es);
+    char *base = arena + 16 * es;
+    const size_t block = count * es;
+    weft_result_t r;
+
+    r = weft_alltoall(base, base, count, WEFT_INT32, comm, NULL);
+    refused(r, "in-place alltoall", "no in-place form");
+    r = weft_alltoall(base, base + block, count, WEFT_INT32, comm, NULL);
+    refused(r, "alltoall shifted by a block", "no in-place form");
+    r = weft_allreduce(base, base + es, count, WEFT_INT32, WEFT_SUM, comm, NULL);
+    refused(r, "allreduce shifted by an element", "sendbuf == recvbuf");
+    r = weft_allreduce(base + es, base, count, WEFT_INT32, WEFT_SUM, comm, NULL);
+    refused(r, "allreduce shifted back by an element", "sendbuf == recvbuf");
+    /* Only a broadcast root reads sendbuf and only a reduce root writes recvbuf, so only the
+     * root refuses; the others would wait for it, so they make no call. */
+    if (rank == 0) {
+        r = weft_broadcast(base, base + es, count, WEFT_INT32, 0, comm, NULL);
+        refused(r, "broadcast root with shifted buffers", "sendbuf == recvbuf");
+        r = weft_reduce(base, base + es, count, WEFT_INT32, WEFT_SUM, 0, comm, NULL);
+        refused(r, "reduce root with shifted buffers", "sendbuf == recvbuf");
+    }
+    const size_t other = (size_t)((rank + 1) % nranks);
+    r = weft_allgather(base + other * block, base, count, WEFT_INT32, comm, NULL);
+    refused(r, "allgather sendbuf at another rank's block", "recvbuf + rank * count");
+    r = weft_allgather(base + (size_t)rank * block + es, base, count, WEFT_INT32, comm, NULL);
+    refused(r, "allgather sendbuf off its block by an element", "recvbuf + rank * count");
+    r = weft_allgather(base, base + es, count, WEFT_INT32, comm, NULL);
+    refused(r, "allgather recvbuf shifted by an element", "recvbuf + rank * count");
+    r = weft_reduce_scatter(base, base + other * block, count, WEFT_INT32, WEFT_SUM, comm, NULL);
+    refused(r, "reduce_scatter recvbuf at another rank's block", "sendbuf + rank * recvcount");
+    r = weft_reduce_scatter(base, base + (size_t)rank * block + es, count, WEFT_INT32, WEFT_SUM,
+                            comm, NULL);
+    refused(r, "reduce_scatter recvbuf off its block", "sendbuf + rank * recvcount");
+    r = weft_reduce_scatter(base + es, base, count, WEFT_INT32, WEFT_SUM, comm, NULL);
+    refused(r, "reduce_scatter sendbuf shifted by an element", "sendbuf + rank * recvcount");
+    free(arena);
+}
+
+/* The supported in-place layouts, exactly. */
+static void check_in_place(weft_comm_t comm, size_t count)
+{
+    const size_t n = (size_t)nranks;
+    int32_t *buf = malloc(n * count * sizeof(int32_t));
+    char what[160];
+    weft_result_t r;
+    size_t wrong;
+
+    for (size_t i = 0; i < count; i++)
+        buf[i] = input(rank, i);
+    r = weft_allreduce(buf, buf, count, WEFT_INT32, WEFT_SUM, comm, NULL);
+    wrong = 0;
+    for (size_t i = 0; i < count; i++) {
+        int64_t want = 0;
+        for (int q = 0; q < nranks; q++)
+            want += input(q, i);
+        wrong += buf[i] != (int32_t)want;
+    }
+    snprintf(what, sizeof(what), "in-place allreduce count %zu: %s, %zu wrong", count,
+             weft_strerror(r), wrong);
+    expect(r == WEFT_OK && wrong == 0, what);
+
+    const int root = (int)(count % n);
+    for (size_t i = 0; i < count; i++)
+        buf[i] = input(rank, i);
+    r = weft_broadcast(buf, buf, count, WEFT_INT32, root, comm, NULL);
+    wrong = 0;
+    for (size_t i = 0; i < count; i++)
+        wrong += buf[i] != input(root, i);
+    snprintf(what, sizeof(what), "in-place broadcast count %zu: %s, %zu wrong", count,
+             weft_strerror(r), wrong);
+    expect(r == WEFT_OK && wrong == 0, what);
+
+    for (size_t i = 0; i < count; i++)
+        buf[i] = input(rank, i);
+    r = weft_reduce(buf, buf, count, WEFT_INT32, WEFT_MAX, root, comm, NULL);
+    wrong = 0;
+    for (size_t i = 0; rank == root && i < count; i++)
+        wrong += buf[i] != input(nranks - 1, i);
+    snprintf(what, sizeof(what), "in-place reduce count %zu: %s, %zu wrong", count,
+             weft_strerror(r), wrong);
+    expect(r == WEFT_OK && wrong == 0, what);
+
+    memset(buf, 0x5a, n * count * sizeof(int32_t));
+    for (size_t i = 0; i < count; i++)
+        buf[(size_t)rank * count + i] = input(rank, i);
+    r = weft_allgather(buf + (size_t)rank * count, buf, count, WEFT_INT32, comm, NULL);
+    wrong = 0;
+    for (size_t i = 0; i < n * count; i++)
+        wrong += buf[i] != input((int)(i / count), i % count);
+    snprintf(what, sizeof(what), "in-place allgather count %zu: %s, %zu wrong", count,
+             weft_strerror(r), wrong);
+    expect(r == WEFT_OK && wrong == 0, what);
+
+    for (size_t i = 0; i < n * count; i++)
+        buf[i] = input(rank, i);
+    r = weft_reduce_scatter(buf, buf + (size_t)rank * count, count, WEFT_INT32, WEFT_SUM, comm,
+                            NULL);
+    wrong = 0;
+    for (size_t i = 0; i < count; i++) {
+        int64_t want = 0;
+        for (int q = 0; q < nranks; q++)
+            want += input(q, (size_t)rank * count + i);
+        wrong += buf[(size_t)rank * count + i] != (int32_t)want;
+    }
+    snprintf(what, sizeof(what), "in-place reduce_scatter count %zu: %s, %zu wrong", count,
+             weft_strerror(r), wrong);
+    expect(r == WEFT_OK && wrong == 0, what);
+    free(buf);
+}
+
+int main(void)
+{
+    /* 1 and 7: trees and recursive doubling; 300000 (1.2 MB): rings and chains, pipelined. */
+    static const size_t counts[] = {1, 7, 300000};
+    weft_comm_t comm;
+    weft_result_t r = weft_comm_init_env(&comm);
+    if (r != WEFT_OK) {
+        fprintf(stderr, "overlap_check: init failed: %s: %s\n", weft_strerror(r),
+                weft_last_error());
+        return 1;
+    }
+    weft_comm_rank(comm, &rank);
+    weft_comm_size(comm, &nranks);
+    for (size_t c = 0; c < sizeof(counts) / sizeof(counts[0]); c++) {
+        /* count 1 has no partial overlap by an element: shifted buffers are disjoint */
+        check_refusals(comm, counts[c] < 2 ? 2 : counts[c]);
+        check_in_place(comm, counts[c]);
+    }
+    /* A refusal must leave the communicator usable: it ran nothing. */
+    r = weft_barrier(comm, NULL);
+    expect(r == WEFT_OK, "barrier after the refusals");
+    int tally[2] = {passed, failed}, sum[2] = {0, 0};
+    r = weft_allreduce(tally, sum, 2, WEFT_INT32, WEFT_SUM, comm, NULL);
+    if (r == WEFT_OK && rank == 0)
+        printf("overlap_check: %d ranks: %d checks passed, %d failed\n", nranks, sum[0], sum[1]);
+    r = weft_comm_destroy(comm);
+    return failed || r != WEFT_OK ? 1 : 0;
+}
