@@ -54,6 +54,9 @@ bool weft_coll_reduces(enum weft_coll_kind kind);
  * supported. */
 bool weft_coll_layout_ok(const struct weft_coll_op *op, int rank, int nranks, char *why,
                          size_t why_len);
+/* Whether op is an 8-bit integer AVG, which the collectives compute in a wider type so that
+ * the sum does not wrap before the division (collectives/avg_wide.c). */
+bool weft_coll_avg_widens(const struct weft_coll_op *op);
 /* The public call behind a kind, for messages: "weft_allreduce". */
 const char *weft_coll_call_name(enum weft_coll_kind kind);
 
@@ -67,6 +70,8 @@ struct weft_coll_ctx {
     uint32_t seq;         /* bumped once per collective; equal on every rank */
     void *scratch;        /* grown on demand by weft_coll_scratch */
     size_t scratch_size;
+    void *wide;           /* int8/uint8 AVG's int32 chunks (avg_wide.c), at most 1 MiB */
+    size_t wide_size;
     /* tuning, read from the config once */
     enum weft_coll_algo algo;
     size_t small_msg_size;

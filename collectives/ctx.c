@@ -57,6 +57,9 @@ void weft_coll_ctx_fini(struct weft_coll_ctx *ctx)
     free(ctx->scratch);
     ctx->scratch = NULL;
     ctx->scratch_size = 0;
+    free(ctx->wide);
+    ctx->wide = NULL;
+    ctx->wide_size = 0;
 }
 
 weft_result_t weft_coll_scratch(struct weft_coll_ctx *ctx, size_t bytes, void **buf)

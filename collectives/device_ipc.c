@@ -91,6 +91,15 @@ weft_result_t weft_dev_ipc_decide(struct weft_coll_ctx *ctx, struct weft_dev_col
 {
     const int n = ctx->nranks, me = ctx->rank;
     struct weft_dev_record *all = d->records, *mine = &d->records[n];
+    *use_ipc = false;
+    /* The device kernels sum in the element type, which wraps for 8-bit AVG; the staged way
+     * averages exactly on the host (avg_wide.c). The op is the same on every rank, so every
+     * rank stages without asking the others. */
+    if (weft_coll_avg_widens(op)) {
+        snprintf(why, len, "%s AVG averages in a wider type on the host",
+                 weft_dtype_name(op->dtype));
+        return WEFT_OK;
+    }
     describe_mine(ctx, d, op, mine);
     const struct weft_coll_op gather = {WEFT_COLL_ALLGATHER, mine, all, sizeof(*mine),
                                         WEFT_UINT8, WEFT_SUM, 0};

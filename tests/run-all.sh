@@ -95,6 +95,8 @@ if [[ $PART != unit ]]; then
     for tp in shm tcp; do
         run "collectives api over $tp: overlapping buffers refused, in place exact" 120 \
             "$BIN/weft-run" -n 4 --transport $tp "$T/overlap_check"
+        run "collectives api over $tp: int8/uint8 AVG without wrap-around" 120 \
+            "$BIN/weft-run" -n 4 --transport $tp "$T/avg_check"
     done
     # --- end api ---
     # UCX (built with libucx-dev; used only with --transport ucx): conformance, every collective

@@ -104,6 +104,16 @@ static bool is_unsigned(weft_dtype_t dt)
  * included) and products stay within 4 in magnitude. */
 static double input(weft_dtype_t dt, weft_op_t op, int rank, size_t i)
 {
+    /* 8-bit AVG: values near the ends of the range, whose sums overflow the element type
+     * (same sign at i % 3 < 2, mixed otherwise); the average itself always fits. */
+    if (op == WEFT_AVG && dt == WEFT_UINT8)
+        return (double)(200 + (i * 3 + (size_t)rank * 5) % 56);
+    if (op == WEFT_AVG && dt == WEFT_INT8) {
+        const double v = (double)((i * 3 + (size_t)rank * 5) % 28);
+        if (i % 3 == 2)
+            return (i + (size_t)rank) % 2 ? 127 - v : -128 + v;
+        return i % 3 == 0 ? 100 + v : -100 - v;
+    }
     if (op == WEFT_PROD) {
         double v = (i + (size_t)rank) % 4 == 0 ? 2 : 1;
         if (!is_unsigned(dt) && (i * 7 + (size_t)rank) % 5 == 0)
