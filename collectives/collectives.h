@@ -77,6 +77,7 @@ struct weft_coll_ctx {
     size_t small_msg_size;
     size_t chunk_size;
     int pipeline_depth;
+    double timeout_s; /* WEFT_TIMEOUT, for the pipeline's own waits */
     uint32_t logged_plans[16]; /* bitsets of size buckets already logged, per kind */
 };
 

@@ -49,6 +49,7 @@ weft_result_t weft_coll_ctx_init(struct weft_coll_ctx *ctx, struct weft_net *net
     ctx->small_msg_size = weft_config_size(WEFT_CFG_SMALL_MSG_SIZE);
     ctx->chunk_size = chunk;
     ctx->pipeline_depth = (int)depth;
+    ctx->timeout_s = weft_config_double(WEFT_CFG_TIMEOUT);
     return WEFT_OK;
 }
 
