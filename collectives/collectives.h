@@ -23,6 +23,7 @@ enum weft_coll_kind {
     WEFT_COLL_BARRIER,
     WEFT_COLL_SEND,
     WEFT_COLL_RECV,
+    WEFT_COLL_CHECK, /* the WEFT_CHECK fingerprint exchange (check.c) */
 };
 
 /* One operation as the user called it (already validated by core/). `count` is the
@@ -78,6 +79,9 @@ struct weft_coll_ctx {
     size_t chunk_size;
     int pipeline_depth;
     double timeout_s; /* WEFT_TIMEOUT, for the pipeline's own waits */
+    bool check;       /* WEFT_CHECK: fingerprint every call (check.c) */
+    uint64_t check_seq;
+    void *check_buf;  /* nranks fingerprints, allocated at the first check */
     uint32_t logged_plans[16]; /* bitsets of size buckets already logged, per kind */
 };
 
@@ -94,6 +98,13 @@ static inline uint64_t weft_coll_tag(enum weft_coll_kind kind, uint32_t seq, uin
 {
     return ((uint64_t)kind << 56) | ((uint64_t)seq << 24) | (step & 0xffffffu);
 }
+
+/* WEFT_CHECK=1: the ranks exchange fingerprints of ops[0..n) (one call, or a group's
+ * collectives; point-to-point operations alone are not checked) and each returns
+ * WEFT_ERR_INVALID_ARG naming both calls and both ranks when any rank's differs from rank
+ * 0's. Nothing is left in flight either way. Off: returns WEFT_OK at once. */
+weft_result_t weft_coll_check_calls(struct weft_coll_ctx *ctx, const struct weft_coll_op *ops,
+                                    size_t n);
 
 /* Scratch of at least `bytes`, kept across calls. */
 weft_result_t weft_coll_scratch(struct weft_coll_ctx *ctx, size_t bytes, void **buf);

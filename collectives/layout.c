@@ -56,6 +56,7 @@ const char *weft_coll_call_name(enum weft_coll_kind kind)
     case WEFT_COLL_BARRIER: return "weft_barrier";
     case WEFT_COLL_SEND: return "weft_send";
     case WEFT_COLL_RECV: return "weft_recv";
+    case WEFT_COLL_CHECK: return "WEFT_CHECK";
     }
     return "weft_?";
 }

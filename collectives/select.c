@@ -20,6 +20,7 @@ static const char *kind_name(enum weft_coll_kind kind)
     case WEFT_COLL_BARRIER: return "barrier";
     case WEFT_COLL_SEND: return "send";
     case WEFT_COLL_RECV: return "recv";
+    case WEFT_COLL_CHECK: return "check";
     }
     return "?";
 }
@@ -113,6 +114,7 @@ static struct plan pick(const struct weft_coll_ctx *ctx, const struct weft_coll_
     case WEFT_COLL_BARRIER: return barrier;
     case WEFT_COLL_SEND:
     case WEFT_COLL_RECV:
+    case WEFT_COLL_CHECK:
         break;
     }
     return none;

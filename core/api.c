@@ -100,7 +100,13 @@ static weft_result_t run(struct weft_comm *comm, const struct weft_coll_op *ops,
 {
     const char *call = n == 1 ? weft_coll_call_name(ops[0].kind) : "weft_group_end";
     WEFT_CHECK(weft_comm_quiesce(comm, call));
-    weft_result_t r = weft_coll_run(&comm->coll, ops, n);
+    /* A fingerprint mismatch leaves nothing in flight: the call fails, the communicator
+     * stays usable. */
+    weft_result_t r = weft_coll_check_calls(&comm->coll, ops, n);
+    if (r == WEFT_ERR_INVALID_ARG)
+        return r;
+    if (r == WEFT_OK)
+        r = weft_coll_run(&comm->coll, ops, n);
     if (r != WEFT_OK) {
         comm->async_error = r;
         WEFT_WARN(COLL, "%s failed: %s", call, weft_last_error());
@@ -143,6 +149,8 @@ static weft_result_t item_run(struct weft_exec_item *base)
                           "%s: rank %d: its stream copies could not all be enqueued (the call "
                           "returned %s)",
                           base->name, it->comm->rank, weft_strerror(it->enqueue_failed));
+    /* A mismatch fails the item: the stream goes on, the communicator keeps the error. */
+    WEFT_CHECK(weft_coll_check_calls(&it->comm->coll, it->ops, it->n));
     if (it->way != WAY_STAGED_ON_STREAM)
         return weft_dev_coll_run(&it->comm->coll, &it->comm->dev, &it->ops[0],
                                  it->way == WAY_DEVICE_TRY_IPC,

@@ -97,6 +97,10 @@ if [[ $PART != unit ]]; then
             "$BIN/weft-run" -n 4 --transport $tp "$T/overlap_check"
         run "collectives api over $tp: int8/uint8 AVG without wrap-around" 120 \
             "$BIN/weft-run" -n 4 --transport $tp "$T/avg_check"
+        for n in 3 4; do
+            run "collectives api over $tp: WEFT_CHECK=1 fingerprints, $n ranks" 120 \
+                env WEFT_CHECK=1 "$BIN/weft-run" -n $n --transport $tp "$T/fingerprint_check"
+        done
     done
     # --- end api ---
     # UCX (built with libucx-dev; used only with --transport ucx): conformance, every collective

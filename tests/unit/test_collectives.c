@@ -821,8 +821,8 @@ static void window_call(struct world *w, int rank, struct weft_coll_ctx *ctx, si
     free(recv);
 }
 
-/* Chunks of 64 bytes: 4K floats are 256 chunks, 32K floats 2K chunks. */
-#define WINDOW_SMALL 4096
+/* Chunks of 64 bytes: 2K floats are 128 chunks, 16K floats 1K chunks. */
+#define WINDOW_SMALL 2048
 #define WINDOW_LARGE (8 * WINDOW_SMALL)
 
 static void window_body(struct world *w, int rank, struct weft_coll_ctx *ctx)
@@ -852,7 +852,7 @@ static void test_depth_bounds_sends_and_receives(void **state)
         memset(window_heap_growth, 0, sizeof(window_heap_growth));
         assert_int_equal(run_world(&w, 4, runs[d].rendezvous, 30.0), 0);
         /* 8 times the chunks may not need more heap: nothing is allocated per chunk (a
-         * request each would be about 200 KB more on a rank) */
+         * request each would be about 100 KB more on a rank) */
         for (size_t ki = 0; runs[d].rendezvous && ki < NWINDOW_KINDS; ki++) {
             const size_t small = window_heap_growth[ki][0], large = window_heap_growth[ki][1];
             if (large > small + 48 * 1024)
