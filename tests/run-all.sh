@@ -102,6 +102,17 @@ if [[ $PART != unit ]]; then
                 env WEFT_CHECK=1 "$BIN/weft-run" -n $n --transport $tp "$T/fingerprint_check"
         done
     done
+    api_gpu="collectives api on device buffers on a stream"
+    if [[ -n $GPU ]]; then
+        run "$api_gpu: overlapping buffers refused, in place exact, 3 ranks$GPU_NOTE" 300 \
+            "$GPU/bin/weft-run" -n 3 "$GPU/tests/overlap_check" stream
+        run "$api_gpu: int8/uint8 AVG staged without wrap-around, 4 ranks$GPU_NOTE" 300 \
+            "$GPU/bin/weft-run" -n 4 "$GPU/tests/avg_check" stream
+        run "$api_gpu: WEFT_CHECK=1 mismatch is every rank's async error, 3 ranks$GPU_NOTE" 300 \
+            env WEFT_CHECK=1 "$GPU/bin/weft-run" -n 3 "$GPU/tests/fingerprint_check" stream
+    else
+        skip_gpu "$api_gpu"
+    fi
     # --- end api ---
     # UCX (built with libucx-dev; used only with --transport ucx): conformance, every collective
     # and the error paths, over UCX's tcp and over its shared-memory transports (posix and sysv

@@ -3,13 +3,23 @@
  * in kind, count, dtype, op or root (and groups that differ) fail with WEFT_ERR_INVALID_ARG on
  * every rank, naming both calls and both ranks; the communicator stays usable, and matched
  * calls (point-to-point groups included) give exact results.
+ *   fingerprint_check           host calls
+ *   fingerprint_check stream    a matched and a mismatched call on device buffers on a stream:
+ *                               the mismatch is the communicator's async error on every rank,
+ *                               and the next call names both calls (exit 77 without a GPU)
  */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "gpu/gpu.h"
 #include "weft.h"
+
+#ifdef WEFT_HAVE_CUDA
+#include <cuda_runtime_api.h>
+#endif
 
 static int rank, nranks, passed, failed;
 static weft_comm_t comm;
@@ -103,12 +113,95 @@ static void matched(void)
            "matched group with WEFT_CHECK=1", "");
 }
 
-int main(void)
+#ifdef WEFT_HAVE_CUDA
+static int stream_main(void)
+{
+    int ndev = 0;
+    cudaStream_t s;
+    float *d = NULL;
+    if (!weft_gpu_available() || cudaGetDeviceCount(&ndev) != cudaSuccess || ndev < 1) {
+        printf("skip: no GPU for stream calls: %s\n", weft_gpu_describe());
+        return 77;
+    }
+    const char *local = getenv("WEFT_LOCAL_RANK");
+    if (cudaSetDevice(local ? atoi(local) % ndev : 0) != cudaSuccess ||
+        cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking) != cudaSuccess ||
+        cudaMalloc((void **)&d, 2 * COUNT * sizeof(float)) != cudaSuccess) {
+        fprintf(stderr, "fingerprint_check: cannot set up CUDA\n");
+        return 1;
+    }
+    weft_result_t r = weft_comm_init_env(&comm);
+    if (r != WEFT_OK) {
+        fprintf(stderr, "fingerprint_check: init failed: %s\n", weft_last_error());
+        return 1;
+    }
+    weft_comm_rank(comm, &rank);
+    weft_comm_size(comm, &nranks);
+    float h[COUNT];
+    for (int i = 0; i < COUNT; i++)
+        h[i] = (float)(rank + i % 3);
+    /* on the stream: a plain cudaMemcpy is not ordered with a non-blocking stream */
+    cudaMemcpyAsync(d, h, sizeof(h), cudaMemcpyHostToDevice, s);
+    cudaStreamSynchronize(s);
+    r = weft_allreduce(d, d + COUNT, COUNT, WEFT_FLOAT32, WEFT_SUM, comm, s);
+    cudaStreamSynchronize(s);
+    /* on the stream: a plain cudaMemcpy is not ordered with a non-blocking stream */
+    cudaMemcpyAsync(h, d + COUNT, sizeof(h), cudaMemcpyDeviceToHost, s);
+    cudaStreamSynchronize(s);
+    weft_result_t async = WEFT_OK;
+    weft_comm_get_async_error(comm, &async);
+    int wrong = 0;
+    for (int i = 0; i < COUNT; i++)
+        wrong += h[i] != (float)(nranks * (nranks - 1) / 2 + nranks * (i % 3));
+    expect(r == WEFT_OK && async == WEFT_OK && !wrong, "matched allreduce on a stream", "");
+
+    /* the last rank broadcasts while the others allreduce */
+    const int last = nranks - 1;
+    if (rank == last)
+        r = weft_broadcast(d, d + COUNT, COUNT, WEFT_FLOAT32, 0, comm, s);
+    else
+        r = weft_allreduce(d, d + COUNT, COUNT, WEFT_FLOAT32, WEFT_SUM, comm, s);
+    cudaStreamSynchronize(s);
+    expect(r == WEFT_OK, "a mismatched stream call is enqueued", weft_last_error());
+    weft_comm_get_async_error(comm, &async);
+    char want[300], detail[1400];
+    snprintf(want, sizeof(want),
+             "rank 0 called weft_allreduce(count=1024, float32, sum) but rank %d called "
+             "weft_broadcast(count=1024, float32, root 0)", last);
+    r = weft_barrier(comm, NULL);
+    snprintf(detail, sizeof(detail), "async error %s, next call %s: \"%s\", want \"%s\"",
+             weft_strerror(async), weft_strerror(r), weft_last_error(), want);
+    expect(async == WEFT_ERR_INVALID_ARG && r == WEFT_ERR_INVALID_ARG &&
+               strstr(weft_last_error(), want) != NULL,
+           "mismatched stream call", detail);
+    if (failed)
+        printf("not ok - rank %d: %d stream checks failed\n", rank, failed);
+    else
+        printf("ok - rank %d: %d stream checks passed\n", rank, passed);
+    /* The communicator keeps the error, so it is aborted; an abort tells the peers at once,
+     * and a peer whose worker has not yet collected this rank's last fingerprint (already
+     * sent) would then see WEFT_ERR_REMOTE instead: give the others time to finish. */
+    sleep(2);
+    weft_comm_abort(comm);
+    cudaFree(d);
+    return failed ? 1 : 0;
+}
+#endif
+
+int main(int argc, char **argv)
 {
     const char *check = getenv("WEFT_CHECK");
     if (!check || strcmp(check, "1") != 0) {
         printf("skip: fingerprint_check needs WEFT_CHECK=1 in its environment\n");
         return 77;
+    }
+    if (argc > 1 && strcmp(argv[1], "stream") == 0) {
+#ifdef WEFT_HAVE_CUDA
+        return stream_main();
+#else
+        printf("skip: built without CUDA: no stream calls to check\n");
+        return 77;
+#endif
     }
     weft_result_t r = weft_comm_init_env(&comm);
     if (r != WEFT_OK) {
