@@ -55,6 +55,11 @@ bool weft_coll_reduces(enum weft_coll_kind kind);
  * supported. */
 bool weft_coll_layout_ok(const struct weft_coll_op *op, int rank, int nranks, char *why,
                          size_t why_len);
+/* Whether the buffers of a group's operations ops[0..n) on `rank` can be in use together:
+ * point-to-point ones are all in flight while the collectives run; see layout.c. When not,
+ * `why` names the two buffers. */
+bool weft_coll_group_layout_ok(const struct weft_coll_op *ops, size_t n, int rank, int nranks,
+                               char *why, size_t why_len);
 /* Whether op is an 8-bit integer AVG, which the collectives compute in a wider type so that
  * the sum does not wrap before the division (collectives/avg_wide.c). */
 bool weft_coll_avg_widens(const struct weft_coll_op *op);

@@ -375,6 +375,12 @@ weft_result_t weft_group_end(void)
             }
         }
         const weft_stream_t stream = group.ops[i].stream;
+        char why[512];
+        if (!weft_coll_group_layout_ok(batch, n, comm->rank, comm->nranks, why, sizeof(why))) {
+            r = WEFT_ERROR(WEFT_ERR_INVALID_ARG, "weft_group_end: rank %d: %s; nothing ran",
+                           comm->rank, why);
+            break;
+        }
         r = stream ? enqueue(comm, batch, n, stream) : run(comm, batch, n);
     }
     free(batch);

@@ -175,6 +175,46 @@ static void test_overlap(void **state)
     assert_false(layout_at(WEFT_COLL_REDUCE_SCATTER, 0, 0, 8, 0, NULL, 0));
 }
 
+static void test_group_overlap(void **state)
+{
+    (void)state;
+    static char a[256];
+    char why[512] = "";
+    /* rank 1 of 4: send to 2 from a[0..16), receive from 0 */
+    struct weft_coll_op ops[3] = {
+        {WEFT_COLL_SEND, a, NULL, 4, WEFT_FLOAT32, WEFT_SUM, 2},
+        {WEFT_COLL_RECV, NULL, a + 64, 4, WEFT_FLOAT32, WEFT_SUM, 0},
+        {WEFT_COLL_ALLREDUCE, a + 128, a + 192, 4, WEFT_FLOAT32, WEFT_SUM, 0},
+    };
+    assert_true(weft_coll_group_layout_ok(ops, 3, 1, 4, NULL, 0));
+    /* two sends from one buffer, and a collective reading a send's buffer: only reads */
+    ops[1] = (struct weft_coll_op){WEFT_COLL_SEND, a, NULL, 4, WEFT_FLOAT32, WEFT_SUM, 3};
+    ops[2].sendbuf = a;
+    assert_true(weft_coll_group_layout_ok(ops, 3, 1, 4, NULL, 0));
+    /* a receive into a send's buffer */
+    ops[1] = (struct weft_coll_op){WEFT_COLL_RECV, NULL, a + 12, 4, WEFT_FLOAT32, WEFT_SUM, 0};
+    ops[2].sendbuf = a + 128;
+    assert_false(weft_coll_group_layout_ok(ops, 3, 1, 4, why, sizeof(why)));
+    assert_non_null(strstr(why, "receive from rank 0"));
+    assert_non_null(strstr(why, "weft_send"));
+    /* two receives into overlapping buffers */
+    ops[0] = (struct weft_coll_op){WEFT_COLL_RECV, NULL, a, 4, WEFT_FLOAT32, WEFT_SUM, 2};
+    assert_false(weft_coll_group_layout_ok(ops, 3, 1, 4, NULL, 0));
+    /* a collective writing where a send reads, or reading where a receive writes */
+    ops[0] = (struct weft_coll_op){WEFT_COLL_SEND, a, NULL, 4, WEFT_FLOAT32, WEFT_SUM, 2};
+    ops[1] = (struct weft_coll_op){WEFT_COLL_RECV, NULL, a + 64, 4, WEFT_FLOAT32, WEFT_SUM, 0};
+    ops[2].recvbuf = a + 8;
+    assert_false(weft_coll_group_layout_ok(ops, 3, 1, 4, why, sizeof(why)));
+    assert_non_null(strstr(why, "weft_allreduce"));
+    ops[2].recvbuf = a + 192;
+    ops[2].sendbuf = a + 60;
+    assert_false(weft_coll_group_layout_ok(ops, 3, 1, 4, NULL, 0));
+    /* a send to self and a receive from self may share bytes: they are copied with memmove */
+    ops[0] = (struct weft_coll_op){WEFT_COLL_SEND, a, NULL, 4, WEFT_FLOAT32, WEFT_SUM, 1};
+    ops[1] = (struct weft_coll_op){WEFT_COLL_RECV, NULL, a + 4, 4, WEFT_FLOAT32, WEFT_SUM, 1};
+    assert_true(weft_coll_group_layout_ok(ops, 2, 1, 4, NULL, 0));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -182,6 +222,7 @@ int main(void)
         cmocka_unit_test(test_sizes),
         cmocka_unit_test(test_chunks),
         cmocka_unit_test(test_overlap),
+        cmocka_unit_test(test_group_overlap),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
