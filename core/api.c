@@ -100,10 +100,10 @@ static weft_result_t run(struct weft_comm *comm, const struct weft_coll_op *ops,
 {
     const char *call = n == 1 ? weft_coll_call_name(ops[0].kind) : "weft_group_end";
     WEFT_CHECK(weft_comm_quiesce(comm, call));
-    /* A fingerprint mismatch leaves nothing in flight: the call fails, the communicator
-     * stays usable. */
+    /* A fingerprint mismatch leaves nothing in flight (the net is fine): the call fails,
+     * the communicator stays usable. */
     weft_result_t r = weft_coll_check_calls(&comm->coll, ops, n);
-    if (r == WEFT_ERR_INVALID_ARG)
+    if (r == WEFT_ERR_INVALID_ARG && weft_net_status(comm->net) == WEFT_OK)
         return r;
     if (r == WEFT_OK)
         r = weft_coll_run(&comm->coll, ops, n);
