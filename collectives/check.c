@@ -122,13 +122,19 @@ weft_result_t weft_coll_check_calls(struct weft_coll_ctx *ctx, const struct weft
     /* Bruck's allgather: after the step of distance d, all[j] for j < 2d holds the record of
      * rank + j; ceil(log2 n) steps of at most n/2 records. The tag has no sequence number, so
      * ranks a call apart still meet and see it. */
+    const uint32_t seq = ctx->seq;
+    ctx->seq = 0; /* the tags' sequence number */
     uint32_t step = 0;
-    for (int dist = 1; dist < nranks; dist <<= 1, step++) {
+    weft_result_t r = WEFT_OK;
+    for (int dist = 1; dist < nranks && r == WEFT_OK; dist <<= 1, step++) {
         const int cnt = dist < nranks - dist ? dist : nranks - dist;
-        WEFT_CHECK(weft_coll_sendrecv(ctx, WEFT_COLL_CHECK, weft_coll_mod(rank - dist, nranks),
-                                      all, (rank + dist) % nranks, all + dist,
-                                      (size_t)cnt * sizeof(*all), step));
+        r = weft_coll_sendrecv(ctx, WEFT_COLL_CHECK, weft_coll_mod(rank - dist, nranks), all,
+                               (rank + dist) % nranks, all + dist, (size_t)cnt * sizeof(*all),
+                               step);
     }
+    ctx->seq = seq;
+    if (r != WEFT_OK)
+        return r;
     /* all[j] is rank (rank + j) % n's: compare everyone with rank 0, so that every rank
      * names the same two. */
     const struct fingerprint *zero = &all[weft_coll_mod(-rank, nranks)];
