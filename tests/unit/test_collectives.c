@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "collectives/collectives.h"
 #include "core/config.h"
@@ -864,6 +865,38 @@ static void test_depth_bounds_sends_and_receives(void **state)
     }
 }
 
+/* A pipelined call whose peer never comes: the ranks that wait with a receive and a send in
+ * flight give up after WEFT_TIMEOUT (the pipeline's own wait), not never. */
+static void silent_ring_body(struct world *w, int rank, struct weft_coll_ctx *ctx)
+{
+    if (rank == w->n - 1)
+        return;
+    float *send = xmalloc(4096 * sizeof(float)), *recv = xmalloc(4096 * sizeof(float));
+    memset(send, 0, 4096 * sizeof(float));
+    w->results[rank] = run1(ctx, WEFT_COLL_ALLREDUCE, send, recv, 4096, WEFT_FLOAT32, WEFT_SUM, 0);
+    free(send);
+    free(recv);
+}
+
+static void test_pipeline_wait_times_out(void **state)
+{
+    (void)state;
+    configure("ring", "0", "64", "2");
+    setenv("WEFT_TIMEOUT", "1", 1);
+    assert_int_equal(weft_config_reload(), WEFT_OK);
+    struct world w = {.body = silent_ring_body};
+    const time_t t0 = time(NULL);
+    /* the fake net's own waits give up later, so the pipeline's deadline is the one seen */
+    run_world(&w, 3, 1, 60.0);
+    const time_t took = time(NULL) - t0;
+    unsetenv("WEFT_TIMEOUT");
+    assert_int_equal(weft_config_reload(), WEFT_OK);
+    for (int r = 0; r < 2; r++)
+        assert_true(w.results[r] == WEFT_ERR_TIMEOUT || w.results[r] == WEFT_ERR_REMOTE);
+    assert_true(w.results[0] == WEFT_ERR_TIMEOUT || w.results[1] == WEFT_ERR_TIMEOUT);
+    assert_true(took <= 10);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -872,6 +905,7 @@ int main(void)
         cmocka_unit_test(test_rd_rendezvous),
         cmocka_unit_test(test_depth1_odd_chunks),
         cmocka_unit_test(test_depth_bounds_sends_and_receives),
+        cmocka_unit_test(test_pipeline_wait_times_out),
         cmocka_unit_test(test_float_bits_consistent),
         cmocka_unit_test(test_length_mismatch_fails),
         cmocka_unit_test(test_order_mismatch_fails),
