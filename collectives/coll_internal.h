@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "collectives/collectives.h"
@@ -114,6 +115,10 @@ weft_result_t weft_coll_alltoall_pairwise(struct weft_coll_ctx *ctx,
                                           const struct weft_coll_op *op);
 weft_result_t weft_coll_barrier_dissemination(struct weft_coll_ctx *ctx,
                                               const struct weft_coll_op *op);
+
+/* int8/uint8 AVG (weft_coll_avg_widens): in chunks widened to int32, each summed by
+ * weft_coll_collective, then divided and narrowed; ctx->seq is bumped per chunk. */
+weft_result_t weft_coll_avg_wide(struct weft_coll_ctx *ctx, const struct weft_coll_op *op);
 
 /* Picks the algorithm for one collective (bumping ctx->seq) and runs it. */
 weft_result_t weft_coll_collective(struct weft_coll_ctx *ctx, const struct weft_coll_op *op);

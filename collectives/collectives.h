@@ -23,6 +23,7 @@ enum weft_coll_kind {
     WEFT_COLL_BARRIER,
     WEFT_COLL_SEND,
     WEFT_COLL_RECV,
+    WEFT_COLL_CHECK, /* the WEFT_CHECK fingerprint exchange (check.c) */
 };
 
 /* One operation as the user called it (already validated by core/). `count` is the
@@ -48,6 +49,20 @@ size_t weft_coll_recv_blocks(enum weft_coll_kind kind, int nranks);
 size_t weft_coll_send_bytes(const struct weft_coll_op *op, int nranks);
 size_t weft_coll_recv_bytes(const struct weft_coll_op *op, int nranks);
 bool weft_coll_reduces(enum weft_coll_kind kind);
+/* Whether sendbuf and recvbuf, as `rank` uses them, are disjoint or overlap in the one in-place
+ * layout the kind supports (README: "In-place works for"); every algorithm, host and device,
+ * is safe with those and only those. When not, `why` says which bytes overlap and what is
+ * supported. */
+bool weft_coll_layout_ok(const struct weft_coll_op *op, int rank, int nranks, char *why,
+                         size_t why_len);
+/* Whether the buffers of a group's operations ops[0..n) on `rank` can be in use together:
+ * point-to-point ones are all in flight while the collectives run; see layout.c. When not,
+ * `why` names the two buffers. */
+bool weft_coll_group_layout_ok(const struct weft_coll_op *ops, size_t n, int rank, int nranks,
+                               char *why, size_t why_len);
+/* Whether op is an 8-bit integer AVG, which the collectives compute in a wider type so that
+ * the sum does not wrap before the division (collectives/avg_wide.c). */
+bool weft_coll_avg_widens(const struct weft_coll_op *op);
 /* The public call behind a kind, for messages: "weft_allreduce". */
 const char *weft_coll_call_name(enum weft_coll_kind kind);
 
@@ -61,11 +76,17 @@ struct weft_coll_ctx {
     uint32_t seq;         /* bumped once per collective; equal on every rank */
     void *scratch;        /* grown on demand by weft_coll_scratch */
     size_t scratch_size;
+    void *wide;           /* int8/uint8 AVG's int32 chunks (avg_wide.c), at most 1 MiB */
+    size_t wide_size;
     /* tuning, read from the config once */
     enum weft_coll_algo algo;
     size_t small_msg_size;
     size_t chunk_size;
     int pipeline_depth;
+    double timeout_s; /* WEFT_TIMEOUT, for the pipeline's own waits */
+    bool check;       /* WEFT_CHECK: fingerprint every call (check.c) */
+    uint64_t check_seq;
+    void *check_buf;  /* nranks fingerprints, allocated at the first check */
     uint32_t logged_plans[16]; /* bitsets of size buckets already logged, per kind */
 };
 
@@ -82,6 +103,13 @@ static inline uint64_t weft_coll_tag(enum weft_coll_kind kind, uint32_t seq, uin
 {
     return ((uint64_t)kind << 56) | ((uint64_t)seq << 24) | (step & 0xffffffu);
 }
+
+/* WEFT_CHECK=1: the ranks exchange fingerprints of ops[0..n) (one call, or a group's
+ * collectives; point-to-point operations alone are not checked) and each returns
+ * WEFT_ERR_INVALID_ARG naming both calls and both ranks when any rank's differs from rank
+ * 0's. Nothing is left in flight either way. Off: returns WEFT_OK at once. */
+weft_result_t weft_coll_check_calls(struct weft_coll_ctx *ctx, const struct weft_coll_op *ops,
+                                    size_t n);
 
 /* Scratch of at least `bytes`, kept across calls. */
 weft_result_t weft_coll_scratch(struct weft_coll_ctx *ctx, size_t bytes, void **buf);

@@ -49,6 +49,8 @@ weft_result_t weft_coll_ctx_init(struct weft_coll_ctx *ctx, struct weft_net *net
     ctx->small_msg_size = weft_config_size(WEFT_CFG_SMALL_MSG_SIZE);
     ctx->chunk_size = chunk;
     ctx->pipeline_depth = (int)depth;
+    ctx->timeout_s = weft_config_double(WEFT_CFG_TIMEOUT);
+    ctx->check = weft_config_bool(WEFT_CFG_CHECK);
     return WEFT_OK;
 }
 
@@ -57,6 +59,11 @@ void weft_coll_ctx_fini(struct weft_coll_ctx *ctx)
     free(ctx->scratch);
     ctx->scratch = NULL;
     ctx->scratch_size = 0;
+    free(ctx->check_buf);
+    ctx->check_buf = NULL;
+    free(ctx->wide);
+    ctx->wide = NULL;
+    ctx->wide_size = 0;
 }
 
 weft_result_t weft_coll_scratch(struct weft_coll_ctx *ctx, size_t bytes, void **buf)

@@ -13,8 +13,9 @@
  *   broadcast       every rank copies the root's sendbuf into its recvbuf.
  *   allgather       rank r copies every rank q's sendbuf into block q of its recvbuf.
  *   alltoall        rank r copies block r of rank q's sendbuf into block q of its recvbuf.
- * In place is allowed where a rank's writes cannot meet another rank's reads (see
- * layout_ok); other overlaps of a rank's buffers send every rank the staged way.
+ * In place is allowed where a rank's writes cannot meet another rank's reads
+ * (weft_coll_layout_ok, which the API also enforces: other overlaps are refused before they
+ * get here; a rank that still sees one sends every rank the staged way).
  */
 #include "collectives/device_internal.h"
 
@@ -37,32 +38,6 @@ static bool maps_recv(const struct weft_coll_op *op, int q)
     return op->kind == WEFT_COLL_ALLREDUCE || (op->kind == WEFT_COLL_REDUCE && q == op->root);
 }
 
-/* Whether the overlap of this rank's buffers, if any, is one the algorithms above are safe
- * with: a reduction in place (each part is read by the rank that writes it, its own copy
- * first), a broadcast root's, allgather's "sendbuf is my block of recvbuf", reduce_scatter's
- * "recvbuf is my block of sendbuf". */
-static bool layout_ok(const struct weft_coll_op *op, int me, int n)
-{
-    const size_t sbytes = weft_coll_uses_send(op, me) ? weft_coll_send_bytes(op, n) : 0;
-    const size_t rbytes = weft_coll_uses_recv(op, me) ? weft_coll_recv_bytes(op, n) : 0;
-    const char *s = op->sendbuf, *r = op->recvbuf;
-    if (!sbytes || !rbytes || s + sbytes <= r || r + rbytes <= s)
-        return true;
-    const size_t block = op->count * weft_dtype_size(op->dtype);
-    switch (op->kind) {
-    case WEFT_COLL_ALLREDUCE:
-    case WEFT_COLL_REDUCE:
-    case WEFT_COLL_BROADCAST:
-        return s == r;
-    case WEFT_COLL_ALLGATHER:
-        return s == r + (size_t)me * block;
-    case WEFT_COLL_REDUCE_SCATTER:
-        return r == s + (size_t)me * block;
-    default:
-        return false;
-    }
-}
-
 /* This rank's record: can it share the buffers it uses, and where are they. */
 static void describe_mine(struct weft_coll_ctx *ctx, const struct weft_dev_coll *d,
                           const struct weft_coll_op *op, struct weft_dev_record *rec)
@@ -80,7 +55,7 @@ static void describe_mine(struct weft_coll_ctx *ctx, const struct weft_dev_coll 
         why = "a buffer is host or managed memory, not cudaMalloc'd device memory";
     else if ((send && (uintptr_t)op->sendbuf % es) || (recv && (uintptr_t)op->recvbuf % es))
         why = "a buffer is not aligned to its elements";
-    else if (!layout_ok(op, me, ctx->nranks))
+    else if (!weft_coll_layout_ok(op, me, ctx->nranks, NULL, 0))
         why = "its sendbuf and recvbuf overlap in a way only staging serves";
     else if ((send && weft_ipc_export(d->ipc, op->sendbuf, &rec->send) != WEFT_OK) ||
              (recv && weft_ipc_export(d->ipc, op->recvbuf, &rec->recv) != WEFT_OK))
@@ -116,6 +91,15 @@ weft_result_t weft_dev_ipc_decide(struct weft_coll_ctx *ctx, struct weft_dev_col
 {
     const int n = ctx->nranks, me = ctx->rank;
     struct weft_dev_record *all = d->records, *mine = &d->records[n];
+    *use_ipc = false;
+    /* The device kernels sum in the element type, which wraps for 8-bit AVG; the staged way
+     * averages exactly on the host (avg_wide.c). The op is the same on every rank, so every
+     * rank stages without asking the others. */
+    if (weft_coll_avg_widens(op)) {
+        snprintf(why, len, "%s AVG averages in a wider type on the host",
+                 weft_dtype_name(op->dtype));
+        return WEFT_OK;
+    }
     describe_mine(ctx, d, op, mine);
     const struct weft_coll_op gather = {WEFT_COLL_ALLGATHER, mine, all, sizeof(*mine),
                                         WEFT_UINT8, WEFT_SUM, 0};

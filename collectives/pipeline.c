@@ -1,11 +1,12 @@
 /*
- * pipeline.c - the engine of every chunked algorithm (up to `depth` receives and sends in
- * flight, each send started once its input is ready), and the blocking step of the others.
+ * pipeline.c - the engine of every chunked algorithm (up to `depth` receives and `depth` sends
+ * in flight, each send started once its input is ready), and the blocking step of the others.
  */
-#include <stdlib.h>
+#include <sched.h>
 #include <string.h>
 
 #include "collectives/coll_internal.h"
+#include "core/clock.h"
 #include "core/error.h"
 
 static int request_done(const struct weft_request *req)
@@ -43,6 +44,40 @@ fail:
     return r;
 }
 
+/* Drives the net until `a` or `b` is done: the wait of a rank with both a receive and a send
+ * in flight, either of which may be what lets it go on (the receive: data to process; the
+ * send: room in the send window or a shared slot). Errors of a finished request are left to
+ * the wait_one that collects it. Fails after WEFT_TIMEOUT without either finishing. */
+static weft_result_t wait_either(const struct weft_pipe *p, struct weft_request *a,
+                                 struct weft_request *b, size_t ak, size_t bk)
+{
+    struct weft_net *net = p->ctx->net;
+    double deadline = 0;
+    for (unsigned long idle = 0;; idle++) {
+        if (request_done(a) || request_done(b))
+            return WEFT_OK;
+        weft_result_t r = weft_net_progress(net);
+        if (r == WEFT_OK)
+            r = weft_net_status(net);
+        if (r != WEFT_OK) /* the net's own wait says what broke */
+            return weft_net_wait_one(net, a);
+        if (idle > 64)
+            sched_yield();
+        if ((idle & 63) == 63) {
+            const double t = weft_now_s();
+            if (deadline == 0)
+                deadline = t + p->ctx->timeout_s;
+            else if (t > deadline)
+                return WEFT_ERROR(WEFT_ERR_TIMEOUT,
+                                  "rank %d: %s: no progress for WEFT_TIMEOUT=%.0f s: receive %zu "
+                                  "of %zu from rank %d and send %zu of %zu to rank %d still "
+                                  "pending",
+                                  p->ctx->rank, weft_coll_call_name(p->kind), p->ctx->timeout_s,
+                                  ak, p->nmsg, p->recv_peer, bk, p->nmsg, p->send_peer);
+        }
+    }
+}
+
 static bool send_ready(const struct weft_pipe *p, size_t k, size_t rdone)
 {
     return k < p->dep_free || k - p->dep_lag < rdone;
@@ -50,8 +85,7 @@ static bool send_ready(const struct weft_pipe *p, size_t k, size_t rdone)
 
 weft_result_t weft_pipe_run(const struct weft_pipe *p)
 {
-    struct weft_request rreq[WEFT_COLL_MAX_DEPTH];
-    struct weft_request *sreq = NULL;
+    struct weft_request rreq[WEFT_COLL_MAX_DEPTH], sreq[WEFT_COLL_MAX_DEPTH];
     const size_t depth = (size_t)p->depth;
     const size_t nrecv = p->recv_peer >= 0 ? p->nmsg : 0;
     const size_t nsend = p->send_peer >= 0 ? p->nmsg : 0;
@@ -62,18 +96,16 @@ weft_result_t weft_pipe_run(const struct weft_pipe *p)
     if (depth < 1 || depth > WEFT_COLL_MAX_DEPTH)
         return WEFT_ERROR(WEFT_ERR_INTERNAL, "rank %d: pipeline depth %zu out of range",
                           p->ctx->rank, depth);
-    /* Sends are limited only by their inputs, never by a window: a send that waited for an
-     * earlier one to complete could wait on a peer that waits for it (a ring of waits). */
-    if (nsend) {
-        sreq = calloc(nsend, sizeof(*sreq));
-        if (!sreq)
-            return WEFT_ERROR(WEFT_ERR_NO_MEMORY, "rank %d: cannot allocate %zu requests",
-                              p->ctx->rank, nsend);
-    }
+    /* At most `depth` sends and `depth` receives in flight (WEFT_PIPELINE_DEPTH), in request
+     * rings on the stack: nothing is allocated per message. With both in flight the rank
+     * waits for whichever of the oldest receive and the oldest send finishes first, so a full
+     * send window never keeps it from processing a receive (which a peer may be waiting
+     * for), nor a slow receive from refilling the window (a wait on one of them alone could
+     * close a ring of waits). */
     while (rdone < nrecv || sdone < nsend) {
-        /* Retire finished sends without blocking: with shared slots they free receives. */
-        while (sdone < spost && request_done(&sreq[sdone])) {
-            WEFT_CHECK_GOTO(weft_net_wait_one(p->ctx->net, &sreq[sdone]), r, fail);
+        /* Retire finished sends without blocking: they free the window and shared slots. */
+        while (sdone < spost && request_done(&sreq[sdone % depth])) {
+            WEFT_CHECK_GOTO(weft_net_wait_one(p->ctx->net, &sreq[sdone % depth]), r, fail);
             sdone++;
         }
         /* Receives first, so that a peer's sends find them posted. */
@@ -87,15 +119,22 @@ weft_result_t weft_pipe_run(const struct weft_pipe *p)
                             r, fail);
             rpost++;
         }
-        while (spost < nsend && send_ready(p, spost, rdone)) {
+        while (spost < nsend && spost - sdone < depth && send_ready(p, spost, rdone)) {
             const void *buf;
             size_t len;
             p->send_buf(p->arg, spost, &buf, &len);
             WEFT_CHECK_GOTO(weft_net_isend(p->ctx->net, p->send_peer, buf, len,
                                            weft_coll_tag(p->kind, p->ctx->seq, (uint32_t)spost),
-                                           &sreq[spost]),
+                                           &sreq[spost % depth]),
                             r, fail);
             spost++;
+        }
+        if (rdone < rpost && sdone < spost) {
+            WEFT_CHECK_GOTO(wait_either(p, &rreq[rdone % depth], &sreq[sdone % depth], rdone,
+                                        sdone),
+                            r, fail);
+            if (!request_done(&rreq[rdone % depth]))
+                continue; /* a send finished: retire it at the top */
         }
         if (rdone < rpost) {
             WEFT_CHECK_GOTO(weft_net_wait_one(p->ctx->net, &rreq[rdone % depth]), r, fail);
@@ -103,7 +142,7 @@ weft_result_t weft_pipe_run(const struct weft_pipe *p)
                 p->process(p->arg, rdone);
             rdone++;
         } else if (sdone < spost) {
-            WEFT_CHECK_GOTO(weft_net_wait_one(p->ctx->net, &sreq[sdone]), r, fail);
+            WEFT_CHECK_GOTO(weft_net_wait_one(p->ctx->net, &sreq[sdone % depth]), r, fail);
             sdone++;
         } else if (rdone < nrecv || sdone < nsend) {
             r = WEFT_ERROR(WEFT_ERR_INTERNAL,
@@ -112,11 +151,9 @@ weft_result_t weft_pipe_run(const struct weft_pipe *p)
             goto fail;
         }
     }
-    free(sreq);
     return WEFT_OK;
 
 fail:
     weft_coll_fail(p->ctx);
-    free(sreq);
     return r;
 }

@@ -20,6 +20,7 @@ static const char *kind_name(enum weft_coll_kind kind)
     case WEFT_COLL_BARRIER: return "barrier";
     case WEFT_COLL_SEND: return "send";
     case WEFT_COLL_RECV: return "recv";
+    case WEFT_COLL_CHECK: return "check";
     }
     return "?";
 }
@@ -113,6 +114,7 @@ static struct plan pick(const struct weft_coll_ctx *ctx, const struct weft_coll_
     case WEFT_COLL_BARRIER: return barrier;
     case WEFT_COLL_SEND:
     case WEFT_COLL_RECV:
+    case WEFT_COLL_CHECK:
         break;
     }
     return none;
@@ -126,6 +128,9 @@ weft_result_t weft_coll_collective(struct weft_coll_ctx *ctx, const struct weft_
     /* Every rank passes the same count, so an empty call is empty everywhere. */
     if (op->kind != WEFT_COLL_BARRIER && op->count == 0)
         return WEFT_OK;
+    /* Summed in int32 chunks, each of them a collective of its own. */
+    if (ctx->nranks > 1 && weft_coll_avg_widens(op))
+        return weft_coll_avg_wide(ctx, op);
     const struct plan plan = pick(ctx, op, bytes);
     if (!plan.run)
         return WEFT_ERROR(WEFT_ERR_INTERNAL, "rank %d: %s is not a collective", ctx->rank,

@@ -86,6 +86,11 @@ static weft_result_t validate(const struct weft_comm *comm, const struct weft_co
                           op->kind == WEFT_COLL_SEND || op->kind == WEFT_COLL_RECV ? "peer"
                                                                                    : "root",
                           op->root, comm->nranks);
+    /* Before anything runs, on the rank whose buffers they are: the algorithms would
+     * otherwise read data they already overwrote. */
+    char why[320];
+    if (op->count > 0 && !weft_coll_layout_ok(op, comm->rank, comm->nranks, why, sizeof(why)))
+        return WEFT_ERROR(WEFT_ERR_INVALID_ARG, "%s: rank %d: %s", call, comm->rank, why);
     return WEFT_OK;
 }
 
@@ -95,7 +100,13 @@ static weft_result_t run(struct weft_comm *comm, const struct weft_coll_op *ops,
 {
     const char *call = n == 1 ? weft_coll_call_name(ops[0].kind) : "weft_group_end";
     WEFT_CHECK(weft_comm_quiesce(comm, call));
-    weft_result_t r = weft_coll_run(&comm->coll, ops, n);
+    /* A fingerprint mismatch leaves nothing in flight (the net is fine): the call fails,
+     * the communicator stays usable. */
+    weft_result_t r = weft_coll_check_calls(&comm->coll, ops, n);
+    if (r == WEFT_ERR_INVALID_ARG && weft_net_status(comm->net) == WEFT_OK)
+        return r;
+    if (r == WEFT_OK)
+        r = weft_coll_run(&comm->coll, ops, n);
     if (r != WEFT_OK) {
         comm->async_error = r;
         WEFT_WARN(COLL, "%s failed: %s", call, weft_last_error());
@@ -138,6 +149,8 @@ static weft_result_t item_run(struct weft_exec_item *base)
                           "%s: rank %d: its stream copies could not all be enqueued (the call "
                           "returned %s)",
                           base->name, it->comm->rank, weft_strerror(it->enqueue_failed));
+    /* A mismatch fails the item: the stream goes on, the communicator keeps the error. */
+    WEFT_CHECK(weft_coll_check_calls(&it->comm->coll, it->ops, it->n));
     if (it->way != WAY_STAGED_ON_STREAM)
         return weft_dev_coll_run(&it->comm->coll, &it->comm->dev, &it->ops[0],
                                  it->way == WAY_DEVICE_TRY_IPC,
@@ -362,6 +375,12 @@ weft_result_t weft_group_end(void)
             }
         }
         const weft_stream_t stream = group.ops[i].stream;
+        char why[512];
+        if (!weft_coll_group_layout_ok(batch, n, comm->rank, comm->nranks, why, sizeof(why))) {
+            r = WEFT_ERROR(WEFT_ERR_INVALID_ARG, "weft_group_end: rank %d: %s; nothing ran",
+                           comm->rank, why);
+            break;
+        }
         r = stream ? enqueue(comm, batch, n, stream) : run(comm, batch, n);
     }
     free(batch);

@@ -43,7 +43,8 @@ X(SPIN_COUNT,         INT,    "2000",   "Polls of an idle wait before it starts 
 X(ALGO,               STRING, "auto",   "Force an algorithm for allreduce: auto, ring or rd (recursive doubling)")
 X(SMALL_MSG_SIZE,     SIZE,   "64K",    "Allreduce below this many bytes uses recursive doubling (with WEFT_ALGO=auto)")
 X(CHUNK_SIZE,         SIZE,   "256K",   "Pipeline chunk of ring algorithms, in bytes")
-X(PIPELINE_DEPTH,     INT,    "4",      "Chunks in flight per peer in pipelined algorithms")
+X(PIPELINE_DEPTH,     INT,    "4",      "Chunks in flight per peer in pipelined algorithms, sends and receives each")
+X(CHECK,              BOOL,   "0",      "Before every collective (host and stream calls) the ranks exchange a 40-byte fingerprint of the call (kind, count, dtype, op, root, sequence number); a mismatch fails on every rank with WEFT_ERR_INVALID_ARG naming both calls and both ranks. Costs ceil(log2 nranks) extra message rounds per call; same value on every rank")
 /* GPU */
 X(GPU_STREAM_RELEASE, STRING, "auto",   "How a stream waits for the host to finish a staged operation: memops (cuStreamWaitValue32 on host-mapped memory), hostfn (a cudaLaunchHostFunc that blocks CUDA's callback thread), or auto (memops when the driver has them)")
 X(GPU_IPC,            STRING, "auto",   "Collectives on device buffers with every rank on one host: auto moves and reduces the data on the GPUs through CUDA IPC (mapping the peers' buffers), falling back to staging when any rank cannot share its buffers; 0 always stages through pinned host memory. Same value on every rank")

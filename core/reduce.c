@@ -490,3 +490,33 @@ void weft_reduce_avg_finish(void *buf, size_t count, weft_dtype_t dtype, int nra
         return;
     finishers[dtype](buf, count, nranks);
 }
+
+/* ---- 8-bit AVG in int32 ------------------------------------------------------------------ */
+
+void weft_reduce_widen_i32(int32_t *dst, const void *src, weft_dtype_t dtype, size_t count)
+{
+    if (dtype == WEFT_INT8) {
+        const int8_t *s = src;
+        for (size_t i = 0; i < count; i++)
+            dst[i] = s[i];
+    } else if (dtype == WEFT_UINT8) {
+        const uint8_t *s = src;
+        for (size_t i = 0; i < count; i++)
+            dst[i] = s[i];
+    }
+}
+
+void weft_reduce_avg_narrow_i32(void *dst, weft_dtype_t dtype, const int32_t *sum, size_t count,
+                                int nranks)
+{
+    const int32_t div = nranks < 1 ? 1 : nranks;
+    if (dtype == WEFT_INT8) {
+        int8_t *d = dst;
+        for (size_t i = 0; i < count; i++)
+            d[i] = (int8_t)(sum[i] / div);
+    } else if (dtype == WEFT_UINT8) {
+        uint8_t *d = dst;
+        for (size_t i = 0; i < count; i++)
+            d[i] = (uint8_t)(sum[i] / div);
+    }
+}

@@ -187,6 +187,29 @@ if [[ $PART != unit ]]; then
         run "errors over $tp: ranks disagree on nranks" 120 env WEFT_TIMEOUT=3 \
             "$BIN/weft-run" -n 3 --transport $tp "$T/errors_check" nranks
     done
+    # --- api (issue 12): overlapping buffers, int8/uint8 AVG, WEFT_CHECK fingerprints ---
+    for tp in shm tcp; do
+        run "collectives api over $tp: overlapping buffers refused, in place exact" 120 \
+            "$BIN/weft-run" -n 4 --transport $tp "$T/overlap_check"
+        run "collectives api over $tp: int8/uint8 AVG without wrap-around" 120 \
+            "$BIN/weft-run" -n 4 --transport $tp "$T/avg_check"
+        for n in 3 4; do
+            run "collectives api over $tp: WEFT_CHECK=1 fingerprints, $n ranks" 120 \
+                env WEFT_CHECK=1 "$BIN/weft-run" -n $n --transport $tp "$T/fingerprint_check"
+        done
+    done
+    api_gpu="collectives api on device buffers on a stream"
+    if [[ -n $GPU ]]; then
+        run "$api_gpu: overlapping buffers refused, in place exact, 3 ranks$GPU_NOTE" 300 \
+            "$GPU/bin/weft-run" -n 3 "$GPU/tests/overlap_check" stream
+        run "$api_gpu: int8/uint8 AVG staged without wrap-around, 4 ranks$GPU_NOTE" 300 \
+            "$GPU/bin/weft-run" -n 4 "$GPU/tests/avg_check" stream
+        run "$api_gpu: WEFT_CHECK=1 mismatch is every rank's async error, 3 ranks$GPU_NOTE" 300 \
+            env WEFT_CHECK=1 "$GPU/bin/weft-run" -n 3 "$GPU/tests/fingerprint_check" stream
+    else
+        skip_gpu "$api_gpu"
+    fi
+    # --- end api ---
     # UCX (built with libucx-dev; used only with --transport ucx): conformance, every collective
     # and the error paths, over UCX's tcp and over its shared-memory transports (posix and sysv
     # for messages, cma for single-copy), then a UCX that cannot start and ranks that have no

@@ -2,6 +2,7 @@
  * fake_net.c - an in-process weft_net for unit tests: ranks are threads of one process and
  * messages move through per-(src,dst) FIFOs, either copied eagerly or matched by rendezvous.
  */
+#include <malloc.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +25,8 @@ struct fake_msg {
 struct fake_pair {
     struct fake_msg *shead, *stail;
     struct weft_request_queue recvs;
+    /* requests of this (src, dst) posted and not yet collected by a wait, and their peaks */
+    int sends_out, recvs_out, max_sends_out, max_recvs_out;
 };
 
 struct fake_group {
@@ -36,6 +39,8 @@ struct fake_group {
     int refs;
     struct fake_pair *pairs; /* [src * n + dst] */
     struct weft_net *nets;
+    int sample_heap;  /* fake_net_stats: sample the heap at every post */
+    size_t heap_peak; /* bytes in use, the most seen at a post */
 };
 
 struct weft_net {
@@ -47,6 +52,12 @@ struct weft_net {
 /* Test-only constructor: nranks nets sharing one group. */
 weft_result_t fake_net_create_group(int nranks, int rendezvous, double timeout_s,
                                     struct weft_net **nets);
+
+/* Test-only statistics since the last reset (over every pair): the most sends and receives of
+ * one (src, dst) pair posted and not yet collected by a wait, and, when sample_heap was set,
+ * the most heap bytes in use seen at a post. */
+void fake_net_stats_reset(struct weft_net *any, int sample_heap);
+void fake_net_stats(struct weft_net *any, int *max_sends, int *max_recvs, size_t *heap_peak);
 
 /* Details of a failed match, kept in the receive for the message raised by wait. */
 enum { FAKE_DETAIL_TAG, FAKE_DETAIL_LEN };
@@ -153,6 +164,66 @@ static void match(struct fake_group *g, struct fake_pair *p)
     pthread_cond_broadcast(&g->cv);
 }
 
+/* priv[5] marks a request counted in its pair's *_out until a wait collects it. */
+enum { FAKE_COUNTED = 5 };
+
+/* Called with the lock held. */
+static void count_post(struct fake_group *g, struct fake_pair *p, struct weft_request *req)
+{
+    req->priv[FAKE_COUNTED] = 1;
+    if (req->is_send && ++p->sends_out > p->max_sends_out)
+        p->max_sends_out = p->sends_out;
+    if (!req->is_send && ++p->recvs_out > p->max_recvs_out)
+        p->max_recvs_out = p->recvs_out;
+    if (g->sample_heap) {
+        struct mallinfo2 mi = mallinfo2();
+        if (mi.uordblks + mi.hblkhd > g->heap_peak)
+            g->heap_peak = mi.uordblks + mi.hblkhd;
+    }
+}
+
+/* A wait collected req; called with the lock held. */
+static void count_collect(struct fake_group *g, struct weft_net *net, struct weft_request *req)
+{
+    if (!req->priv[FAKE_COUNTED])
+        return;
+    req->priv[FAKE_COUNTED] = 0;
+    struct fake_pair *p = req->is_send ? &g->pairs[net->rank * g->n + req->peer]
+                                       : &g->pairs[req->peer * g->n + net->rank];
+    if (req->is_send)
+        p->sends_out--;
+    else
+        p->recvs_out--;
+}
+
+void fake_net_stats_reset(struct weft_net *any, int sample_heap)
+{
+    struct fake_group *g = any->g;
+    pthread_mutex_lock(&g->mu);
+    for (int i = 0; i < g->n * g->n; i++) {
+        g->pairs[i].max_sends_out = g->pairs[i].sends_out;
+        g->pairs[i].max_recvs_out = g->pairs[i].recvs_out;
+    }
+    g->sample_heap = sample_heap;
+    g->heap_peak = 0;
+    pthread_mutex_unlock(&g->mu);
+}
+
+void fake_net_stats(struct weft_net *any, int *max_sends, int *max_recvs, size_t *heap_peak)
+{
+    struct fake_group *g = any->g;
+    pthread_mutex_lock(&g->mu);
+    *max_sends = *max_recvs = 0;
+    for (int i = 0; i < g->n * g->n; i++) {
+        if (g->pairs[i].max_sends_out > *max_sends)
+            *max_sends = g->pairs[i].max_sends_out;
+        if (g->pairs[i].max_recvs_out > *max_recvs)
+            *max_recvs = g->pairs[i].max_recvs_out;
+    }
+    *heap_peak = g->heap_peak;
+    pthread_mutex_unlock(&g->mu);
+}
+
 static weft_result_t broken_error(const struct weft_net *net)
 {
     if (net->status != WEFT_OK)
@@ -205,6 +276,7 @@ weft_result_t weft_net_isend(struct weft_net *net, int peer, const void *buf, si
     else
         p->shead = m;
     p->stail = m;
+    count_post(g, p, req);
     if (!g->rendezvous)
         weft_request_complete(req, WEFT_OK);
     match(g, p);
@@ -225,6 +297,7 @@ weft_result_t weft_net_irecv(struct weft_net *net, int peer, void *buf, size_t l
     }
     struct fake_pair *p = &g->pairs[peer * g->n + net->rank];
     weft_request_queue_push(&p->recvs, req);
+    count_post(g, p, req);
     match(g, p);
     pthread_mutex_unlock(&g->mu);
     return WEFT_OK;
@@ -287,8 +360,12 @@ weft_result_t weft_net_wait(struct weft_net *net, struct weft_request *const *re
             break_group(net, r);
             break;
         }
-        if (!pending)
+        if (!pending) {
+            for (size_t i = 0; i < n; i++)
+                if (reqs[i])
+                    count_collect(g, net, reqs[i]);
             break;
+        }
         if (g->broken_by >= 0) {
             r = broken_error(net);
             if (net->status == WEFT_OK)

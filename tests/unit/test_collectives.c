@@ -9,12 +9,14 @@
 
 #include <cmocka.h>
 
+#include <malloc.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "collectives/collectives.h"
 #include "core/config.h"
@@ -23,6 +25,8 @@
 #include "core/dtype.h"
 #include "core/reduce.h"
 
+void fake_net_stats_reset(struct weft_net *any, int sample_heap);
+void fake_net_stats(struct weft_net *any, int *max_sends, int *max_recvs, size_t *heap_peak);
 weft_result_t fake_net_create_group(int nranks, int rendezvous, double timeout_s,
                                     struct weft_net **nets);
 
@@ -104,6 +108,16 @@ static bool is_unsigned(weft_dtype_t dt)
  * included) and products stay within 4 in magnitude. */
 static double input(weft_dtype_t dt, weft_op_t op, int rank, size_t i)
 {
+    /* 8-bit AVG: values near the ends of the range, whose sums overflow the element type
+     * (same sign at i % 3 < 2, mixed otherwise); the average itself always fits. */
+    if (op == WEFT_AVG && dt == WEFT_UINT8)
+        return (double)(200 + (i * 3 + (size_t)rank * 5) % 56);
+    if (op == WEFT_AVG && dt == WEFT_INT8) {
+        const double v = (double)((i * 3 + (size_t)rank * 5) % 28);
+        if (i % 3 == 2)
+            return (i + (size_t)rank) % 2 ? 127 - v : -128 + v;
+        return i % 3 == 0 ? 100 + v : -100 - v;
+    }
     if (op == WEFT_PROD) {
         double v = (i + (size_t)rank) % 4 == 0 ? 2 : 1;
         if (!is_unsigned(dt) && (i * 7 + (size_t)rank) % 5 == 0)
@@ -448,7 +462,8 @@ static bool big_pair(weft_dtype_t dt, weft_op_t op)
     return (dt == WEFT_FLOAT32 && (op == WEFT_SUM || op == WEFT_AVG)) ||
            (dt == WEFT_INT32 && op == WEFT_SUM) || (dt == WEFT_FLOAT16 && op == WEFT_SUM) ||
            (dt == WEFT_BFLOAT16 && op == WEFT_MAX) || (dt == WEFT_FLOAT64 && op == WEFT_PROD) ||
-           (dt == WEFT_UINT8 && op == WEFT_MIN) || (dt == WEFT_INT64 && op == WEFT_AVG);
+           (dt == WEFT_UINT8 && op == WEFT_MIN) || (dt == WEFT_INT64 && op == WEFT_AVG) ||
+           (dt == WEFT_INT8 && op == WEFT_AVG);
 }
 
 static void suite_body(struct world *w, int rank, struct weft_coll_ctx *ctx)
@@ -757,6 +772,131 @@ static void test_bad_algo_rejected(void **state)
     weft_net_destroy(nets[0]);
 }
 
+/* ---- WEFT_PIPELINE_DEPTH bounds sends and receives; no allocation per chunk ----------------- */
+
+static const enum weft_coll_kind window_kinds[] = {
+    WEFT_COLL_ALLREDUCE, WEFT_COLL_BROADCAST,      WEFT_COLL_REDUCE,
+    WEFT_COLL_ALLGATHER, WEFT_COLL_REDUCE_SCATTER, WEFT_COLL_ALLTOALL,
+};
+#define NWINDOW_KINDS (sizeof(window_kinds) / sizeof(window_kinds[0]))
+
+static int window_depth;
+static size_t window_heap_growth[NWINDOW_KINDS][2]; /* [kind][small count, large count] */
+
+/* Runs kind on float32 buffers big enough for any kind at `count`; with measure, rank 0 records
+ * the heap in use during the call beyond what it was just before. */
+static void window_call(struct world *w, int rank, struct weft_coll_ctx *ctx, size_t ki,
+                        size_t count, int measure)
+{
+    const enum weft_coll_kind kind = window_kinds[ki];
+    const size_t n = (size_t)w->n, root = n - 1;
+    float *send = xmalloc(count * n * sizeof(float)), *recv = xmalloc(count * n * sizeof(float));
+    for (size_t i = 0; i < count * n; i++)
+        send[i] = (float)(i % 7);
+    size_t base = 0;
+    pthread_barrier_wait(&w->bar);
+    if (rank == 0) {
+        struct mallinfo2 mi = mallinfo2();
+        base = mi.uordblks + mi.hblkhd;
+        fake_net_stats_reset(w->nets[0], measure);
+    }
+    pthread_barrier_wait(&w->bar);
+    weft_result_t r = run1(ctx, kind, send, recv, count, WEFT_FLOAT32, WEFT_SUM, (int)root);
+    if (r != WEFT_OK)
+        report(w, rank, "%s count %zu depth %d: %s", weft_coll_call_name(kind), count,
+               window_depth, weft_error_message());
+    pthread_barrier_wait(&w->bar);
+    if (rank == 0) {
+        int max_sends, max_recvs;
+        size_t peak;
+        fake_net_stats(w->nets[0], &max_sends, &max_recvs, &peak);
+        if (max_sends > window_depth || max_recvs > window_depth)
+            report(w, rank, "%s count %zu: %d sends and %d receives in flight to one peer, "
+                   "WEFT_PIPELINE_DEPTH=%d", weft_coll_call_name(kind), count, max_sends,
+                   max_recvs, window_depth);
+        if (measure)
+            window_heap_growth[ki][measure - 1] = peak > base ? peak - base : 0;
+    }
+    pthread_barrier_wait(&w->bar);
+    free(send);
+    free(recv);
+}
+
+/* Chunks of 64 bytes: 1K floats are 64 chunks, 8K floats 512 chunks. */
+#define WINDOW_SMALL 1024
+#define WINDOW_LARGE (8 * WINDOW_SMALL)
+
+static void window_body(struct world *w, int rank, struct weft_coll_ctx *ctx)
+{
+    for (size_t ki = 0; ki < NWINDOW_KINDS; ki++) {
+        /* the large call first, so scratch kept across calls is at its size already */
+        window_call(w, rank, ctx, ki, WINDOW_LARGE, 0);
+        window_call(w, rank, ctx, ki, 97, 0);
+        window_call(w, rank, ctx, ki, WINDOW_SMALL, 1);
+        window_call(w, rank, ctx, ki, WINDOW_LARGE, 2);
+    }
+}
+
+static void test_depth_bounds_sends_and_receives(void **state)
+{
+    (void)state;
+    /* depth, rendezvous: eager sends finish at once (the fake net copies them), so only
+     * rendezvous shows what the collectives themselves keep in memory */
+    static const struct {
+        const char *depth;
+        int rendezvous;
+    } runs[] = {{"1", 1}, {"3", 1}, {"2", 0}};
+    for (size_t d = 0; d < sizeof(runs) / sizeof(runs[0]); d++) {
+        configure("auto", "0", "64", runs[d].depth);
+        window_depth = atoi(runs[d].depth);
+        struct world w = {.body = window_body};
+        memset(window_heap_growth, 0, sizeof(window_heap_growth));
+        assert_int_equal(run_world(&w, 4, runs[d].rendezvous, 30.0), 0);
+        /* 8 times the chunks may not need more heap: nothing is allocated per chunk (a
+         * request each would be 50 KB or more on a rank) */
+        for (size_t ki = 0; runs[d].rendezvous && ki < NWINDOW_KINDS; ki++) {
+            const size_t small = window_heap_growth[ki][0], large = window_heap_growth[ki][1];
+            if (large > small + 24 * 1024)
+                fail_msg("%s depth %d: the heap grew by %zu bytes during a call of %d chunks "
+                         "but by %zu bytes during one of %d chunks",
+                         weft_coll_call_name(window_kinds[ki]), window_depth, large,
+                         WINDOW_LARGE / 16, small, WINDOW_SMALL / 16);
+        }
+    }
+}
+
+/* A pipelined call whose peer never comes: the ranks that wait with a receive and a send in
+ * flight give up after WEFT_TIMEOUT (the pipeline's own wait), not never. */
+static void silent_ring_body(struct world *w, int rank, struct weft_coll_ctx *ctx)
+{
+    if (rank == w->n - 1)
+        return;
+    float *send = xmalloc(4096 * sizeof(float)), *recv = xmalloc(4096 * sizeof(float));
+    memset(send, 0, 4096 * sizeof(float));
+    w->results[rank] = run1(ctx, WEFT_COLL_ALLREDUCE, send, recv, 4096, WEFT_FLOAT32, WEFT_SUM, 0);
+    free(send);
+    free(recv);
+}
+
+static void test_pipeline_wait_times_out(void **state)
+{
+    (void)state;
+    configure("ring", "0", "64", "2");
+    setenv("WEFT_TIMEOUT", "1", 1);
+    assert_int_equal(weft_config_reload(), WEFT_OK);
+    struct world w = {.body = silent_ring_body};
+    const time_t t0 = time(NULL);
+    /* the fake net's own waits give up later, so the pipeline's deadline is the one seen */
+    run_world(&w, 3, 1, 60.0);
+    const time_t took = time(NULL) - t0;
+    unsetenv("WEFT_TIMEOUT");
+    assert_int_equal(weft_config_reload(), WEFT_OK);
+    for (int r = 0; r < 2; r++)
+        assert_true(w.results[r] == WEFT_ERR_TIMEOUT || w.results[r] == WEFT_ERR_REMOTE);
+    assert_true(w.results[0] == WEFT_ERR_TIMEOUT || w.results[1] == WEFT_ERR_TIMEOUT);
+    assert_true(took <= 10);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -764,6 +904,8 @@ int main(void)
         cmocka_unit_test(test_ring_pipelined),
         cmocka_unit_test(test_rd_rendezvous),
         cmocka_unit_test(test_depth1_odd_chunks),
+        cmocka_unit_test(test_depth_bounds_sends_and_receives),
+        cmocka_unit_test(test_pipeline_wait_times_out),
         cmocka_unit_test(test_float_bits_consistent),
         cmocka_unit_test(test_length_mismatch_fails),
         cmocka_unit_test(test_order_mismatch_fails),

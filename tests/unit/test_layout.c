@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include <cmocka.h>
 
@@ -123,12 +124,105 @@ static void test_chunks(void **state)
     unsetenv("WEFT_GPU_CHUNK_SIZE");
 }
 
+/* op with buffers at byte offsets soff/roff of one arena (4 ranks, 4 float32 per block). */
+static bool layout_at(enum weft_coll_kind kind, int rank, int root, ptrdiff_t soff, ptrdiff_t roff,
+                      char *why, size_t why_len)
+{
+    static _Alignas(16) char arena[1024];
+    const struct weft_coll_op op = {kind, arena + 256 + soff, arena + 256 + roff, 4,
+                                    WEFT_FLOAT32, WEFT_SUM, root};
+    return weft_coll_layout_ok(&op, rank, 4, why, why_len);
+}
+
+static void test_overlap(void **state)
+{
+    (void)state;
+    char why[320] = "";
+    const int block = 16; /* bytes of 4 float32 */
+    /* disjoint buffers are always fine, touching ones too */
+    assert_true(layout_at(WEFT_COLL_ALLTOALL, 1, 0, 0, 4 * block, NULL, 0));
+    assert_true(layout_at(WEFT_COLL_ALLREDUCE, 1, 0, 0, block, NULL, 0));
+    /* the supported in-place layouts */
+    assert_true(layout_at(WEFT_COLL_ALLREDUCE, 1, 0, 0, 0, NULL, 0));
+    assert_true(layout_at(WEFT_COLL_REDUCE, 2, 2, 0, 0, NULL, 0));
+    assert_true(layout_at(WEFT_COLL_BROADCAST, 3, 3, 0, 0, NULL, 0));
+    assert_true(layout_at(WEFT_COLL_ALLGATHER, 2, 0, 2 * block, 0, NULL, 0));
+    assert_true(layout_at(WEFT_COLL_REDUCE_SCATTER, 3, 0, 0, 3 * block, NULL, 0));
+    /* buffers a rank does not use cannot overlap: a broadcast non-root's sendbuf, a reduce
+     * non-root's recvbuf */
+    assert_true(layout_at(WEFT_COLL_BROADCAST, 1, 0, 4, 0, NULL, 0));
+    assert_true(layout_at(WEFT_COLL_REDUCE, 1, 0, 0, 4, NULL, 0));
+    /* everything else that overlaps is refused, with a reason */
+    assert_false(layout_at(WEFT_COLL_ALLTOALL, 1, 0, 0, 0, why, sizeof(why)));
+    assert_non_null(strstr(why, "weft_alltoall"));
+    assert_non_null(strstr(why, "no in-place form"));
+    assert_false(layout_at(WEFT_COLL_ALLTOALL, 1, 0, 0, block, NULL, 0));
+    assert_false(layout_at(WEFT_COLL_ALLREDUCE, 1, 0, 0, 4, why, sizeof(why)));
+    assert_non_null(strstr(why, "sendbuf == recvbuf"));
+    assert_false(layout_at(WEFT_COLL_ALLREDUCE, 1, 0, 8, 0, NULL, 0));
+    assert_false(layout_at(WEFT_COLL_REDUCE, 0, 0, 4, 0, NULL, 0));
+    assert_false(layout_at(WEFT_COLL_BROADCAST, 0, 0, 0, 12, NULL, 0));
+    /* allgather: another rank's block, a misaligned block, recvbuf inside sendbuf */
+    assert_false(layout_at(WEFT_COLL_ALLGATHER, 2, 0, block, 0, why, sizeof(why)));
+    assert_non_null(strstr(why, "weft_allgather"));
+    assert_non_null(strstr(why, "recvbuf + rank * count"));
+    assert_false(layout_at(WEFT_COLL_ALLGATHER, 2, 0, 2 * block + 4, 0, NULL, 0));
+    assert_false(layout_at(WEFT_COLL_ALLGATHER, 0, 0, 4, 0, NULL, 0));
+    /* reduce_scatter: the wrong block, a partial block, recvbuf straddling the end */
+    assert_false(layout_at(WEFT_COLL_REDUCE_SCATTER, 3, 0, 0, 2 * block, why, sizeof(why)));
+    assert_non_null(strstr(why, "sendbuf + rank * recvcount"));
+    assert_false(layout_at(WEFT_COLL_REDUCE_SCATTER, 3, 0, 0, 3 * block + 8, NULL, 0));
+    assert_false(layout_at(WEFT_COLL_REDUCE_SCATTER, 0, 0, 8, 0, NULL, 0));
+}
+
+static void test_group_overlap(void **state)
+{
+    (void)state;
+    static char a[256];
+    char why[512] = "";
+    /* rank 1 of 4: send to 2 from a[0..16), receive from 0 */
+    struct weft_coll_op ops[3] = {
+        {WEFT_COLL_SEND, a, NULL, 4, WEFT_FLOAT32, WEFT_SUM, 2},
+        {WEFT_COLL_RECV, NULL, a + 64, 4, WEFT_FLOAT32, WEFT_SUM, 0},
+        {WEFT_COLL_ALLREDUCE, a + 128, a + 192, 4, WEFT_FLOAT32, WEFT_SUM, 0},
+    };
+    assert_true(weft_coll_group_layout_ok(ops, 3, 1, 4, NULL, 0));
+    /* two sends from one buffer, and a collective reading a send's buffer: only reads */
+    ops[1] = (struct weft_coll_op){WEFT_COLL_SEND, a, NULL, 4, WEFT_FLOAT32, WEFT_SUM, 3};
+    ops[2].sendbuf = a;
+    assert_true(weft_coll_group_layout_ok(ops, 3, 1, 4, NULL, 0));
+    /* a receive into a send's buffer */
+    ops[1] = (struct weft_coll_op){WEFT_COLL_RECV, NULL, a + 12, 4, WEFT_FLOAT32, WEFT_SUM, 0};
+    ops[2].sendbuf = a + 128;
+    assert_false(weft_coll_group_layout_ok(ops, 3, 1, 4, why, sizeof(why)));
+    assert_non_null(strstr(why, "receive from rank 0"));
+    assert_non_null(strstr(why, "weft_send"));
+    /* two receives into overlapping buffers */
+    ops[0] = (struct weft_coll_op){WEFT_COLL_RECV, NULL, a, 4, WEFT_FLOAT32, WEFT_SUM, 2};
+    assert_false(weft_coll_group_layout_ok(ops, 3, 1, 4, NULL, 0));
+    /* a collective writing where a send reads, or reading where a receive writes */
+    ops[0] = (struct weft_coll_op){WEFT_COLL_SEND, a, NULL, 4, WEFT_FLOAT32, WEFT_SUM, 2};
+    ops[1] = (struct weft_coll_op){WEFT_COLL_RECV, NULL, a + 64, 4, WEFT_FLOAT32, WEFT_SUM, 0};
+    ops[2].recvbuf = a + 8;
+    assert_false(weft_coll_group_layout_ok(ops, 3, 1, 4, why, sizeof(why)));
+    assert_non_null(strstr(why, "weft_allreduce"));
+    ops[2].recvbuf = a + 192;
+    ops[2].sendbuf = a + 60;
+    assert_false(weft_coll_group_layout_ok(ops, 3, 1, 4, NULL, 0));
+    /* a send to self and a receive from self may share bytes: they are copied with memmove */
+    ops[0] = (struct weft_coll_op){WEFT_COLL_SEND, a, NULL, 4, WEFT_FLOAT32, WEFT_SUM, 1};
+    ops[1] = (struct weft_coll_op){WEFT_COLL_RECV, NULL, a + 4, 4, WEFT_FLOAT32, WEFT_SUM, 1};
+    assert_true(weft_coll_group_layout_ok(ops, 2, 1, 4, NULL, 0));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_uses),
         cmocka_unit_test(test_sizes),
         cmocka_unit_test(test_chunks),
+        cmocka_unit_test(test_overlap),
+        cmocka_unit_test(test_group_overlap),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

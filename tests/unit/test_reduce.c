@@ -672,6 +672,55 @@ static void test_avg_finish(void **state)
 
 /* ---- conversions --------------------------------------------------------------------------- */
 
+/* 8-bit AVG in int32: every int8/uint8 value widens exactly, and sums of up to 4096 ranks of
+ * values at the ends of the range narrow to the truncated mean, never a wrapped one. */
+static void test_avg_wide_8bit(void **state)
+{
+    (void)state;
+    int8_t i8[256];
+    uint8_t u8[256];
+    int32_t wide[256];
+    for (int v = 0; v < 256; v++) {
+        i8[v] = (int8_t)(v - 128);
+        u8[v] = (uint8_t)v;
+    }
+    weft_reduce_widen_i32(wide, i8, WEFT_INT8, 256);
+    for (int v = 0; v < 256; v++)
+        assert_int_equal(wide[v], v - 128);
+    weft_reduce_widen_i32(wide, u8, WEFT_UINT8, 256);
+    for (int v = 0; v < 256; v++)
+        assert_int_equal(wide[v], v);
+
+    static const int ranks[] = {2, 3, 4, 7, 64, 4096};
+    for (size_t k = 0; k < sizeof(ranks) / sizeof(ranks[0]); k++) {
+        const int n = ranks[k];
+        for (int v = 0; v < 256; v++) {
+            /* every rank sends the same value: the mean is that value */
+            wide[v] = (v - 128) * n;
+        }
+        int8_t out8[256 + GUARD];
+        memset(out8, GUARD_BYTE, sizeof(out8));
+        weft_reduce_avg_narrow_i32(out8, WEFT_INT8, wide, 256, n);
+        for (int v = 0; v < 256; v++)
+            assert_int_equal(out8[v], v - 128);
+        for (int g = 0; g < GUARD; g++)
+            assert_int_equal((uint8_t)out8[256 + g], GUARD_BYTE);
+        for (int v = 0; v < 256; v++)
+            wide[v] = v * n;
+        uint8_t outu[256];
+        weft_reduce_avg_narrow_i32(outu, WEFT_UINT8, wide, 256, n);
+        for (int v = 0; v < 256; v++)
+            assert_int_equal(outu[v], v);
+    }
+    /* truncation toward zero: 100 + 100 + 101 = 301 / 3 = 100; -301 / 3 = -100; 127+127+1 */
+    const int32_t sums[] = {301, -301, 255, -255, 0, -1, 1};
+    const int8_t want[] = {100, -100, 85, -85, 0, 0, 0};
+    int8_t got[7];
+    weft_reduce_avg_narrow_i32(got, WEFT_INT8, sums, 7, 3);
+    for (int i = 0; i < 7; i++)
+        assert_int_equal(got[i], want[i]);
+}
+
 static void test_half_round_trip_exhaustive(void **state)
 {
     (void)state;
@@ -805,6 +854,7 @@ int main(void)
         cmocka_unit_test(test_nan_and_infinity),
         cmocka_unit_test(test_16bit_kernels_match_portable),
         cmocka_unit_test(test_avg_finish),
+        cmocka_unit_test(test_avg_wide_8bit),
         cmocka_unit_test(test_half_round_trip_exhaustive),
         cmocka_unit_test(test_float_to_half_rounding),
         cmocka_unit_test(test_bf16_conversions),
