@@ -146,8 +146,8 @@ netem_run() {
 CC=$BUILD/tests/coll_check
 netem_run "netem tcp: 1% loss + 20 ms, coll_check --quick, srun -N 2 -n 4 (shm + tcp)" 300 \
     'coll_check: 4 ranks: [0-9]+ checks passed, 0 failed' srun -N 2 -n 4 -l "$CC" --quick
-netem_run "netem tcp: 1% loss + 20 ms, weft-perf allreduce 4 MiB -c 1, srun -N 2 -n 4" 200 \
-    'Out of bounds values : 0 OK' srun -N 2 -n 4 "$PERF" allreduce -b 4M -e 4M -n 2 -w 0 -c 1
+netem_run "netem tcp: 1% loss + 20 ms, weft-perf allreduce 1 MiB -c 1, srun -N 2 -n 4" 200 \
+    'Out of bounds values : 0 OK' srun -N 2 -n 4 "$PERF" allreduce -b 1M -e 1M -n 1 -w 0 -c 1
 netem_run "netem ucx: 1% loss + 20 ms, coll_check --quick, srun -N 2 -n 2, UCX_TLS=tcp" 300 \
     'coll_check: 2 ranks: [0-9]+ checks passed, 0 failed' \
     env WEFT_TRANSPORT=ucx UCX_TLS=tcp srun -N 2 -n 2 --ntasks-per-node=1 -l "$CC" --quick
@@ -158,7 +158,8 @@ netem_run "netem ucx: 1% loss + 20 ms, coll_check --quick, srun -N 2 -n 2, UCX_T
 # again after the ranks are gone), "kill" SIGKILLs rank $VICTIM. Then every other rank must
 # print a weft error within BOUND s of the strike (its log line's timestamp) and exit, the
 # error must name a peer (for "kill": the dead rank), srun must fail, and no rank and no
-# /dev/shm/weft-* may be left on any node. Sets FAULT_TIMES ("r0 20.1 r1 20.1 ...").
+# /dev/shm/weft-* may be left on any node, and the job must leave the queue. Sets FAULT_TIMES
+# ("r0:ERR/EXIT ... srun:END", seconds after the strike).
 FAULT_TIMES=""
 fault_run() {
     local name=$1 kind=$2 bound=$3 rc r p t0 t1 el
@@ -216,6 +217,8 @@ fault_run() {
     [ "$kind" = link ] && ip link set "${NF_PFX}v-n2" up
     wait $job
     rc=$?
+    local srun_s
+    srun_s=$(secs "$t0" "$(now)")
     # Stragglers (slurmstepd's KillWait) and segments, on every node.
     for _ in $(seq 20); do pgrep -f "^$marker " >/dev/null || break; sleep 0.5; done
     local left shm_left="" s problems="" unnamed=""
@@ -249,7 +252,7 @@ fault_run() {
             problems="$problems rank $r failed outside an allreduce: '${line#*WARN }';"
         # The message after "host:pid rank r: " must name another rank.
         local msg=${line#*failed: }
-        msg=${msg#*rank $r: }
+        msg=${msg#*rank "$r": }
         grep -Eq -- 'rank [0-9]+' <<<"$msg" || problems="$problems rank $r's error names no peer: '$msg';"
         if [ "$kind" = kill ] && ! grep -Eq -- "rank $VICTIM\b" <<<"$msg"; then
             unnamed="$unnamed $r"
@@ -257,9 +260,13 @@ fault_run() {
         fi
     done
     [ $rc -ne 0 ] || problems="$problems srun exited 0;"
+    [ $rc -ne 124 ] && [ $rc -ne 137 ] || problems="$problems srun did not end: killed by timeout;"
+    # The job (srun's allocation) leaves the queue, steps and all.
+    for _ in $(seq 20); do [ -z "$(squeue -h 2>/dev/null)" ] && break; sleep 0.5; done
+    [ -z "$(squeue -h 2>/dev/null)" ] || problems="$problems still queued: $(squeue -h | tr -s ' ' | tr '\n' ';')"
     [ -z "$left" ] || problems="$problems processes left: $left;"
     [ -z "$shm_left" ] || problems="$problems shm left:$shm_left;"
-    FAULT_TIMES=${FAULT_TIMES# }
+    FAULT_TIMES="${FAULT_TIMES# } srun:$srun_s"
     if [ -n "$problems" ]; then
         bad "$name: ${problems% ;} [error/exit s after the strike: $FAULT_TIMES]"; show "$f.err"
     else

@@ -2,7 +2,8 @@
 # run.sh - Weft on a real 2-node Slurm cluster (tests/slurm/cluster.sh): srun plain, PMIx and
 # PMI-2, sbatch, scancel, Open MPI mpirun and MPICH mpiexec across nodes, bad input, and
 # faults: loss and delay on the wire, a link taken down, a rank killed (net_faults.sh).
-#   tests/slurm/run.sh BUILD_DIR [FILTER]    (root; FILTER keeps checks whose name has it)
+#   tests/slurm/run.sh BUILD_DIR [FILTER]    (root; FILTER keeps checks whose name has it;
+#                                             "a|b" keeps those with a or b)
 # Prints "ok - ..." / "not ok - ..." per check and ends with "N passed, M failed". The cluster
 # is brought down at exit, whatever happens. Job output and logs: $WFT_CLUSTER_DIR/jobs/.
 set -uo pipefail
@@ -41,7 +42,13 @@ export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 pass=0 fail=0
 ok() { pass=$((pass + 1)); echo "ok - $*"; }
 bad() { fail=$((fail + 1)); echo "not ok - $*"; }
-want() { [[ -z $FILTER || $1 == *$FILTER* ]]; }
+want() { # FILTER: substrings separated by |, any of them
+    local f
+    [[ -z $FILTER ]] && return 0
+    IFS='|' read -ra fs <<<"$FILTER"
+    for f in "${fs[@]}"; do [[ $1 == *"$f"* ]] && return 0; done
+    return 1
+}
 # show FILE...: the last lines of what a failed check saw
 show() { local f; for f in "$@"; do [ -s "$f" ] && tail -n 15 "$f" | sed "s|^|#   $(basename "$f"): |"; done; return 0; }
 
