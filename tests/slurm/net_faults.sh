@@ -1,14 +1,15 @@
 # net_faults.sh - sourced by run.sh, on its cluster: network faults between the namespace nodes
-# shellcheck shell=bash disable=SC2154 # pass, W, CL, PERF, BUILD, HERE: from run.sh
 # (packet loss and delay, a link taken down) and a rank killed with SIGKILL under srun.
 # Uses run.sh's ok/bad/want/show, $W (job dir), $CL, $PERF, $BUILD.
+# shellcheck shell=bash disable=SC2154 # pass, W, CL, PERF, BUILD, HERE: from run.sh
 #
 # The faults sit on the nodes' links. tc netem on each node's eth0 where the kernel has
 # sch_netem; where it has not (CONFIG_NET_SCH_NETEM unset), a stand-in with the same effect on
 # the traffic between the two nodes: an iptables NFQUEUE rule in each node's netns hands every
 # packet for the other node to wire_delay (built here from wire_delay.c), which holds it for
 # the delay and drops the given share. Either way the case checks that packets were really
-# lost, so a fault that silently did not apply fails.
+# lost and a TCP handshake between the nodes took at least 2 x the delay, so a fault that
+# silently did not apply fails. (The tc netem branch is unexercised on kernels without it.)
 # Knobs: WEFT_SLURM_FAULT_TIMEOUT (20: WEFT_TIMEOUT of the link-down cases),
 # WEFT_SLURM_KILL_REPS (3: kill -9 repetitions), WEFT_SLURM_KILL_BOUND (10 s),
 # WEFT_SLURM_LINK_REPS (1: link-down repetitions per transport), WEFT_SLURM_STRICT (0; 1: a
@@ -298,7 +299,7 @@ for ((i = 1; i <= KILL_REPS; i++)); do
     name="kill -9 rank $VICTIM of 4 (2 nodes) mid 256 MiB allreduce: the others fail within $KILL_BOUND s, nothing left ($i/$KILL_REPS)"
     want "$name" || continue
     before=$pass
-    fault_run "$name" kill $KILL_BOUND
+    fault_run "$name" kill "$KILL_BOUND"
     [ "$pass" -gt "$before" ] && kill_ok=$((kill_ok + 1))
     kill_all="$kill_all; $FAULT_TIMES"
     # Naming the dead rank on every rank needs the cause carried from rank to rank: a rank
