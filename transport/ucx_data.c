@@ -498,12 +498,16 @@ void weft_ucx_mark(struct weft_ep *ep)
 }
 
 /* Handles what callbacks reported, peer by peer, until no peer is marked: handling one may
- * mark it again (a cancel or a close runs callbacks at once). */
-static void handle_events(struct weft_tp *tp)
+ * mark it again (a cancel or a close runs callbacks at once). True when a peer with requests
+ * of the user's was handled: a notice or an error on an idle peer (another rank's abort
+ * while this one waits on a third) moves no request, and must not restart WEFT_TIMEOUT. */
+static bool handle_events(struct weft_tp *tp)
 {
+    bool moved = false;
     while (tp->nmarked > 0) {
         struct weft_ep *ep = tp->marked[--tp->nmarked];
         ep->marked = false;
+        moved |= ep->sends.head != NULL || ep->recvs.head != NULL;
         if (ep->abort_rcvd && ep->failed == WEFT_OK && !tp->closing)
             weft_ucx_peer_fail(ep, "abort notice", UCS_OK);
         if (ep->err_pending && ep->failed == WEFT_OK && !tp->closing)
@@ -513,6 +517,7 @@ static void handle_events(struct weft_tp *tp)
         if (ep->recvs.head)
             drain(tp, &ep->recvs);
     }
+    return moved;
 }
 
 /* Only Weft-visible events count as progress (for the net's backoff and its WEFT_TIMEOUT
@@ -522,10 +527,8 @@ static void handle_events(struct weft_tp *tp)
 weft_result_t weft_ucx_progress(struct weft_tp *tp, bool *progressed)
 {
     ucp_worker_progress(tp->worker);
-    if (tp->nmarked > 0) {
-        handle_events(tp);
+    if (tp->nmarked > 0 && handle_events(tp))
         *progressed = true;
-    }
     return WEFT_OK;
 }
 

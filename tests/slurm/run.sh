@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # run.sh - Weft on a real 2-node Slurm cluster (tests/slurm/cluster.sh): srun plain, PMIx and
-# PMI-2, sbatch, scancel, Open MPI mpirun and MPICH mpiexec across nodes, and bad input.
-#   tests/slurm/run.sh BUILD_DIR [FILTER]    (root; FILTER keeps checks whose name has it)
+# PMI-2, sbatch, scancel, Open MPI mpirun and MPICH mpiexec across nodes, bad input, and
+# faults: loss and delay on the wire, a link taken down, a rank killed (net_faults.sh).
+#   tests/slurm/run.sh BUILD_DIR [FILTER]    (root; FILTER keeps checks whose name has it;
+#                                             "a|b" keeps those with a or b)
 # Prints "ok - ..." / "not ok - ..." per check and ends with "N passed, M failed". The cluster
 # is brought down at exit, whatever happens. Job output and logs: $WFT_CLUSTER_DIR/jobs/.
 set -uo pipefail
@@ -40,13 +42,20 @@ export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 pass=0 fail=0
 ok() { pass=$((pass + 1)); echo "ok - $*"; }
 bad() { fail=$((fail + 1)); echo "not ok - $*"; }
-want() { [[ -z $FILTER || $1 == *$FILTER* ]]; }
+want() { # FILTER: substrings separated by |, any of them
+    local f
+    [[ -z $FILTER ]] && return 0
+    IFS='|' read -ra fs <<<"$FILTER"
+    for f in "${fs[@]}"; do [[ $1 == *"$f"* ]] && return 0; done
+    return 1
+}
 # show FILE...: the last lines of what a failed check saw
 show() { local f; for f in "$@"; do [ -s "$f" ] && tail -n 15 "$f" | sed "s|^|#   $(basename "$f"): |"; done; return 0; }
 
 cleanup() {
     trap - EXIT INT TERM HUP
     cd /
+    declare -F wire_off >/dev/null && wire_off >/dev/null 2>&1 # qdiscs, rules, wire_delay
     "$CL" down >"$D.down.log" 2>&1 || { echo "# cluster.sh down failed:"; sed 's/^/#   /' "$D.down.log"; }
 }
 trap cleanup EXIT
@@ -270,5 +279,10 @@ bad_run "bad nodelist: SLURM_STEP_NODELIST='n[1-' (plain srun)" $((T + 10)) \
     'SLURM_STEP_NODELIST' "0 1 2 3" \
     "export SLURM_STEP_NODELIST='n[1-' SLURM_NODELIST='n[1-' SLURM_JOB_NODELIST='n[1-'; exec \"\$P\" $PERFARGS"
 
-echo "$pass passed, $fail failed"
+# ---- network faults and kill -9 between the nodes (net_faults.sh) ---------------------
+. "$HERE/net_faults.sh"
+
+todo=""
+[ "$ntodo" -gt 0 ] && todo=", $ntodo todo (known gaps, listed above)"
+echo "$pass passed, $fail failed, $nskip skipped$todo"
 [ $fail -eq 0 ]
