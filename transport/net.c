@@ -10,11 +10,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "core/config.h"
 #include "core/host.h"
 #include "core/error.h"
 #include "core/log.h"
+#include "transport/net_watch.h"
 
 #define NET_MAX_TRANSPORTS 4
 /* Room for one transport's address: a fixed part plus a few bytes per rank (verbs publishes
@@ -88,6 +90,7 @@ struct weft_net {
     double timeout_s;
     long spin_count;
     weft_result_t status;
+    struct weft_net_watch *watch; /* peers on this host, to name the one that died */
 };
 
 
@@ -334,6 +337,7 @@ static void log_map(const struct weft_net *net)
 struct rank_record {
     struct host_record host;
     uint32_t usable;
+    int32_t pid;
 };
 
 /* The transport WEFT_TRANSPORT forces (-1 for auto); fails on a name this build lacks. */
@@ -349,6 +353,21 @@ static weft_result_t forced_transport(int *force)
                           "WEFT_TRANSPORT=%s is not a transport of this build (%s)", forced,
                           transport_names());
     return WEFT_OK;
+}
+
+static void watch_local_peers(struct weft_net *net, const struct rank_record *ranks)
+{
+    int *pids = calloc((size_t)net->nranks, sizeof(*pids));
+    bool *local = calloc((size_t)net->nranks, sizeof(*local));
+    if (pids && local) {
+        for (int p = 0; p < net->nranks; p++) {
+            pids[p] = ranks[p].pid;
+            local[p] = net->peers[p].host == net->peers[net->rank].host;
+        }
+        net->watch = weft_net_watch_open(net->nranks, net->rank, pids, local);
+    }
+    free(pids);
+    free(local);
 }
 
 weft_result_t weft_net_create(const struct weft_net_params *params, const struct weft_oob *oob,
@@ -380,7 +399,7 @@ weft_result_t weft_net_create(const struct weft_net_params *params, const struct
 
     int force;
     WEFT_CHECK_GOTO(forced_transport(&force), r, fail);
-    struct rank_record me = {.usable = probe_transports(force)};
+    struct rank_record me = {.usable = probe_transports(force), .pid = (int32_t)getpid()};
     snprintf(me.host.hostname, sizeof(me.host.hostname), "%s", params->hostname);
     weft_host_boot_id(me.host.boot_id, sizeof(me.host.boot_id));
     WEFT_CHECK_GOTO(oob->allgather(oob->ctx, &me, ranks, sizeof(me)), r, fail);
@@ -390,6 +409,7 @@ weft_result_t weft_net_create(const struct weft_net_params *params, const struct
         net->hostnames[p] = net->hosts[p].hostname;
     }
     group_hosts(net);
+    watch_local_peers(net, ranks);
     WEFT_CHECK_GOTO(choose_transports(net, force), r, fail);
 
     uint32_t lens[NET_MAX_TRANSPORTS] = {0};
@@ -428,6 +448,7 @@ void weft_net_destroy(struct weft_net *net)
     free(net->tps);
     free(net->hostnames);
     free(net->serves);
+    weft_net_watch_close(net->watch);
     free(net);
 }
 
@@ -506,8 +527,29 @@ weft_result_t weft_net_progress(struct weft_net *net)
     return progress(net, &progressed);
 }
 
+/* A peer failure seen through another rank (it aborted or closed its connections after it saw
+ * the death) names that rank; when a process on this host died, name it first. The dying
+ * process closes its sockets a moment before its pidfd reports the exit: wait that long. */
+#define BLAME_WAIT_MS 250
+static weft_result_t blame(struct weft_net *net, weft_result_t r)
+{
+    int pid = 0;
+    int dead = weft_net_watch_dead(net->watch, BLAME_WAIT_MS, &pid);
+    if (dead < 0)
+        return r;
+    char seen[1024], needle[32];
+    snprintf(seen, sizeof(seen), "%s", weft_error_message());
+    snprintf(needle, sizeof(needle), "(pid %d)", pid);
+    if (strstr(seen, needle))
+        return r;
+    return WEFT_ERROR(r, "rank %d (pid %d) on host %s exited; rank %d then saw: %s", dead, pid,
+                      net->hostnames[dead], net->rank, seen);
+}
+
 static weft_result_t fail(struct weft_net *net, weft_result_t r)
 {
+    if (r == WEFT_ERR_REMOTE && net->status == WEFT_OK)
+        r = blame(net, r);
     if (net->status == WEFT_OK)
         net->status = r;
     weft_net_abort(net);
