@@ -91,6 +91,7 @@ struct weft_net {
     long spin_count;
     weft_result_t status;
     struct weft_net_watch *watch; /* peers on this host, to name the one that died */
+    int abort_req; /* set by weft_net_request_abort from any thread */
 };
 
 
@@ -533,17 +534,24 @@ weft_result_t weft_net_progress(struct weft_net *net)
 #define BLAME_WAIT_MS 250
 static weft_result_t blame(struct weft_net *net, weft_result_t r)
 {
-    int pid = 0;
-    int dead = weft_net_watch_dead(net->watch, BLAME_WAIT_MS, &pid);
-    if (dead < 0)
+    int ranks[8], pids[8];
+    int n = weft_net_watch_dead(net->watch, BLAME_WAIT_MS, ranks, pids, 8);
+    if (n == 0)
         return r;
-    char seen[1024], needle[32];
+    char seen[1024], dead[512], needle[32];
+    size_t off = 0;
     snprintf(seen, sizeof(seen), "%s", weft_error_message());
-    snprintf(needle, sizeof(needle), "(pid %d)", pid);
-    if (strstr(seen, needle))
-        return r;
-    return WEFT_ERROR(r, "rank %d (pid %d) on host %s exited; rank %d then saw: %s", dead, pid,
-                      net->hostnames[dead], net->rank, seen);
+    for (int i = 0; i < n; i++) {
+        snprintf(needle, sizeof(needle), "(pid %d)", pids[i]);
+        if (n == 1 && strstr(seen, needle))
+            return r; /* the message names it already */
+        off += (size_t)snprintf(dead + off, sizeof(dead) - off, "%srank %d (pid %d)",
+                                i == 0 ? "" : i == n - 1 ? " and " : ", ", ranks[i], pids[i]);
+        if (off >= sizeof(dead))
+            break;
+    }
+    return WEFT_ERROR(r, "%s on host %s exited; rank %d then saw: %s", dead,
+                      net->hostnames[ranks[0]], net->rank, seen);
 }
 
 static weft_result_t fail(struct weft_net *net, weft_result_t r)
@@ -592,6 +600,9 @@ weft_result_t weft_net_wait(struct weft_net *net, struct weft_request *const *re
         if (net->status != WEFT_OK)
             return fail(net, WEFT_ERROR(WEFT_ERR_ABORTED, "rank %d: communicator aborted",
                                         net->rank));
+        if (__atomic_load_n(&net->abort_req, __ATOMIC_ACQUIRE))
+            return fail(net, WEFT_ERROR(WEFT_ERR_ABORTED, "weft_comm_abort was called during "
+                                        "this call on rank %d", net->rank));
         bool progressed = false;
         weft_result_t r = progress(net, &progressed);
         if (r != WEFT_OK)
@@ -617,6 +628,11 @@ weft_result_t weft_net_wait(struct weft_net *net, struct weft_request *const *re
 weft_result_t weft_net_wait_one(struct weft_net *net, struct weft_request *req)
 {
     return weft_net_wait(net, &req, 1);
+}
+
+void weft_net_request_abort(struct weft_net *net)
+{
+    __atomic_store_n(&net->abort_req, 1, __ATOMIC_RELEASE);
 }
 
 void weft_net_abort(struct weft_net *net)

@@ -52,23 +52,23 @@ struct weft_net_watch *weft_net_watch_open(int nranks, int self, const int *pids
 #endif
 }
 
-int weft_net_watch_dead(const struct weft_net_watch *w, int wait_ms, int *pid)
+int weft_net_watch_dead(const struct weft_net_watch *w, int wait_ms, int *ranks, int *pids,
+                        int max)
 {
     if (!w)
-        return -1;
+        return 0;
     int rc;
     do
         rc = poll(w->fds, (nfds_t)w->n, wait_ms);
     while (rc < 0 && errno == EINTR);
-    if (rc <= 0)
-        return -1;
-    for (int i = 0; i < w->n; i++) {
+    int n = 0;
+    for (int i = 0; rc > 0 && i < w->n && n < max; i++) {
         if (w->fds[i].revents) {
-            *pid = w->pid[i];
-            return w->rank[i];
+            ranks[n] = w->rank[i];
+            pids[n++] = w->pid[i];
         }
     }
-    return -1;
+    return n;
 }
 
 void weft_net_watch_close(struct weft_net_watch *w)

@@ -14,9 +14,10 @@ struct weft_net_watch;
  * (no local peer, or no pidfd_open): a missing watch only makes messages less precise. */
 struct weft_net_watch *weft_net_watch_open(int nranks, int self, const int *pids,
                                            const bool *local);
-/* The lowest rank whose process has exited, waiting up to `wait_ms` for one to; -1 if none.
- * *pid gets its pid. */
-int weft_net_watch_dead(const struct weft_net_watch *w, int wait_ms, int *pid);
+/* The ranks (and pids) whose processes have exited, at most `max`, in rank order, after
+ * waiting up to `wait_ms` for the first; returns how many. */
+int weft_net_watch_dead(const struct weft_net_watch *w, int wait_ms, int *ranks, int *pids,
+                        int max);
 void weft_net_watch_close(struct weft_net_watch *w);
 
 #endif /* WEFT_TRANSPORT_NET_WATCH_H */
