@@ -116,6 +116,16 @@ fail:
 
 void weft_tcp_unlisten(struct weft_tp *tp)
 {
+    int stray = 0;
+    for (struct weft_tcp_pending *p = tp->pending; p; p = p->next)
+        stray++;
+    if (stray || tp->pending_dropped > WEFT_TCP_PENDING_WARN)
+        WEFT_WARN(NET, "rank %d: closing the TCP listener %s: %d connections never sent a valid "
+                  "hello (%d more dropped earlier)", tp->rank, tp->laddr_str, stray,
+                  tp->pending_dropped > WEFT_TCP_PENDING_WARN
+                      ? tp->pending_dropped - WEFT_TCP_PENDING_WARN : 0);
+    if (tp->pending_dropped > WEFT_TCP_PENDING_WARN)
+        tp->pending_dropped = WEFT_TCP_PENDING_WARN;
     if (tp->listener.fd >= 0) {
         close(tp->listener.fd);
         close(tp->listener.timer_fd);
@@ -339,7 +349,9 @@ static void pending_unlink(struct weft_tp *tp, struct weft_tcp_pending *p)
 /* A stray or hostile connection must not fail the job: it is dropped with a warning. */
 static void pending_drop(struct weft_tp *tp, struct weft_tcp_pending *p, const char *why)
 {
-    WEFT_WARN(NET, "rank %d: dropping TCP connection from %s: %s", tp->rank, p->addr_str, why);
+    if (tp->pending_dropped++ < WEFT_TCP_PENDING_WARN)
+        WEFT_WARN(NET, "rank %d: dropping TCP connection from %s: %s", tp->rank, p->addr_str,
+                  why);
     pending_unlink(tp, p);
     (void)epoll_ctl(tp->epfd, EPOLL_CTL_DEL, p->fd, NULL);
     close(p->fd);
@@ -401,7 +413,11 @@ static void pending_event(struct weft_tp *tp, struct weft_tcp_pending *p, bool *
 {
     if (weft_now_s() >= p->deadline) {
         char msg[160];
-        snprintf(msg, sizeof(msg), "no hello within WEFT_TIMEOUT=%g s", tp->timeout_s);
+        if (p->deadline == 0)
+            snprintf(msg, sizeof(msg), "more than %d connections without a valid hello: "
+                     "dropping the oldest", WEFT_TCP_PENDING_MAX + tp->nranks * tp->nsocks);
+        else
+            snprintf(msg, sizeof(msg), "no hello within WEFT_TIMEOUT=%g s", tp->timeout_s);
         pending_drop(tp, p, msg);
         *progressed = true;
         return;
@@ -442,6 +458,25 @@ static void pending_expire(struct weft_tp *tp)
     if (timerfd_settime(tp->listener.timer_fd, TFD_TIMER_ABSTIME, &its, NULL) < 0)
         WEFT_WARN(NET, "rank %d: timerfd_settime failed: %s: overdue TCP hellos are dropped "
                   "only at the next connection", tp->rank, strerror(errno));
+}
+
+/* Bounds the descriptors strangers can hold: past the cap, the oldest unverified connection
+ * is shut down (its own event drops it; it may be in the batch being handled). */
+static void pending_cap(struct weft_tp *tp)
+{
+    const int cap = WEFT_TCP_PENDING_MAX + tp->nranks * tp->nsocks;
+    struct weft_tcp_pending *oldest = NULL;
+    int n = 0;
+    for (struct weft_tcp_pending *p = tp->pending; p; p = p->next) {
+        if (p->deadline > 0) { /* 0: already shut down */
+            n++;
+            oldest = p;
+        }
+    }
+    if (n > cap) {
+        oldest->deadline = 0;
+        (void)shutdown(oldest->fd, SHUT_RDWR);
+    }
 }
 
 static void listener_accept(struct weft_tp *tp, bool *progressed)
@@ -485,6 +520,7 @@ static void listener_accept(struct weft_tp *tp, bool *progressed)
         }
         p->next = tp->pending;
         tp->pending = p;
+        pending_cap(tp);
         pending_event(tp, p, progressed);
     }
 }
