@@ -133,8 +133,9 @@ weft_result_t weft_boot_ring_link(int lfd, int next_fd, const uint8_t *secret, i
             ni = (int)np;
             pfd[np++] = (struct pollfd){.fd = next_fd, .events = POLLIN};
         }
+        /* Once rank-1 is in, the others wait for the end without being read. */
         const nfds_t base = np;
-        for (int i = 0; i < r.n; i++)
+        for (int i = 0; i < r.n && *prev_fd < 0; i++)
             pfd[np++] = (struct pollfd){.fd = r.c[i].fd, .events = POLLIN};
         int rc = poll(pfd, np, weft_boot_ms_left(deadline));
         if (rc < 0 && errno != EINTR) {
@@ -162,7 +163,7 @@ weft_result_t weft_boot_ring_link(int lfd, int next_fd, const uint8_t *secret, i
             stage++;
         }
         /* Answers first, so that one that came in is judged before newcomers age it out. */
-        for (int i = 0; i < r.n && *prev_fd < 0; i++)
+        for (int i = 0; base + (nfds_t)i < np && *prev_fd < 0; i++)
             if (pfd[base + (nfds_t)i].revents)
                 read_cand(&r, &r.c[i], deadline, prev_fd);
         compact(&r);
