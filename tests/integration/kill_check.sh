@@ -49,8 +49,9 @@ for rep in $(seq 1 "$REPS"); do
     for r in $(seq 0 $((NRANKS - 1))); do read -r p _ <"$dir/$r.pid"; pids+=("$p"); done
     # Somewhere inside an allreduce: a random 0.3 to 1.2 s after all started.
     sleep "0.$((3 + RANDOM % 9))"
+    # Read before the kill, without a fork: the measured times are upper bounds.
+    t_kill=$EPOCHREALTIME
     kill -KILL "${pids[$victim]}"
-    t_kill=$(date +%s.%N)
     # weft-run ends within its own grace periods; 60 s means it hung.
     for _ in $(seq 600); do kill -0 "$runpid" 2>/dev/null || break; sleep 0.1; done
     if kill -0 "$runpid" 2>/dev/null; then
