@@ -450,6 +450,8 @@ static void pending_expire(struct weft_tp *tp)
         else if (next == 0 || p->deadline < next)
             next = p->deadline;
     }
+    if (tp->accept_paused && (next == 0 || now + 0.005 < next))
+        next = now + 0.005;
     struct itimerspec its = {{0, 0}, {0, 0}}; /* zero disarms */
     if (next > 0) {
         its.it_value.tv_sec = (time_t)next;
@@ -460,28 +462,34 @@ static void pending_expire(struct weft_tp *tp)
                   "only at the next connection", tp->rank, strerror(errno));
 }
 
-/* Bounds the descriptors strangers can hold: past the cap, the oldest unverified connection
- * is shut down (its own event drops it; it may be in the batch being handled). */
-static void pending_cap(struct weft_tp *tp)
+/* Bounds the descriptors strangers can hold: at the cap, accepting pauses and the oldest
+ * unverified connections are shut down (their own events close them; one may be in the
+ * batch being handled), then the timer resumes accepting. Whether there is room. */
+static bool pending_room(struct weft_tp *tp)
 {
     const int cap = WEFT_TCP_PENDING_MAX + tp->nranks * tp->nsocks;
-    struct weft_tcp_pending *oldest = NULL;
     int n = 0;
+    for (struct weft_tcp_pending *p = tp->pending; p; p = p->next)
+        n++;
+    if (n < cap)
+        return true;
+    int live = 0; /* newest first: past cap / 2 live ones, the rest go */
     for (struct weft_tcp_pending *p = tp->pending; p; p = p->next) {
-        if (p->deadline > 0) { /* 0: already shut down */
-            n++;
-            oldest = p;
+        if (p->deadline > 0 && ++live > cap / 2) { /* deadline 0: shut down already */
+            p->deadline = 0;
+            (void)shutdown(p->fd, SHUT_RDWR);
         }
     }
-    if (n > cap) {
-        oldest->deadline = 0;
-        (void)shutdown(oldest->fd, SHUT_RDWR);
-    }
+    tp->accept_paused = true;
+    return false;
 }
 
 static void listener_accept(struct weft_tp *tp, bool *progressed)
 {
+    tp->accept_paused = false;
     for (;;) {
+        if (!pending_room(tp))
+            return;
         struct sockaddr_storage from;
         socklen_t len = sizeof(from);
         int fd = accept4(tp->listener.fd, (struct sockaddr *)&from, &len,
@@ -520,7 +528,6 @@ static void listener_accept(struct weft_tp *tp, bool *progressed)
         }
         p->next = tp->pending;
         tp->pending = p;
-        pending_cap(tp);
         pending_event(tp, p, progressed);
     }
 }

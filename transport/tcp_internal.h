@@ -129,6 +129,7 @@ struct weft_tp {
     struct weft_ep *peers; /* nranks of them */
     struct weft_tcp_pending *pending;
     int pending_dropped; /* stray connections dropped: warned one by one, then counted */
+    bool accept_paused;  /* the cap stopped accepting: the timer retries in a moment */
     bool aborted;
     uint8_t discard[64 * 1024]; /* sink for the payload of a mismatched message */
 };
