@@ -65,7 +65,7 @@ if [[ $VERBS == 1 || ( $VERBS == auto && $(id -u) -eq 0 ) ]]; then
     tests/rxe/vm.sh --timeout "${WEFT_RXE_VM_TIMEOUT:-3000}" --rw "$BUILD" -- bash -c \
         'unset WEFT_IB_TIMEOUT
          tests/integration/kill_check.sh --build "$0" verbs "$1"; k=$?
-         tests/integration/abort_check.sh --build "$0" --mib 64 verbs "$2"; a=$?
+         tests/integration/abort_check.sh --build "$0" --mib 64 --delay 1000 verbs "$2"; a=$?
          exit $((k | a))' "$BUILD" "$KILLS" "$ABORTS" | tee "$OUT/verbs.log"
     grep '^kill verbs:' "$OUT/verbs.log" >"$OUT/kill-verbs.log"
     grep '^abort verbs:' "$OUT/verbs.log" >"$OUT/abort-verbs.log"

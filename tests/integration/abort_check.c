@@ -2,7 +2,10 @@
  * abort_check.c - run under weft-run: while every rank is inside a large allreduce, a second
  * thread of the last rank calls weft_comm_abort. That rank's call must return WEFT_ERR_ABORTED
  * and every other rank's WEFT_ERR_REMOTE, within LIMIT s of the abort (WEFT_TIMEOUT is long).
- *   abort_check [MIB] [LIMIT]   prints "abort at T" (aborter) or "returned at T" per rank
+ *   abort_check [MIB] [LIMIT] [DELAY_MS]   prints "abort at T" (aborter) or "returned at T"
+ * The abort comes DELAY_MS (100) into the call: long enough that the main thread is inside
+ * the library (an abort that frees the communicator before the call enters it would be the
+ * program's race, not the library's), short enough that the call is still in flight.
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -18,6 +21,7 @@ static weft_comm_t comm;
 static atomic_int in_call;     /* 1 while the main thread is inside weft_allreduce */
 static _Atomic double abort_at; /* when the other thread called weft_comm_abort; 0: it did not */
 static weft_result_t abort_result;
+static long delay_ms = 100;
 
 static double wall_s(void)
 {
@@ -26,11 +30,11 @@ static double wall_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-/* Aborts 100 ms into the call, unless the call is over by then (the test then says so). */
+/* Aborts DELAY_MS into the call, unless the call is over by then (the test then says so). */
 static void *aborter(void *arg)
 {
     (void)arg;
-    struct timespec d = {0, 100 * 1000 * 1000};
+    struct timespec d = {delay_ms / 1000, (delay_ms % 1000) * 1000 * 1000};
     nanosleep(&d, NULL);
     if (!atomic_load(&in_call))
         return NULL;
@@ -43,6 +47,8 @@ int main(int argc, char **argv)
 {
     const size_t mib = argc > 1 ? strtoul(argv[1], NULL, 10) : 256;
     const double limit = argc > 2 ? atof(argv[2]) : 5.0;
+    if (argc > 3)
+        delay_ms = atol(argv[3]);
     const size_t count = mib * ((size_t)1 << 20) / sizeof(float);
     int rank, nranks;
 

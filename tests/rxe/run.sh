@@ -150,7 +150,7 @@ guest() {
     grep -E '^(not ok|kill verbs:)' "$CHECK_LOG" | sed 's/^/# /'
     check "faults over verbs: weft_comm_abort from another thread, $freps reps" \
         $((120 + 20 * freps)) "$ROOT/tests/integration/abort_check.sh" --build "$B" --mib 64 \
-        verbs "$freps"
+        --delay 1000 verbs "$freps"
     grep -E '^(not ok|abort verbs:)' "$CHECK_LOG" | sed 's/^/# /'
     (( fails == 0 ))
 }
