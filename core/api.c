@@ -99,18 +99,21 @@ static weft_result_t validate(const struct weft_comm *comm, const struct weft_co
 static weft_result_t run(struct weft_comm *comm, const struct weft_coll_op *ops, size_t n)
 {
     const char *call = n == 1 ? weft_coll_call_name(ops[0].kind) : "weft_group_end";
-    WEFT_CHECK(weft_comm_quiesce(comm, call));
-    /* A fingerprint mismatch leaves nothing in flight (the net is fine): the call fails,
-     * the communicator stays usable. */
-    weft_result_t r = weft_coll_check_calls(&comm->coll, ops, n);
-    if (r == WEFT_ERR_INVALID_ARG && weft_net_status(comm->net) == WEFT_OK)
-        return r;
-    if (r == WEFT_OK)
-        r = weft_coll_run(&comm->coll, ops, n);
-    if (r != WEFT_OK) {
-        comm->async_error = r;
-        WEFT_WARN(COLL, "%s failed: %s", call, weft_last_error());
+    WEFT_CHECK(weft_comm_enter(comm, call));
+    weft_result_t r = weft_comm_quiesce(comm, call);
+    if (r == WEFT_OK) {
+        r = weft_coll_check_calls(&comm->coll, ops, n);
+        /* A fingerprint mismatch leaves nothing in flight (the net is fine): the call fails,
+         * the communicator stays usable. */
+        bool usable = r == WEFT_ERR_INVALID_ARG && weft_net_status(comm->net) == WEFT_OK;
+        if (r == WEFT_OK)
+            r = weft_coll_run(&comm->coll, ops, n);
+        if (r != WEFT_OK && !usable) {
+            comm->async_error = r;
+            WEFT_WARN(COLL, "%s failed: %s", call, weft_last_error());
+        }
     }
+    weft_comm_leave(comm);
     return r;
 }
 

@@ -7,7 +7,9 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
+#include "clock.h"
 #include "config.h"
 #include "error.h"
 #include "exec.h"
@@ -191,14 +193,46 @@ weft_result_t weft_comm_abort(weft_comm_t comm)
 {
     if (!comm)
         return WEFT_ERROR(WEFT_ERR_INVALID_ARG, "weft_comm_abort: comm is NULL");
+    __atomic_store_n(&comm->aborting, 1, __ATOMIC_SEQ_CST);
+    if (comm->net)
+        weft_net_request_abort(comm->net);
     if (comm->exec) {
         weft_exec_abort(comm->exec);
         weft_exec_stop(comm->exec);
         comm->exec = NULL;
     }
+    /* A host call on another thread sees the request in its wait, aborts the transports
+     * itself and returns: only after that may this thread touch them, or free them. */
+    const double timeout = weft_config_double(WEFT_CFG_TIMEOUT);
+    const double deadline = weft_now_s() + timeout;
+    while (__atomic_load_n(&comm->busy, __ATOMIC_SEQ_CST) > 0) {
+        if (weft_now_s() > deadline)
+            return WEFT_ERROR(WEFT_ERR_TIMEOUT,
+                              "weft_comm_abort: rank %d: a call on another thread did not return "
+                              "within WEFT_TIMEOUT=%g s; the communicator is left allocated",
+                              comm->rank, timeout);
+        const struct timespec ms = {0, 1000 * 1000};
+        nanosleep(&ms, NULL);
+    }
     weft_net_abort(comm->net);
     comm_free(comm);
     return WEFT_OK;
+}
+
+weft_result_t weft_comm_enter(struct weft_comm *comm, const char *call)
+{
+    __atomic_fetch_add(&comm->busy, 1, __ATOMIC_SEQ_CST);
+    if (__atomic_load_n(&comm->aborting, __ATOMIC_SEQ_CST)) {
+        weft_comm_leave(comm);
+        return WEFT_ERROR(WEFT_ERR_ABORTED, "%s: rank %d: the communicator is being aborted",
+                          call, comm->rank);
+    }
+    return WEFT_OK;
+}
+
+void weft_comm_leave(struct weft_comm *comm)
+{
+    __atomic_fetch_sub(&comm->busy, 1, __ATOMIC_SEQ_CST);
 }
 
 weft_result_t weft_comm_stream_start(struct weft_comm *comm)

@@ -30,8 +30,16 @@ struct weft_comm {
     /* Collectives the worker runs on device buffers itself (pipelined staging, CUDA IPC):
      * the worker's only, created by its first such call. */
     struct weft_dev_coll *dev;
+    /* Host calls in flight (weft_comm_enter/leave), and weft_comm_abort's request: an abort
+     * from another thread waits for them to leave before it frees anything. */
+    int busy;
+    int aborting;
 };
 
+/* Around a host call, which may be in flight while another thread calls weft_comm_abort:
+ * enter fails with WEFT_ERR_ABORTED once an abort has begun. */
+weft_result_t weft_comm_enter(struct weft_comm *comm, const char *call);
+void weft_comm_leave(struct weft_comm *comm);
 /* Starts the stream worker and the staging of the communicator, once. */
 weft_result_t weft_comm_stream_start(struct weft_comm *comm);
 /* Before a host operation: waits until the queued stream operations are done, so that the

@@ -104,7 +104,9 @@ WEFT_API weft_result_t weft_comm_init_env(weft_comm_t *comm);
 WEFT_API weft_result_t weft_comm_split(weft_comm_t comm, int color, int key, weft_comm_t *newcomm);
 /* Collective: waits for outstanding work, then frees everything. */
 WEFT_API weft_result_t weft_comm_destroy(weft_comm_t comm);
-/* Local: stops outstanding work (peers see WEFT_ERR_REMOTE) and frees everything. */
+/* Local: stops outstanding work (peers see WEFT_ERR_REMOTE) and frees everything. Safe from
+ * another thread while a call on `comm` is in flight: that call returns WEFT_ERR_ABORTED
+ * first (make no new calls on `comm` once the abort has begun). */
 WEFT_API weft_result_t weft_comm_abort(weft_comm_t comm);
 /* The first error that ended an operation of this communicator, or WEFT_OK. */
 WEFT_API weft_result_t weft_comm_get_async_error(weft_comm_t comm, weft_result_t *async_error);

@@ -25,6 +25,15 @@
 
 enum conn_state { CONN_AUTH, CONN_HDR, CONN_BODY, CONN_JOINED, CONN_CLOSED };
 
+/* Connections that have not said which rank they are yet: at most PENDING_MAX; when full, the
+ * oldest goes once it has had PENDING_AGE_S (a rank needs two round trips), else accepting
+ * pauses. So a flood of strangers holds a bounded number of descriptors, and cannot push
+ * out a rank that is answering. */
+#define PENDING_MAX 256
+#define PENDING_AGE_S 2.0
+/* Warnings for the first dropped connections, then a count at the end. */
+#define WARN_EACH 10
+
 struct conn {
     int fd;
     enum conn_state state;
@@ -33,6 +42,7 @@ struct conn {
     size_t want, got;
     struct weft_boot_peer peer;
     char addr[WEFT_ADDR_STRLEN];
+    double since; /* accepted at */
 };
 
 struct root {
@@ -51,6 +61,8 @@ struct root {
     char fail_msg[WEFT_BOOT_ERRMSG_MAX];
     int answered;
     bool done;
+    int dropped;
+    double accept_paused_until;
 };
 
 static void conn_close(struct conn *c)
@@ -63,8 +75,9 @@ static void conn_close(struct conn *c)
 
 static void conn_drop(struct root *r, struct conn *c, const char *why)
 {
-    WEFT_WARN(BOOT, "bootstrap root at %s: dropped the connection from %s: %s", r->addr, c->addr,
-              why);
+    if (r->dropped++ < WARN_EACH)
+        WEFT_WARN(BOOT, "bootstrap root at %s: dropped the connection from %s: %s", r->addr,
+                  c->addr, why);
     conn_close(c);
 }
 
@@ -261,14 +274,49 @@ static void read_conn(struct root *r, struct conn *c)
         advance(r, c);
 }
 
+static bool pending(const struct conn *c)
+{
+    return c->state == CONN_AUTH || c->state == CONN_HDR || c->state == CONN_BODY;
+}
+
+/* Room for one more connection: false (accepting paused) while the oldest pending one is
+ * younger than PENDING_AGE_S. */
+static bool make_room(struct root *r)
+{
+    struct conn *oldest = NULL;
+    size_t n = 0;
+    for (size_t i = 0; i < r->nconns; i++) {
+        if (pending(r->conns[i])) {
+            n++;
+            if (!oldest)
+                oldest = r->conns[i];
+        }
+    }
+    if (n < PENDING_MAX)
+        return true;
+    const double now = weft_boot_now();
+    if (now - oldest->since < PENDING_AGE_S) {
+        r->accept_paused_until = oldest->since + PENDING_AGE_S;
+        return false;
+    }
+    conn_drop(r, oldest, "too many connections that have not joined: dropping the oldest");
+    return true;
+}
+
 static void accept_all(struct root *r)
 {
     for (;;) {
         struct sockaddr_storage addr;
         socklen_t len = sizeof(addr);
-        int fd = accept4(r->lfd, (struct sockaddr *)&addr, &len, SOCK_CLOEXEC | SOCK_NONBLOCK);
-        if (fd < 0)
+        if (!make_room(r))
             return;
+        int fd = accept4(r->lfd, (struct sockaddr *)&addr, &len, SOCK_CLOEXEC | SOCK_NONBLOCK);
+        if (fd < 0) {
+            /* Out of descriptors: the listener stays readable, so wait instead of spinning. */
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
+                r->accept_paused_until = weft_boot_now() + 0.1;
+            return;
+        }
         if (r->nconns == r->cap) {
             size_t cap = r->cap ? 2 * r->cap : 16;
             struct conn **n = realloc(r->conns, cap * sizeof(*n));
@@ -285,6 +333,7 @@ static void accept_all(struct root *r)
             return;
         }
         c->fd = fd;
+        c->since = weft_boot_now();
         c->state = CONN_AUTH;
         c->want = WEFT_BOOT_AUTH_REPLY_BYTES;
         weft_sockaddr_str((const struct sockaddr *)&addr, c->addr, sizeof(c->addr));
@@ -347,6 +396,9 @@ static void handle_timeout(struct root *r)
 
 static void root_free(struct root *r)
 {
+    if (r->dropped > WARN_EACH)
+        WEFT_WARN(BOOT, "bootstrap root at %s: dropped %d more connections", r->addr,
+                  r->dropped - WARN_EACH);
     for (size_t i = 0; i < r->nconns; i++) {
         if (r->conns[i]->fd >= 0)
             close(r->conns[i]->fd);
@@ -411,7 +463,12 @@ static void *root_main(void *arg)
             }
         }
         nfds_t n = 0;
-        pfd[n++] = (struct pollfd){ .fd = r->lfd, .events = POLLIN };
+        const double now = weft_boot_now();
+        /* A paused listener is left out of the poll (it would be readable at once). */
+        pfd[n++] = (struct pollfd){ .fd = now < r->accept_paused_until ? -1 : r->lfd,
+                                    .events = POLLIN };
+        if (now < r->accept_paused_until && r->accept_paused_until - now < left)
+            left = r->accept_paused_until - now;
         for (size_t i = 0; i < r->nconns; i++) {
             struct conn *c = r->conns[i];
             if (c->state == CONN_AUTH || c->state == CONN_HDR || c->state == CONN_BODY) {

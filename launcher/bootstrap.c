@@ -18,6 +18,7 @@
 #include "core/log.h"
 #include "core/netif.h"
 #include "launcher/boot_auth.h"
+#include "launcher/boot_ring.h"
 #include "launcher/boot_sock.h"
 #include "launcher/boot_wire.h"
 
@@ -143,64 +144,18 @@ static int get_rank(const uint8_t b[4])
     return (int)ntohl(v);
 }
 
-/* Accepts a connection for rank-1 and sends it our challenge; a connection that breaks
- * before that is dropped and the wait goes on. */
-static weft_result_t accept_prev(struct weft_boot *b, int lfd, double deadline, int *fd_out,
-                                 struct weft_boot_auth *st)
-{
-    for (;;) {
-        struct sockaddr_storage from;
-        socklen_t from_len = sizeof(from);
-        char from_text[WEFT_ADDR_STRLEN];
-        int fd;
-
-        WEFT_CHECK(weft_boot_accept(lfd, deadline, b->prev_what, &fd, &from, &from_len));
-        weft_sockaddr_str((const struct sockaddr *)&from, from_text, sizeof(from_text));
-        weft_result_t res = weft_boot_auth_server_begin(fd, st, deadline, from_text);
-        if (res == WEFT_OK) {
-            *fd_out = fd;
-            return WEFT_OK;
-        }
-        close(fd);
-        if (res == WEFT_ERR_TIMEOUT)
-            return res;
-        WEFT_WARN(BOOT, "rank %d: dropped a ring connection from %s: %s", b->rank, from_text,
-                  weft_error_message());
-    }
-}
-
-/* Connect to rank+1 and accept rank-1, interleaving the two handshakes so that no rank waits
- * on its successor while the successor waits on it. */
+/* Connect to rank+1, then prove the secret to it while waiting for rank-1 to prove it to us
+ * (boot_ring.c), so that no rank waits on its successor while the successor waits on it. */
 static weft_result_t ring_connect(struct weft_boot *b, int lfd, const uint8_t *secret,
                                   double deadline)
 {
     int next = (b->rank + 1) % b->nranks, prev = (b->rank + b->nranks - 1) % b->nranks;
     const struct weft_boot_peer *np = &b->peers[next];
-    struct weft_boot_auth cst, sst;
     uint8_t rb[4];
-    int fd = -1;
 
     WEFT_CHECK(weft_boot_connect(&np->addr, np->addr_len, deadline, b->next_what, &b->next_fd));
-    WEFT_CHECK(accept_prev(b, lfd, deadline, &fd, &sst));
-    weft_result_t res = weft_boot_auth_client_respond(b->next_fd, secret, &cst, deadline,
-                                                      b->next_what);
-    if (res != WEFT_OK) {
-        close(fd);
-        return res;
-    }
-    for (;;) {
-        res = weft_boot_auth_server_finish(fd, secret, &sst, deadline, b->prev_what);
-        if (res == WEFT_OK)
-            break;
-        close(fd);
-        if (res == WEFT_ERR_TIMEOUT)
-            return res;
-        WEFT_WARN(BOOT, "rank %d: dropped a ring connection that was not %s: %s", b->rank,
-                  b->prev_what, weft_error_message());
-        WEFT_CHECK(accept_prev(b, lfd, deadline, &fd, &sst));
-    }
-    b->prev_fd = fd;
-    WEFT_CHECK(weft_boot_auth_client_finish(b->next_fd, secret, &cst, deadline, b->next_what));
+    WEFT_CHECK(weft_boot_ring_link(lfd, b->next_fd, secret, b->rank, b->next_what, deadline,
+                                   &b->prev_fd));
     put_rank(rb, b->rank);
     WEFT_CHECK(weft_boot_send_all(b->next_fd, rb, sizeof(rb), deadline, b->next_what));
     WEFT_CHECK(weft_boot_recv_all(b->prev_fd, rb, sizeof(rb), deadline, b->prev_what));

@@ -210,6 +210,21 @@ if [[ $PART != unit ]]; then
         skip_gpu "$api_gpu"
     fi
     # --- end api ---
+    # Faults and hostile input (issue 12; bench/faults.sh runs the full counts): kill -9 of one
+    # rank during a 256 MiB allreduce (each survivor: WEFT_ERR_REMOTE within 5 s naming the dead
+    # rank and host; no process or /dev/shm segment left), weft_comm_abort from another thread
+    # during one, and strangers (noise, wrong secret, replayed handshakes, half a handshake,
+    # 1000 connections) on the bootstrap and tcp transport ports while a job sets up.
+    for tp in shm tcp; do
+        run "faults over $tp: kill -9 one rank during a 256 MiB allreduce, 3 reps" 300 \
+            tests/integration/kill_check.sh --build "$BUILD" "$tp" 3
+        run "faults over $tp: weft_comm_abort from another thread, 3 reps" 300 \
+            tests/integration/abort_check.sh --build "$BUILD" "$tp" 3
+    done
+    for w in boot tcp; do
+        run "faults: strangers on the $w ports during set-up" 300 \
+            tests/integration/stranger_check.sh --build "$BUILD" "$w"
+    done
     # UCX (built with libucx-dev; used only with --transport ucx): conformance, every collective
     # and the error paths, over UCX's tcp and over its shared-memory transports (posix and sysv
     # for messages, cma for single-copy), then a UCX that cannot start and ranks that have no

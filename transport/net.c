@@ -10,11 +10,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "core/config.h"
 #include "core/host.h"
 #include "core/error.h"
 #include "core/log.h"
+#include "transport/net_watch.h"
 
 #define NET_MAX_TRANSPORTS 4
 /* Room for one transport's address: a fixed part plus a few bytes per rank (verbs publishes
@@ -88,6 +90,8 @@ struct weft_net {
     double timeout_s;
     long spin_count;
     weft_result_t status;
+    struct weft_net_watch *watch; /* peers on this host, to name the one that died */
+    int abort_req; /* set by weft_net_request_abort from any thread */
 };
 
 
@@ -334,6 +338,7 @@ static void log_map(const struct weft_net *net)
 struct rank_record {
     struct host_record host;
     uint32_t usable;
+    int32_t pid;
 };
 
 /* The transport WEFT_TRANSPORT forces (-1 for auto); fails on a name this build lacks. */
@@ -349,6 +354,21 @@ static weft_result_t forced_transport(int *force)
                           "WEFT_TRANSPORT=%s is not a transport of this build (%s)", forced,
                           transport_names());
     return WEFT_OK;
+}
+
+static void watch_local_peers(struct weft_net *net, const struct rank_record *ranks)
+{
+    int *pids = calloc((size_t)net->nranks, sizeof(*pids));
+    bool *local = calloc((size_t)net->nranks, sizeof(*local));
+    if (pids && local) {
+        for (int p = 0; p < net->nranks; p++) {
+            pids[p] = ranks[p].pid;
+            local[p] = net->peers[p].host == net->peers[net->rank].host;
+        }
+        net->watch = weft_net_watch_open(net->nranks, net->rank, pids, local);
+    }
+    free(pids);
+    free(local);
 }
 
 weft_result_t weft_net_create(const struct weft_net_params *params, const struct weft_oob *oob,
@@ -380,7 +400,7 @@ weft_result_t weft_net_create(const struct weft_net_params *params, const struct
 
     int force;
     WEFT_CHECK_GOTO(forced_transport(&force), r, fail);
-    struct rank_record me = {.usable = probe_transports(force)};
+    struct rank_record me = {.usable = probe_transports(force), .pid = (int32_t)getpid()};
     snprintf(me.host.hostname, sizeof(me.host.hostname), "%s", params->hostname);
     weft_host_boot_id(me.host.boot_id, sizeof(me.host.boot_id));
     WEFT_CHECK_GOTO(oob->allgather(oob->ctx, &me, ranks, sizeof(me)), r, fail);
@@ -390,6 +410,7 @@ weft_result_t weft_net_create(const struct weft_net_params *params, const struct
         net->hostnames[p] = net->hosts[p].hostname;
     }
     group_hosts(net);
+    watch_local_peers(net, ranks);
     WEFT_CHECK_GOTO(choose_transports(net, force), r, fail);
 
     uint32_t lens[NET_MAX_TRANSPORTS] = {0};
@@ -428,6 +449,7 @@ void weft_net_destroy(struct weft_net *net)
     free(net->tps);
     free(net->hostnames);
     free(net->serves);
+    weft_net_watch_close(net->watch);
     free(net);
 }
 
@@ -506,8 +528,36 @@ weft_result_t weft_net_progress(struct weft_net *net)
     return progress(net, &progressed);
 }
 
+/* A peer failure seen through another rank (it aborted or closed its connections after it saw
+ * the death) names that rank; when a process on this host died, name it first. The dying
+ * process closes its sockets a moment before its pidfd reports the exit: wait that long. */
+#define BLAME_WAIT_MS 250
+static weft_result_t blame(struct weft_net *net, weft_result_t r)
+{
+    int ranks[8], pids[8];
+    int n = weft_net_watch_dead(net->watch, BLAME_WAIT_MS, ranks, pids, 8);
+    if (n == 0)
+        return r;
+    char seen[1024], dead[512], needle[32];
+    size_t off = 0;
+    snprintf(seen, sizeof(seen), "%s", weft_error_message());
+    for (int i = 0; i < n; i++) {
+        snprintf(needle, sizeof(needle), "(pid %d)", pids[i]);
+        if (n == 1 && strstr(seen, needle))
+            return r; /* the message names it already */
+        off += (size_t)snprintf(dead + off, sizeof(dead) - off, "%srank %d (pid %d)",
+                                i == 0 ? "" : i == n - 1 ? " and " : ", ", ranks[i], pids[i]);
+        if (off >= sizeof(dead))
+            break;
+    }
+    return WEFT_ERROR(r, "%s on host %s exited; rank %d then saw: %s", dead,
+                      net->hostnames[ranks[0]], net->rank, seen);
+}
+
 static weft_result_t fail(struct weft_net *net, weft_result_t r)
 {
+    if (r == WEFT_ERR_REMOTE && net->status == WEFT_OK)
+        r = blame(net, r);
     if (net->status == WEFT_OK)
         net->status = r;
     weft_net_abort(net);
@@ -550,6 +600,9 @@ weft_result_t weft_net_wait(struct weft_net *net, struct weft_request *const *re
         if (net->status != WEFT_OK)
             return fail(net, WEFT_ERROR(WEFT_ERR_ABORTED, "rank %d: communicator aborted",
                                         net->rank));
+        if (__atomic_load_n(&net->abort_req, __ATOMIC_ACQUIRE))
+            return fail(net, WEFT_ERROR(WEFT_ERR_ABORTED, "weft_comm_abort was called during "
+                                        "this call on rank %d", net->rank));
         bool progressed = false;
         weft_result_t r = progress(net, &progressed);
         if (r != WEFT_OK)
@@ -575,6 +628,11 @@ weft_result_t weft_net_wait(struct weft_net *net, struct weft_request *const *re
 weft_result_t weft_net_wait_one(struct weft_net *net, struct weft_request *req)
 {
     return weft_net_wait(net, &req, 1);
+}
+
+void weft_net_request_abort(struct weft_net *net)
+{
+    __atomic_store_n(&net->abort_req, 1, __ATOMIC_RELEASE);
 }
 
 void weft_net_abort(struct weft_net *net)

@@ -55,6 +55,9 @@ weft_result_t weft_net_wait_one(struct weft_net *net, struct weft_request *req);
 weft_result_t weft_net_progress(struct weft_net *net);
 /* Local abort: in-flight requests fail with WEFT_ERR_ABORTED; peers are told. */
 void weft_net_abort(struct weft_net *net);
+/* Safe from any thread: the thread in weft_net_wait (if any) fails its wait with
+ * WEFT_ERR_ABORTED and aborts the net itself, so only that thread touches the transports. */
+void weft_net_request_abort(struct weft_net *net);
 /* Registers [buf, buf+len) with every transport that registers memory (verbs), for
  * zero-copy transfers without per-message registration; weft_net_dereg releases it. */
 weft_result_t weft_net_reg(struct weft_net *net, void *buf, size_t len, void **handle);

@@ -116,6 +116,16 @@ fail:
 
 void weft_tcp_unlisten(struct weft_tp *tp)
 {
+    int stray = 0;
+    for (struct weft_tcp_pending *p = tp->pending; p; p = p->next)
+        stray++;
+    if (stray || tp->pending_dropped > WEFT_TCP_PENDING_WARN)
+        WEFT_WARN(NET, "rank %d: closing the TCP listener %s: %d connections never sent a valid "
+                  "hello (%d more dropped earlier)", tp->rank, tp->laddr_str, stray,
+                  tp->pending_dropped > WEFT_TCP_PENDING_WARN
+                      ? tp->pending_dropped - WEFT_TCP_PENDING_WARN : 0);
+    if (tp->pending_dropped > WEFT_TCP_PENDING_WARN)
+        tp->pending_dropped = WEFT_TCP_PENDING_WARN;
     if (tp->listener.fd >= 0) {
         close(tp->listener.fd);
         close(tp->listener.timer_fd);
@@ -339,7 +349,9 @@ static void pending_unlink(struct weft_tp *tp, struct weft_tcp_pending *p)
 /* A stray or hostile connection must not fail the job: it is dropped with a warning. */
 static void pending_drop(struct weft_tp *tp, struct weft_tcp_pending *p, const char *why)
 {
-    WEFT_WARN(NET, "rank %d: dropping TCP connection from %s: %s", tp->rank, p->addr_str, why);
+    if (tp->pending_dropped++ < WEFT_TCP_PENDING_WARN)
+        WEFT_WARN(NET, "rank %d: dropping TCP connection from %s: %s", tp->rank, p->addr_str,
+                  why);
     pending_unlink(tp, p);
     (void)epoll_ctl(tp->epfd, EPOLL_CTL_DEL, p->fd, NULL);
     close(p->fd);
@@ -401,7 +413,11 @@ static void pending_event(struct weft_tp *tp, struct weft_tcp_pending *p, bool *
 {
     if (weft_now_s() >= p->deadline) {
         char msg[160];
-        snprintf(msg, sizeof(msg), "no hello within WEFT_TIMEOUT=%g s", tp->timeout_s);
+        if (p->deadline == 0)
+            snprintf(msg, sizeof(msg), "more than %d connections without a valid hello: "
+                     "dropping the oldest", WEFT_TCP_PENDING_MAX + tp->nranks * tp->nsocks);
+        else
+            snprintf(msg, sizeof(msg), "no hello within WEFT_TIMEOUT=%g s", tp->timeout_s);
         pending_drop(tp, p, msg);
         *progressed = true;
         return;
@@ -434,6 +450,8 @@ static void pending_expire(struct weft_tp *tp)
         else if (next == 0 || p->deadline < next)
             next = p->deadline;
     }
+    if (tp->accept_paused && (next == 0 || now + 0.005 < next))
+        next = now + 0.005;
     struct itimerspec its = {{0, 0}, {0, 0}}; /* zero disarms */
     if (next > 0) {
         its.it_value.tv_sec = (time_t)next;
@@ -444,9 +462,34 @@ static void pending_expire(struct weft_tp *tp)
                   "only at the next connection", tp->rank, strerror(errno));
 }
 
+/* Bounds the descriptors strangers can hold: at the cap, accepting pauses and the oldest
+ * unverified connections are shut down (their own events close them; one may be in the
+ * batch being handled), then the timer resumes accepting. Whether there is room. */
+static bool pending_room(struct weft_tp *tp)
+{
+    const int cap = WEFT_TCP_PENDING_MAX + tp->nranks * tp->nsocks;
+    int n = 0;
+    for (struct weft_tcp_pending *p = tp->pending; p; p = p->next)
+        n++;
+    if (n < cap)
+        return true;
+    int live = 0; /* newest first: past cap / 2 live ones, the rest go */
+    for (struct weft_tcp_pending *p = tp->pending; p; p = p->next) {
+        if (p->deadline > 0 && ++live > cap / 2) { /* deadline 0: shut down already */
+            p->deadline = 0;
+            (void)shutdown(p->fd, SHUT_RDWR);
+        }
+    }
+    tp->accept_paused = true;
+    return false;
+}
+
 static void listener_accept(struct weft_tp *tp, bool *progressed)
 {
+    tp->accept_paused = false;
     for (;;) {
+        if (!pending_room(tp))
+            return;
         struct sockaddr_storage from;
         socklen_t len = sizeof(from);
         int fd = accept4(tp->listener.fd, (struct sockaddr *)&from, &len,

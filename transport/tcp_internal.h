@@ -94,6 +94,10 @@ struct weft_ep {
     struct weft_tcp_sock *socks; /* nsocks of them */
 };
 
+/* Unverified connections a listener keeps (plus nranks x nsocks); warnings for the first
+ * dropped ones, then a count. */
+#define WEFT_TCP_PENDING_MAX 256
+#define WEFT_TCP_PENDING_WARN 10
 /* An accepted connection whose hello has not been verified yet. */
 struct weft_tcp_pending {
     enum weft_tcp_kind kind;
@@ -124,6 +128,8 @@ struct weft_tp {
     double timeout_s; /* WEFT_TIMEOUT: how long an accepted connection may take to say hello */
     struct weft_ep *peers; /* nranks of them */
     struct weft_tcp_pending *pending;
+    int pending_dropped; /* stray connections dropped: warned one by one, then counted */
+    bool accept_paused;  /* the cap stopped accepting: the timer retries in a moment */
     bool aborted;
     uint8_t discard[64 * 1024]; /* sink for the payload of a mismatched message */
 };

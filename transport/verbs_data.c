@@ -162,7 +162,8 @@ static void wc_failed(struct weft_ep *ep, const struct ibv_wc *wc)
     char who[160];
     weft_result_t code = wc->status == IBV_WC_RETRY_EXC_ERR ||
                                  wc->status == IBV_WC_RNR_RETRY_EXC_ERR ||
-                                 wc->status == IBV_WC_REM_ABORT_ERR
+                                 wc->status == IBV_WC_REM_ABORT_ERR ||
+                                 wc->status == IBV_WC_REM_ACCESS_ERR /* its memory is gone */
                              ? WEFT_ERR_REMOTE
                              : WEFT_ERR_SYSTEM;
     WEFT_ERROR(code,

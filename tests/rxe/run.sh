@@ -139,6 +139,19 @@ guest() {
         "$B/bin/weft-run" -n 3 --transport verbs "$B/tests/errors_check" dead-peer
     check "errors over verbs: silent peer" 120 env WEFT_TIMEOUT=3 \
         "$B/bin/weft-run" -n 3 --transport verbs "$B/tests/errors_check" silent-peer
+
+    # ---- faults (issue 12; helper "faults"): kill -9 of one rank during a 256 MiB allreduce
+    # (every survivor: WEFT_ERR_REMOTE within 5 s, naming the dead rank and host; nothing left
+    # behind) and weft_comm_abort from another thread, over verbs. WEFT_FAULTS_VERBS_REPS
+    # repetitions each (bench/faults.sh sets 20); each prints its summary line as a comment.
+    local freps=${WEFT_FAULTS_VERBS_REPS:-3}
+    check "faults over verbs: kill -9 one rank during a 256 MiB allreduce, $freps reps" \
+        $((120 + 30 * freps)) "$ROOT/tests/integration/kill_check.sh" --build "$B" verbs "$freps"
+    grep -E '^(not ok|kill verbs:)' "$CHECK_LOG" | sed 's/^/# /'
+    check "faults over verbs: weft_comm_abort from another thread, $freps reps" \
+        $((120 + 20 * freps)) "$ROOT/tests/integration/abort_check.sh" --build "$B" --mib 64 \
+        --delay 1000 verbs "$freps"
+    grep -E '^(not ok|abort verbs:)' "$CHECK_LOG" | sed 's/^/# /'
     (( fails == 0 ))
 }
 

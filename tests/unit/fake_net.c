@@ -402,6 +402,12 @@ void weft_net_abort(struct weft_net *net)
     pthread_mutex_unlock(&net->g->mu);
 }
 
+/* The fake's waits are serialised by its lock: an abort request is the abort itself. */
+void weft_net_request_abort(struct weft_net *net)
+{
+    weft_net_abort(net);
+}
+
 /* The in-process net moves memory with memcpy: nothing to register. */
 weft_result_t weft_net_reg(struct weft_net *net, void *buf, size_t len, void **handle)
 {
