@@ -121,8 +121,6 @@ run() {
     fi
 }
 
-# have_dev PKG: the development files of a library the build uses when present.
-have_dev() { pkg-config --exists "$1" 2>/dev/null; }
 FEATURES=$("$BIN/weft-info" --version 2>/dev/null)
 
 if [[ $PART != integration ]]; then
