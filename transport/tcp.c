@@ -252,13 +252,15 @@ static weft_result_t tcp_progress(struct weft_tp *tp, bool *progressed)
     if (n < 0)
         return WEFT_ERROR_ERRNO(WEFT_ERR_SYSTEM, "epoll_wait",
                                 "rank %d: cannot poll the TCP sockets", tp->rank);
+    /* Handshakes (ours, or a stranger's on the listener) are not progress of a request. */
+    bool handshake = false;
     for (int i = 0; i < n; i++) {
         void *obj = evs[i].data.ptr;
         struct weft_tcp_sock *s = obj;
         if (*(enum weft_tcp_kind *)obj == WEFT_TCP_SOCK && s->state == WEFT_TCP_S_UP)
             weft_tcp_data_event(tp, s, evs[i].events);
         else if (*(enum weft_tcp_kind *)obj != WEFT_TCP_SOCK || s->fd >= 0)
-            weft_tcp_conn_event(tp, obj, evs[i].events, progressed);
+            weft_tcp_conn_event(tp, obj, evs[i].events, &handshake);
     }
     for (int p = 0; p < tp->nranks; p++) {
         struct weft_ep *peer = &tp->peers[p];

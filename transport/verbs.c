@@ -22,6 +22,7 @@
 
 #ifdef WEFT_HAVE_VERBS
 #include "transport/verbs_internal.h"
+#include "transport/verbs_wrid.h"
 
 #define RING_ALIGN 4096
 
@@ -215,6 +216,10 @@ static uint8_t ack_timeout(const struct weft_tp *tp, const struct ibv_device_att
 static weft_result_t verbs_init(const struct weft_transport_params *params, struct weft_tp **out)
 {
     weft_result_t r;
+    if (params->nranks - 1 > WEFT_VERBS_WR_MAX_RANK)
+        return WEFT_ERROR(WEFT_ERR_UNSUPPORTED, "rank %d: the verbs transport serves at most %d "
+                          "ranks, not %d", params->rank, WEFT_VERBS_WR_MAX_RANK + 1,
+                          params->nranks);
     struct weft_tp *tp = calloc(1, sizeof(*tp));
     if (!tp)
         return WEFT_ERROR(WEFT_ERR_NO_MEMORY, "rank %d: cannot allocate the verbs context",

@@ -3,7 +3,7 @@
  * communicator usable; a dead or silent peer turns into an error on every rank, in bounded
  * time; ranks that disagree on the job size fail at init; a transport that cannot start
  * fails init on every rank, within WEFT_TIMEOUT, with a message naming the cause.
- *   errors_check args | dead-peer | silent-peer | nranks | init-fails FRAGMENT...
+ *   errors_check args | dead-peer | silent-peer | never-match | nranks | init-fails FRAGMENT...
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -136,6 +136,40 @@ static void silent_peer(weft_comm_t comm)
               weft_last_error());
 }
 
+/* Every rank is alive and keeps polling, but each receives from its right neighbour and nobody
+ * sends: the calls can never match. Whatever the transport exchanges meanwhile (liveness
+ * probes, credit notes, keepalives) is not progress, so every rank must fail with
+ * WEFT_ERR_TIMEOUT within WEFT_TIMEOUT (+ 2 s) and say what it waited for. */
+static void never_match(weft_comm_t comm)
+{
+    const char *t = getenv("WEFT_TIMEOUT");
+    const double limit = t ? atof(t) : 300;
+    const int from = (rank + 1) % nranks;
+    float buf[300];
+    const double t0 = weft_now_s();
+    weft_result_t r = weft_recv(buf, 300, WEFT_FLOAT32, from, comm, NULL);
+    const double took = weft_now_s() - t0;
+    char detail[1400], want[64];
+    snprintf(detail, sizeof(detail), "got %s after %.1f s (WEFT_TIMEOUT=%.0f): %s",
+             weft_strerror(r), took, limit, weft_last_error());
+    check(r == WEFT_ERR_TIMEOUT, "calls that never match give WEFT_ERR_TIMEOUT", detail);
+    check(took >= limit - 0.5 && took < limit + 2, "within WEFT_TIMEOUT + 2 s", detail);
+    /* what it waited for: the operation, its bytes, the peer, its host and the transport */
+    snprintf(want, sizeof(want), "receive of %zu bytes", sizeof(buf));
+    const char *env_tp = getenv("WEFT_TRANSPORT");
+    char via[64];
+    snprintf(via, sizeof(via), "(via %s)", env_tp && *env_tp ? env_tp : "");
+    const char *msg = weft_last_error();
+    char peer[64];
+    snprintf(peer, sizeof(peer), "from rank %d on ", from);
+    check(strstr(msg, want) != NULL && strstr(msg, peer) != NULL,
+          "message names the operation, its bytes and the peer", detail);
+    char host[256] = "";
+    gethostname(host, sizeof(host) - 1);
+    check(strstr(msg, host) != NULL, "message names the peer's host", detail);
+    check(strstr(msg, via) != NULL, "message names the transport", detail);
+}
+
 /* The environment keeps the forced transport from starting (say UCX_TLS=nonexistent): init
  * must fail here, soon, and its message must contain every fragment. */
 static void init_fails(int nfrags, char **frags)
@@ -191,6 +225,9 @@ int main(int argc, char **argv)
             weft_comm_abort(comm);
         } else if (strcmp(mode, "silent-peer") == 0) {
             silent_peer(comm);
+            weft_comm_abort(comm);
+        } else if (strcmp(mode, "never-match") == 0) {
+            never_match(comm);
             weft_comm_abort(comm);
         } else {
             fprintf(stderr, "errors_check: unknown mode %s\n", mode);
