@@ -73,6 +73,9 @@ static weft_result_t tcp_init(const struct weft_transport_params *params, struct
     tp->nranks = params->nranks;
     tp->nsocks = (int)nsocks;
     tp->bufsize = weft_config_size(WEFT_CFG_SOCKET_BUFSIZE);
+    const long dead = weft_config_int(WEFT_CFG_SOCKET_DEAD_TIMEOUT);
+    tp->dead_timeout_s = dead < 0 ? 0 : dead > 86400 ? 86400 : (int)dead;
+    tp->hostnames = params->hostnames;
     tp->timeout_s = params->timeout_s;
     memcpy(tp->key, params->key, sizeof(tp->key));
     tp->listener.fd = -1;

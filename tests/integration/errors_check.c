@@ -4,7 +4,9 @@
  * time; ranks that disagree on the job size fail at init; a transport that cannot start
  * fails init on every rank, within WEFT_TIMEOUT, with a message naming the cause.
  *   errors_check args | dead-peer | silent-peer | never-match | nranks | init-fails FRAGMENT...
+ *   errors_check vanish busy|idle   (run by tcp_vanish_check.sh: the peer's host vanishes)
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -170,6 +172,66 @@ static void never_match(weft_comm_t comm)
     check(strstr(msg, via) != NULL, "message names the transport", detail);
 }
 
+/* tcp_vanish_check.sh runs two ranks in two network namespaces and, once both wrote
+ * $VANISH_DIR/ready.RANK, blackholes the link between them (no FIN, no RST) and writes the
+ * wall-clock time it did so to $VANISH_DIR/t0. busy: the ranks run allreduces the whole time
+ * (unacknowledged data: TCP_USER_TIMEOUT); idle: each waits on a receive nobody sends (an
+ * idle socket: keepalive). Either way each must fail with WEFT_ERR_REMOTE naming the peer,
+ * its host and ETIMEDOUT within WEFT_SOCKET_DEAD_TIMEOUT + 5 s, well before WEFT_TIMEOUT. */
+static double wall_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static void vanish(weft_comm_t comm, const char *how)
+{
+    const char *dir = getenv("VANISH_DIR"), *peer_host = getenv("VANISH_PEER_HOST");
+    const char *dead = getenv("WEFT_SOCKET_DEAD_TIMEOUT");
+    const double dead_s = dead ? atof(dead) : 30;
+    char path[512], detail[1400];
+    weft_comm_rank(comm, &rank);
+    weft_comm_size(comm, &nranks);
+    enum { COUNT = 1 << 18 };
+    float *buf = calloc(COUNT, sizeof(float)), *out = calloc(COUNT, sizeof(float));
+    weft_result_t r = weft_allreduce(buf, out, COUNT, WEFT_FLOAT32, WEFT_SUM, comm, NULL);
+    check(r == WEFT_OK, "allreduce before the link goes", weft_last_error());
+    snprintf(path, sizeof(path), "%s/ready.%d", dir ? dir : ".", rank);
+    FILE *f = fopen(path, "w");
+    if (f)
+        fclose(f);
+    const int peer = (rank + 1) % nranks;
+    if (strcmp(how, "idle") == 0) {
+        r = weft_recv(buf, 16, WEFT_FLOAT32, peer, comm, NULL);
+    } else {
+        while (r == WEFT_OK)
+            r = weft_allreduce(buf, out, COUNT, WEFT_FLOAT32, WEFT_SUM, comm, NULL);
+    }
+    const double t = wall_s();
+    double t0 = 0;
+    snprintf(path, sizeof(path), "%s/t0", dir ? dir : ".");
+    if ((f = fopen(path, "r")) != NULL) {
+        if (fscanf(f, "%lf", &t0) != 1)
+            t0 = 0;
+        fclose(f);
+    }
+    const char *msg = weft_last_error();
+    snprintf(detail, sizeof(detail), "got %s %.1f s after the link went (t0 %s): %s",
+             weft_strerror(r), t0 ? t - t0 : -1.0, t0 ? "read" : "missing", msg);
+    printf("# rank %d: %s\n", rank, detail);
+    check(r == WEFT_ERR_REMOTE, "a vanished host gives WEFT_ERR_REMOTE", detail);
+    check(t0 > 0 && t - t0 < dead_s + 5, "within WEFT_SOCKET_DEAD_TIMEOUT + 5 s", detail);
+    char who[64];
+    snprintf(who, sizeof(who), "rank %d ", peer);
+    check(strstr(msg, who) != NULL && peer_host && strstr(msg, peer_host) != NULL,
+          "message names the peer and its host", detail);
+    check(strstr(msg, "ETIMEDOUT") != NULL || strstr(msg, strerror(ETIMEDOUT)) != NULL,
+          "message names ETIMEDOUT", detail);
+    free(buf);
+    free(out);
+}
+
 /* The environment keeps the forced transport from starting (say UCX_TLS=nonexistent): init
  * must fail here, soon, and its message must contain every fragment. */
 static void init_fails(int nfrags, char **frags)
@@ -225,6 +287,9 @@ int main(int argc, char **argv)
             weft_comm_abort(comm);
         } else if (strcmp(mode, "silent-peer") == 0) {
             silent_peer(comm);
+            weft_comm_abort(comm);
+        } else if (strcmp(mode, "vanish") == 0) {
+            vanish(comm, argc > 2 ? argv[2] : "busy");
             weft_comm_abort(comm);
         } else if (strcmp(mode, "never-match") == 0) {
             never_match(comm);
