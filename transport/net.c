@@ -519,7 +519,7 @@ static weft_result_t fail(struct weft_net *net, weft_result_t r)
  * all but the first would report that rank's abort instead of what they waited for. */
 static double timeout_grace_s(const struct weft_net *net)
 {
-    return net->timeout_s / 4 < 1.0 ? net->timeout_s / 4 : 1.0;
+    return net->timeout_s / 4 < 0.5 ? net->timeout_s / 4 : 0.5;
 }
 
 static weft_result_t timed_out(struct weft_net *net, const struct weft_request *req,
