@@ -13,7 +13,8 @@
  *
  * Protocol, per ordered pair of ranks:
  *   - Each receiver owns a ring of WEFT_IB_EAGER_SLOTS slots of WEFT_IB_EAGER_SIZE bytes for
- *     each peer, registered for remote write. The sender writes one entry (a header, then up
+ *     each peer, each ring registered for remote write on its own: a peer holds the key to
+ *     its ring only. The sender writes one entry (a header, then up
  *     to a slot of payload) per slot with RDMA WRITE WITH IMMEDIATE; the immediate tells the
  *     receiver's completion queue a slot arrived. Entries arrive in order (RC).
  *   - Credits: the receiver frees slots as it consumes them and returns the count of freed
