@@ -24,6 +24,9 @@
 #define SIGNAL_EVERY 16     /* one signaled send work request in this many */
 #define POLL_BATCH 32       /* completions taken per ibv_poll_cq */
 #define ASYNC_EVERY 1024    /* progress calls between looks at the async event queue */
+/* progress calls between looks at the clock for probes: a waiter that yields the CPU between
+ * calls on a loaded host makes few calls a second, and must still probe every PROBE_EVERY_S */
+#define PROBE_CLOCK_EVERY 64
 #define IDLE_CREDIT_POLLS 32 /* idle progress calls before owed credits go on their own */
 #define PROBE_EVERY_S 0.5   /* liveness probes of peers we wait for */
 
@@ -856,7 +859,8 @@ static weft_result_t check_async(struct weft_tp *tp)
 
 
 /* A rank that only receives from a peer that died would wait forever: nothing it sends can
- * fail. So every PROBE_EVERY_S (the clock is read every ASYNC_EVERY progress calls), each peer with requests pending gets our credit
+ * fail. So every PROBE_EVERY_S (the clock is read every PROBE_CLOCK_EVERY progress calls),
+ * each peer with requests pending gets our credit
  * count again (harmless: it changes nothing there); to a dead peer the write fails with
  * retry-exceeded (after the WEFT_IB_TIMEOUT and WEFT_IB_RETRY_CNT budget), and an error
  * completion is reported even though unsignaled. A peer on this host is checked through its
@@ -891,10 +895,10 @@ weft_result_t weft_verbs_progress(struct weft_tp *tp, bool *progressed)
 {
     if (tp->failed != WEFT_OK)
         return tp->failed;
-    if (++tp->polls % ASYNC_EVERY == 0) {
+    if (++tp->polls % ASYNC_EVERY == 0)
         WEFT_CHECK(check_async(tp));
+    if (tp->polls % PROBE_CLOCK_EVERY == 0)
         probe_peers(tp);
-    }
     struct ibv_wc wc[POLL_BATCH];
     bool completions = false;
     int n;
