@@ -550,7 +550,9 @@ static weft_result_t timed_out(struct weft_net *net, const struct weft_request *
  * connections) is not: two live ranks waiting on each other must still time out. */
 weft_result_t weft_net_wait(struct weft_net *net, struct weft_request *const *reqs, size_t n)
 {
-    double deadline = 0;
+    /* From the start of the wait, not from the first idle clock read: on a loaded host the
+     * polls before that read can take long, and ranks that wait alike must time out alike. */
+    double deadline = weft_now_s() + net->timeout_s;
     long idle = 0, polls = 0;
     size_t first = 0;    /* requests before this one are done */
     size_t finished = 0; /* awaited requests seen done when the deadline last restarted */
@@ -589,8 +591,9 @@ weft_result_t weft_net_wait(struct weft_net *net, struct weft_request *const *re
         }
         if (++idle > net->spin_count)
             sched_yield();
-        /* The clock is read only while idle. */
-        if ((++polls & 63) == 0) {
+        /* The clock is read only while idle: every 64 polls while spinning, at every poll once
+         * yielding (a system call costs more than the read); a deadline of 0 restarts here. */
+        if (idle > net->spin_count || (++polls & 63) == 0) {
             double t = weft_now_s();
             if (deadline == 0)
                 deadline = t + net->timeout_s;
