@@ -22,6 +22,7 @@ X(SOCKET_IFNAME,      STRING, "",       "Network interfaces for TCP (prefix matc
 X(SOCKET_FAMILY,      STRING, "auto",   "Address family for TCP: auto, ipv4 or ipv6")
 X(SOCKET_NSOCKS,      INT,    "2",      "TCP sockets per peer; large messages are striped across them")
 X(SOCKET_BUFSIZE,     SIZE,   "0",      "SO_SNDBUF/SO_RCVBUF for TCP data sockets; 0 keeps the kernel's autotuning, which measured faster on loopback")
+X(SOCKET_DEAD_TIMEOUT, INT,   "30",     "Seconds after which a TCP peer that stopped answering (host powered off, cable pulled: no FIN, no RST) fails with WEFT_ERR_REMOTE instead of waiting for WEFT_TIMEOUT: TCP_USER_TIMEOUT for unacknowledged data, keepalive probes for idle sockets; 0 leaves the kernel's defaults (minutes)")
 X(IB_HCA,             STRING, "",       "RDMA ports to use, NCCL_IB_HCA syntax: device[:port],... (prefix match; a leading ^ excludes, = exact); default: every active port")
 X(IB_GID_INDEX,       INT,    "-1",     "GID index for RoCE; -1 picks the first RoCE v2 GID of the wanted address family (IPv4 first), else RoCE v1")
 X(IB_EAGER_SIZE,      SIZE,   "8K",     "Bytes per slot of a verbs receive ring; messages up to a slot (less a 48-byte header) are copied eagerly, larger ones go zero-copy by rendezvous")

@@ -256,6 +256,24 @@ if [[ $PART != unit ]]; then
         skip "ucx: conformance, collectives, errors, weft-perf" \
             "this build has no UCX (install libucx-dev and rebuild)"
     fi
+    # Issue 12, timeouts: live ranks whose calls can never match (each receives from its
+    # neighbour, nobody sends) all fail with WEFT_ERR_TIMEOUT within WEFT_TIMEOUT + 2 s, saying
+    # what they waited for, whatever the transport exchanges meanwhile; WEFT_TIMEOUT=20 is
+    # longer than every internal period (UCX keepalive 1 s, TCP keepalive idle 9 s at the
+    # default WEFT_SOCKET_DEAD_TIMEOUT; verbs probes 0.5 s, in tests/rxe/run.sh). Then a TCP
+    # peer whose host vanishes (namespaces, root) is noticed within WEFT_SOCKET_DEAD_TIMEOUT.
+    for tp in shm tcp; do
+        run "errors over $tp: calls that never match time out" 120 env WEFT_TIMEOUT=20 \
+            "$BIN/weft-run" -n 3 --transport $tp "$T/errors_check" never-match
+    done
+    if "$BIN/weft-info" --version 2>/dev/null | grep -q 'ucx=yes'; then
+        for tls in tcp posix,sysv,cma,self; do
+            run "errors over ucx ($tls): calls that never match time out" 120 env UCX_TLS=$tls \
+                WEFT_TIMEOUT=20 "$BIN/weft-run" -n 3 --transport ucx "$T/errors_check" never-match
+        done
+    fi
+    run "errors over tcp: a vanished host is noticed within WEFT_SOCKET_DEAD_TIMEOUT" 120 \
+        tests/integration/tcp_vanish_check.sh "$BUILD"
     run "collectives over shm with single-copy (CMA), 4 ranks" 600 env WEFT_SHM_CMA=1 \
         "$BIN/weft-run" -n 4 --transport shm "$T/coll_check"
     run "mixed: shm and tcp chosen per peer (auto)" 600 "$BIN/weft-run" -n 4 "$T/coll_check" --quick

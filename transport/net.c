@@ -564,22 +564,48 @@ static weft_result_t fail(struct weft_net *net, weft_result_t r)
     return r;
 }
 
-static weft_result_t timed_out(struct weft_net *net, const struct weft_request *req)
+/* How long a rank that timed out keeps quiet before telling its peers (the abort). Ranks
+ * stuck on calls that can never match time out within moments of each other; told at once,
+ * all but the first would report that rank's abort instead of what they waited for. */
+static double timeout_grace_s(const struct weft_net *net)
 {
-    const struct peer *p = &net->peers[req->peer];
-    return WEFT_ERROR(WEFT_ERR_TIMEOUT,
-                      "no progress for WEFT_TIMEOUT=%.0f s: %s of %zu bytes %s rank %d on %s "
-                      "(via %s) still pending",
-                      net->timeout_s, req->is_send ? "send" : "receive", req->len,
-                      req->is_send ? "to" : "from", req->peer, net->hosts[req->peer].hostname,
-                      p->transport >= 0 ? builtin[p->transport]->name : "self");
+    return net->timeout_s / 4 < 0.5 ? net->timeout_s / 4 : 0.5;
 }
 
+static weft_result_t timed_out(struct weft_net *net, const struct weft_request *req,
+                               size_t pending)
+{
+    const double until = weft_now_s() + timeout_grace_s(net);
+    while (weft_now_s() < until) {
+        bool any = false;
+        if (progress(net, &any) != WEFT_OK)
+            break;
+        struct timespec ms = {0, 1000000};
+        nanosleep(&ms, NULL);
+    }
+    const struct peer *p = &net->peers[req->peer];
+    return WEFT_ERROR(WEFT_ERR_TIMEOUT,
+                      "no progress for WEFT_TIMEOUT=%.0f s: %s of %zu bytes (tag %#llx) %s rank "
+                      "%d on %s (via %s) still pending, %zu request%s of this wait unfinished",
+                      net->timeout_s, req->is_send ? "send" : "receive", req->len,
+                      (unsigned long long)req->tag, req->is_send ? "to" : "from", req->peer,
+                      net->hosts[req->peer].hostname,
+                      p->transport >= 0 ? builtin[p->transport]->name : "self", pending,
+                      pending == 1 ? "" : "s");
+}
+
+/* Progress, for the WEFT_TIMEOUT deadline, is a change in the state of a user request: one of
+ * those awaited completing, or a transport reporting bytes of user messages moving. Traffic
+ * a transport makes on its own (liveness probes, credit notes, keepalives, handshakes of idle
+ * connections) is not: two live ranks waiting on each other must still time out. */
 weft_result_t weft_net_wait(struct weft_net *net, struct weft_request *const *reqs, size_t n)
 {
-    double deadline = 0;
-    long idle = 0;
-    size_t first = 0; /* requests before this one are done */
+    /* From the start of the wait, not from the first idle clock read: on a loaded host the
+     * polls before that read can take long, and ranks that wait alike must time out alike. */
+    double deadline = weft_now_s() + net->timeout_s;
+    long idle = 0, polls = 0;
+    size_t first = 0;    /* requests before this one are done */
+    size_t finished = 0; /* awaited requests seen done when the deadline last restarted */
     for (;;) {
         while (first < n && (!reqs[first] || __atomic_load_n(&reqs[first]->done,
                                                             __ATOMIC_ACQUIRE)))
@@ -591,11 +617,11 @@ weft_result_t weft_net_wait(struct weft_net *net, struct weft_request *const *re
         for (size_t i = 0; i < first; i++)
             if (reqs[i] && reqs[i]->status != WEFT_OK)
                 return fail(net, reqs[i]->status);
-        int all = 1;
-        for (size_t i = first; i < n && all; i++)
-            if (reqs[i] && !__atomic_load_n(&reqs[i]->done, __ATOMIC_ACQUIRE))
-                all = 0;
-        if (all)
+        size_t done = first;
+        for (size_t i = first; i < n; i++)
+            if (!reqs[i] || __atomic_load_n(&reqs[i]->done, __ATOMIC_ACQUIRE))
+                done++;
+        if (done == n)
             return WEFT_OK;
         if (net->status != WEFT_OK)
             return fail(net, WEFT_ERROR(WEFT_ERR_ABORTED, "rank %d: communicator aborted",
@@ -607,6 +633,10 @@ weft_result_t weft_net_wait(struct weft_net *net, struct weft_request *const *re
         weft_result_t r = progress(net, &progressed);
         if (r != WEFT_OK)
             return fail(net, r);
+        if (done != finished) {
+            finished = done;
+            deadline = 0;
+        }
         if (progressed) {
             idle = 0;
             deadline = 0;
@@ -614,13 +644,14 @@ weft_result_t weft_net_wait(struct weft_net *net, struct weft_request *const *re
         }
         if (++idle > net->spin_count)
             sched_yield();
-        /* The clock is read only while idle, and the deadline restarts on any progress. */
-        if ((idle & 63) == 0) {
+        /* The clock is read only while idle: every 64 polls while spinning, at every poll once
+         * yielding (a system call costs more than the read); a deadline of 0 restarts here. */
+        if (idle > net->spin_count || (++polls & 63) == 0) {
             double t = weft_now_s();
             if (deadline == 0)
                 deadline = t + net->timeout_s;
             else if (t > deadline)
-                return fail(net, timed_out(net, reqs[first]));
+                return fail(net, timed_out(net, reqs[first], n - done));
         }
     }
 }
@@ -680,6 +711,8 @@ void weft_net_dereg(struct weft_net *net, void *handle)
 
 weft_result_t weft_net_status(const struct weft_net *net)
 {
+    if (net->status == WEFT_OK && __atomic_load_n(&net->abort_req, __ATOMIC_ACQUIRE))
+        return WEFT_ERR_ABORTED;
     return net->status;
 }
 

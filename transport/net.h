@@ -62,7 +62,8 @@ void weft_net_request_abort(struct weft_net *net);
  * zero-copy transfers without per-message registration; weft_net_dereg releases it. */
 weft_result_t weft_net_reg(struct weft_net *net, void *buf, size_t len, void **handle);
 void weft_net_dereg(struct weft_net *net, void *handle);
-/* WEFT_OK, or the error that broke this net. */
+/* WEFT_OK, or the error that broke this net (WEFT_ERR_ABORTED once an abort was requested:
+ * loops that drive the net themselves stop on it, and the next wait fails with the cause). */
 weft_result_t weft_net_status(const struct weft_net *net);
 
 int weft_net_rank(const struct weft_net *net);

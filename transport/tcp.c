@@ -73,6 +73,9 @@ static weft_result_t tcp_init(const struct weft_transport_params *params, struct
     tp->nranks = params->nranks;
     tp->nsocks = (int)nsocks;
     tp->bufsize = weft_config_size(WEFT_CFG_SOCKET_BUFSIZE);
+    const long dead = weft_config_int(WEFT_CFG_SOCKET_DEAD_TIMEOUT);
+    tp->dead_timeout_s = dead < 0 ? 0 : dead > 86400 ? 86400 : (int)dead;
+    tp->hostnames = params->hostnames;
     tp->timeout_s = params->timeout_s;
     memcpy(tp->key, params->key, sizeof(tp->key));
     tp->listener.fd = -1;
@@ -252,13 +255,15 @@ static weft_result_t tcp_progress(struct weft_tp *tp, bool *progressed)
     if (n < 0)
         return WEFT_ERROR_ERRNO(WEFT_ERR_SYSTEM, "epoll_wait",
                                 "rank %d: cannot poll the TCP sockets", tp->rank);
+    /* Handshakes (ours, or a stranger's on the listener) are not progress of a request. */
+    bool handshake = false;
     for (int i = 0; i < n; i++) {
         void *obj = evs[i].data.ptr;
         struct weft_tcp_sock *s = obj;
         if (*(enum weft_tcp_kind *)obj == WEFT_TCP_SOCK && s->state == WEFT_TCP_S_UP)
             weft_tcp_data_event(tp, s, evs[i].events);
         else if (*(enum weft_tcp_kind *)obj != WEFT_TCP_SOCK || s->fd >= 0)
-            weft_tcp_conn_event(tp, obj, evs[i].events, progressed);
+            weft_tcp_conn_event(tp, obj, evs[i].events, &handshake);
     }
     for (int p = 0; p < tp->nranks; p++) {
         struct weft_ep *peer = &tp->peers[p];

@@ -31,14 +31,39 @@ static uint32_t get32(const uint8_t *p)
     return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
 }
 
+/* A peer whose host vanished (power loss, cable pull) sends no FIN or RST: the kernel would
+ * retransmit for many minutes, and an idle socket waiting on a receive would never learn.
+ * So unacknowledged data fails the socket with ETIMEDOUT after WEFT_SOCKET_DEAD_TIMEOUT
+ * (TCP_USER_TIMEOUT), and an idle one is probed by keepalives whose silence fails it within
+ * the same time (the user timeout also bounds how long a probe may stay unanswered). */
+static weft_result_t set_liveness(const struct weft_tp *tp, int fd, const char *what)
+{
+    const int t = tp->dead_timeout_s;
+    if (t <= 0)
+        return WEFT_OK;
+    const int one = 1, cnt = 3, intvl = t / 4 > 0 ? t / 4 : 1;
+    const int idle = t - cnt * intvl > 0 ? t - cnt * intvl : 1;
+    const unsigned ms = (unsigned)t * 1000u;
+    if (setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &ms, sizeof(ms)) < 0 ||
+        setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one)) < 0 ||
+        setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle)) < 0 ||
+        setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl)) < 0 ||
+        setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt)) < 0)
+        return WEFT_ERROR_ERRNO(WEFT_ERR_SYSTEM, "setsockopt(TCP_USER_TIMEOUT/SO_KEEPALIVE)",
+                                "rank %d: cannot set WEFT_SOCKET_DEAD_TIMEOUT=%d on %s",
+                                tp->rank, t, what);
+    return WEFT_OK;
+}
+
 /* Buffer sizes must be set before connect()/listen() so the window scale is negotiated for
- * them; accepted sockets inherit the listener's. */
+ * them; accepted sockets inherit the listener's (and are given the liveness options again). */
 static weft_result_t set_opts(const struct weft_tp *tp, int fd, const char *what)
 {
     int one = 1;
     if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0)
         return WEFT_ERROR_ERRNO(WEFT_ERR_SYSTEM, "setsockopt(TCP_NODELAY)",
                                 "rank %d: cannot configure %s", tp->rank, what);
+    WEFT_CHECK(set_liveness(tp, fd, what));
     if (tp->bufsize) {
         int sz = tp->bufsize > (size_t)1 << 30 ? 1 << 30 : (int)tp->bufsize;
         if (setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz)) < 0 ||
@@ -505,7 +530,8 @@ static void listener_accept(struct weft_tp *tp, bool *progressed)
         *progressed = true;
         struct weft_tcp_pending *p = calloc(1, sizeof(*p));
         int one = 1;
-        if (!p || setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0) {
+        if (!p || setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0 ||
+            set_liveness(tp, fd, "an accepted connection") != WEFT_OK) {
             WEFT_WARN(NET, "rank %d: dropping an accepted TCP connection: %s", tp->rank,
                       p ? strerror(errno) : "out of memory");
             free(p);

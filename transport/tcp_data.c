@@ -146,6 +146,15 @@ weft_result_t weft_tcp_peer_raise(const struct weft_ep *peer, int sock)
     if (peer->failed != WEFT_ERR_REMOTE || !peer->fail_call)
         return WEFT_ERROR(peer->failed, "rank %d: the connection to rank %d at %s is broken "
                           "by an earlier error", tp->rank, peer->rank, peer->addr_str);
+    const char *host = tp->hostnames && tp->hostnames[peer->rank] ? tp->hostnames[peer->rank]
+                                                                  : "?";
+    if (peer->fail_err == ETIMEDOUT)
+        return WEFT_ERROR_ERR(WEFT_ERR_REMOTE, peer->fail_err, peer->fail_call,
+                              "rank %d on host %s at %s stopped answering rank %d for "
+                              "WEFT_SOCKET_DEAD_TIMEOUT=%d s: its host is gone or the path to "
+                              "it is down (socket %d of %d)",
+                              peer->rank, host, peer->addr_str, tp->rank, tp->dead_timeout_s,
+                              sock, tp->nsocks);
     if (peer->fail_err)
         return WEFT_ERROR_ERR(WEFT_ERR_REMOTE, peer->fail_err, peer->fail_call,
                               "rank %d at %s closed the connection to rank %d: it exited or "

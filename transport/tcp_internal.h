@@ -118,6 +118,8 @@ struct weft_tcp_listener {
 struct weft_tp {
     int rank, nranks, nsocks;
     size_t bufsize;
+    int dead_timeout_s; /* WEFT_SOCKET_DEAD_TIMEOUT, 0: the kernel's defaults */
+    const char *const *hostnames; /* per rank, for messages (may be NULL) */
     uint8_t key[WEFT_TRANSPORT_KEY_BYTES];
     int epfd;
     struct weft_tcp_listener listener;

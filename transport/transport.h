@@ -104,7 +104,11 @@ struct weft_transport_ops {
                            struct weft_request *req);
     weft_result_t (*irecv)(struct weft_ep *ep, void *buf, size_t len, uint64_t tag,
                            struct weft_request *req);
-    /* Moves everything forward; *progressed tells whether anything happened (for backoff). */
+    /* Moves everything forward. *progressed tells whether the state of a user request changed:
+     * one completed, or bytes of a user message moved. It paces the net's backoff and restarts
+     * its WEFT_TIMEOUT deadline, so what a transport does on its own (liveness probes, credit
+     * notes, keepalives, handshakes) must not set it: two live ranks waiting on each other
+     * would never time out. */
     weft_result_t (*progress)(struct weft_tp *tp, bool *progressed);
     /* Fails every in-flight request with WEFT_ERR_ABORTED and tells the peers, so that their
      * requests on this context fail with WEFT_ERR_REMOTE instead of waiting. */

@@ -22,6 +22,7 @@
 
 #ifdef WEFT_HAVE_VERBS
 #include "transport/verbs_internal.h"
+#include "transport/verbs_wrid.h"
 
 #define RING_ALIGN 4096
 
@@ -142,6 +143,8 @@ static weft_result_t alloc_registered(struct weft_tp *tp, size_t bytes, int acce
         return WEFT_ERROR(WEFT_ERR_NO_MEMORY, "rank %d: cannot allocate %zu bytes of %s",
                           tp->rank, bytes, what);
     memset(*buf, 0, bytes);
+    if (!mr)
+        return WEFT_OK;
     *mr = ibv_reg_mr(tp->pd, *buf, bytes ? bytes : RING_ALIGN, access);
     if (!*mr)
         return WEFT_ERROR_ERRNO(WEFT_ERR_SYSTEM, "ibv_reg_mr",
@@ -215,6 +218,10 @@ static uint8_t ack_timeout(const struct weft_tp *tp, const struct ibv_device_att
 static weft_result_t verbs_init(const struct weft_transport_params *params, struct weft_tp **out)
 {
     weft_result_t r;
+    if (params->nranks - 1 > WEFT_VERBS_WR_MAX_RANK)
+        return WEFT_ERROR(WEFT_ERR_UNSUPPORTED, "rank %d: the verbs transport serves at most %d "
+                          "ranks, not %d", params->rank, WEFT_VERBS_WR_MAX_RANK + 1,
+                          params->nranks);
     struct weft_tp *tp = calloc(1, sizeof(*tp));
     if (!tp)
         return WEFT_ERROR(WEFT_ERR_NO_MEMORY, "rank %d: cannot allocate the verbs context",
@@ -280,9 +287,8 @@ static weft_result_t verbs_init(const struct weft_transport_params *params, stru
         goto fail;
     }
     const size_t ring_bytes = (size_t)tp->slots * tp->slot_bytes;
-    WEFT_CHECK_GOTO(alloc_registered(tp, tp->nrings * ring_bytes,
-                                     IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_WRITE,
-                                     "receive rings", &tp->rings, &tp->rings_mr),
+    WEFT_CHECK_GOTO(alloc_registered(tp, tp->nrings * ring_bytes, 0, "receive rings",
+                                     &tp->rings, NULL),
                     r, fail);
     WEFT_CHECK_GOTO(alloc_registered(tp, tp->nrings * ring_bytes, IBV_ACCESS_LOCAL_WRITE,
                                      "send staging", &tp->staging, &tp->staging_mr),
@@ -305,6 +311,14 @@ static weft_result_t verbs_init(const struct weft_transport_params *params, stru
                                .data_slots = data_slots, .pidfd = -1,
                                .psn = randombytes_uniform(1u << 24)};
         tp->peers[p] = ep;
+        ep->ring_mr = ibv_reg_mr(tp->pd, (uint8_t *)tp->rings + (size_t)ep->ring * ring_bytes,
+                                 ring_bytes, IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_WRITE);
+        if (!ep->ring_mr) {
+            r = WEFT_ERROR_ERRNO(WEFT_ERR_SYSTEM, "ibv_reg_mr",
+                                 "rank %d: registering the %zu-byte receive ring of rank %d on %s",
+                                 tp->rank, ring_bytes, p, tp->port.dev);
+            goto fail;
+        }
         WEFT_CHECK_GOTO(create_qp(tp, ep), r, fail);
     }
     char gid[64] = "-";
@@ -347,7 +361,6 @@ static weft_result_t verbs_address(struct weft_tp *tp, void *blob, size_t *len)
         .lid = tp->lid,
         .link_layer = (uint8_t)tp->port.link_layer,
         .mtu = (uint8_t)mtu_code(tp->port.active_mtu),
-        .rkey = tp->rings_mr->rkey,
         .rings = (uint64_t)(uintptr_t)tp->rings,
         .slot_bytes = tp->slot_bytes,
         .slots = tp->slots,
@@ -364,7 +377,8 @@ static weft_result_t verbs_address(struct weft_tp *tp, void *blob, size_t *len)
         const struct weft_ep *ep = tp->peers[p];
         const struct verbs_peer_addr a = {.qpn = ep ? ep->qp->qp_num : 0,
                                           .ring = ep ? ep->ring : 0,
-                                          .psn = ep ? ep->psn : 0};
+                                          .psn = ep ? ep->psn : 0,
+                                          .rkey = ep ? ep->ring_mr->rkey : 0};
         memcpy(per + sizeof(a) * (size_t)p, &a, sizeof(a));
     }
     *len = need;
@@ -454,7 +468,7 @@ static weft_result_t verbs_connect(struct weft_tp *tp, int peer, const void *blo
     b.dev[sizeof(b.dev) - 1] = '\0';
     snprintf(ep->remote_dev, sizeof(ep->remote_dev), "%s", b.dev);
     ep->remote_port = (int)b.port;
-    ep->remote_rkey = b.rkey;
+    ep->remote_rkey = remote.rkey;
     ep->remote_ring = b.rings + (uint64_t)remote.ring * tp->slots * tp->slot_bytes;
     WEFT_CHECK(bring_up(ep, &b, &remote));
     /* On this host a peer's death is seen at once through its pidfd; across hosts it shows
@@ -491,6 +505,8 @@ static void tp_free(struct weft_tp *tp)
                 continue; /* requests still queued are the caller's: left untouched */
             if (ep->qp)
                 ibv_destroy_qp(ep->qp);
+            if (ep->ring_mr)
+                ibv_dereg_mr(ep->ring_mr);
             if (ep->pidfd >= 0)
                 close(ep->pidfd);
             weft_verbs_ep_drop_retired(ep);
@@ -506,8 +522,6 @@ static void tp_free(struct weft_tp *tp)
         free(tp->peers);
     }
     weft_verbs_mr_fini(tp);
-    if (tp->rings_mr)
-        ibv_dereg_mr(tp->rings_mr);
     if (tp->staging_mr)
         ibv_dereg_mr(tp->staging_mr);
     free(tp->rings);

@@ -19,15 +19,16 @@
 
 #ifdef WEFT_HAVE_VERBS
 #include "transport/verbs_internal.h"
+#include "transport/verbs_wrid.h"
 
 #define SIGNAL_EVERY 16     /* one signaled send work request in this many */
 #define POLL_BATCH 32       /* completions taken per ibv_poll_cq */
 #define ASYNC_EVERY 1024    /* progress calls between looks at the async event queue */
+/* progress calls between looks at the clock for probes: a waiter that yields the CPU between
+ * calls on a loaded host makes few calls a second, and must still probe every PROBE_EVERY_S */
+#define PROBE_CLOCK_EVERY 64
 #define IDLE_CREDIT_POLLS 32 /* idle progress calls before owed credits go on their own */
 #define PROBE_EVERY_S 0.5   /* liveness probes of peers we wait for */
-#define WR_RECV_BIT (1ull << 63)
-#define WR_RANK_SHIFT 40
-#define WR_COUNT_MASK ((1ull << WR_RANK_SHIFT) - 1)
 
 /* The transport's fields of a request (struct weft_request.priv). */
 #define RQ_SEQ(r) ((r)->priv[0])
@@ -169,7 +170,7 @@ static void wc_failed(struct weft_ep *ep, const struct ibv_wc *wc)
     WEFT_ERROR(code,
                "rank %d: %s completion failed towards %s on %s port %d: %s (status %d, "
                "vendor error %#x)%s",
-               ep->tp->rank, (wc->wr_id & WR_RECV_BIT) ? "receive" : "send",
+               ep->tp->rank, weft_verbs_wrid_is_recv(wc->wr_id) ? "receive" : "send",
                weft_verbs_peer_name(ep, who, sizeof(who)), ep->tp->port.dev, ep->tp->port.port,
                ibv_wc_status_str(wc->status), (int)wc->status, wc->vendor_err,
                wc_hint(wc->status));
@@ -195,7 +196,7 @@ static weft_result_t post_send(struct weft_ep *ep, struct ibv_send_wr *wr, bool 
     const uint64_t n = ++ep->wr_posted;
     if (signal || n % SIGNAL_EVERY == 0 || !sq_room(ep, SIGNAL_EVERY))
         wr->send_flags |= IBV_SEND_SIGNALED;
-    wr->wr_id = ((uint64_t)ep->rank << WR_RANK_SHIFT) | n;
+    wr->wr_id = weft_verbs_wrid_send(ep->rank, n);
     wr->next = NULL;
     struct ibv_send_wr *bad;
     int err = ibv_post_send(ep->qp, wr, &bad);
@@ -217,7 +218,7 @@ static weft_result_t post_send(struct weft_ep *ep, struct ibv_send_wr *wr, bool 
 weft_result_t weft_verbs_post_recvs(struct weft_ep *ep, uint32_t n)
 {
     for (uint32_t i = 0; i < n; i++) {
-        struct ibv_recv_wr wr = {.wr_id = WR_RECV_BIT | (uint64_t)ep->rank}, *bad;
+        struct ibv_recv_wr wr = {.wr_id = weft_verbs_wrid_recv(ep->rank)}, *bad;
         int err = ibv_post_recv(ep->qp, &wr, &bad);
         if (err)
             return WEFT_ERROR_ERR(WEFT_ERR_SYSTEM, err, "ibv_post_recv",
@@ -688,22 +689,22 @@ static void fin_arrived(struct weft_ep *ep, uint32_t low, bool refused)
     RQ_STATE(req) |= ST_FIN;
 }
 
-static void handle_wc(struct weft_tp *tp, const struct ibv_wc *wc, bool *progressed)
+static void handle_wc(struct weft_tp *tp, const struct ibv_wc *wc, bool *completed)
 {
-    const int rank = (int)((wc->wr_id & ~WR_RECV_BIT) >> WR_RANK_SHIFT);
-    const int recv_rank = (int)(wc->wr_id & WR_COUNT_MASK);
-    struct weft_ep *ep = (wc->wr_id & WR_RECV_BIT) ? tp->peers[recv_rank] : tp->peers[rank];
+    const bool recv = weft_verbs_wrid_is_recv(wc->wr_id);
+    const int rank = weft_verbs_wrid_rank(wc->wr_id);
+    struct weft_ep *ep = rank >= 0 && rank < tp->nranks ? tp->peers[rank] : NULL;
     if (!ep)
         return;
-    *progressed = true;
-    if (wc->wr_id & WR_RECV_BIT)
+    *completed = true;
+    if (recv)
         ep->rq_posted--;
     if (wc->status != IBV_WC_SUCCESS) {
         wc_failed(ep, wc);
         return;
     }
-    if (!(wc->wr_id & WR_RECV_BIT)) {
-        const uint64_t n = wc->wr_id & WR_COUNT_MASK;
+    if (!recv) {
+        const uint64_t n = weft_verbs_wrid_count(wc->wr_id, ep->wr_done);
         if (n > ep->wr_done)
             ep->wr_done = n; /* completions are in order: everything before is done too */
         return;
@@ -859,7 +860,8 @@ static weft_result_t check_async(struct weft_tp *tp)
 
 
 /* A rank that only receives from a peer that died would wait forever: nothing it sends can
- * fail. So every PROBE_EVERY_S (the clock is read every ASYNC_EVERY progress calls), each peer with requests pending gets our credit
+ * fail. So every PROBE_EVERY_S (the clock is read every PROBE_CLOCK_EVERY progress calls),
+ * each peer with requests pending gets our credit
  * count again (harmless: it changes nothing there); to a dead peer the write fails with
  * retry-exceeded (after the WEFT_IB_TIMEOUT and WEFT_IB_RETRY_CNT budget), and an error
  * completion is reported even though unsignaled. A peer on this host is checked through its
@@ -894,12 +896,12 @@ weft_result_t weft_verbs_progress(struct weft_tp *tp, bool *progressed)
 {
     if (tp->failed != WEFT_OK)
         return tp->failed;
-    if (++tp->polls % ASYNC_EVERY == 0) {
+    if (++tp->polls % ASYNC_EVERY == 0)
         WEFT_CHECK(check_async(tp));
+    if (tp->polls % PROBE_CLOCK_EVERY == 0)
         probe_peers(tp);
-    }
     struct ibv_wc wc[POLL_BATCH];
-    bool any = false;
+    bool completions = false;
     int n;
     do {
         n = ibv_poll_cq(tp->cq, POLL_BATCH, wc);
@@ -908,13 +910,17 @@ weft_result_t weft_verbs_progress(struct weft_tp *tp, bool *progressed)
                                            "rank %d: ibv_poll_cq failed on %s port %d (%d)",
                                            tp->rank, tp->port.dev, tp->port.port, n);
         for (int i = 0; i < n; i++)
-            handle_wc(tp, &wc[i], &any);
+            handle_wc(tp, &wc[i], &completions);
     } while (n == POLL_BATCH);
-    tp->idle = any ? 0 : tp->idle + 1;
+    tp->idle = completions ? 0 : tp->idle + 1;
+    /* A completion is not progress by itself: probes and credit notes complete too, and would
+     * keep two ranks waiting on each other from ever timing out. Progress is what the
+     * requests do next (matched, their data posted, completed). */
+    bool moved = false;
     for (int p = 0; p < tp->nranks; p++)
         if (tp->peers[p])
-            drive_ep(tp->peers[p], tp->idle >= IDLE_CREDIT_POLLS, &any);
-    *progressed |= any;
+            drive_ep(tp->peers[p], tp->idle >= IDLE_CREDIT_POLLS, &moved);
+    *progressed |= moved;
     return WEFT_OK;
 }
 
@@ -947,11 +953,12 @@ void weft_verbs_quiesce(struct weft_tp *tp, bool abort)
         int n = ibv_poll_cq(tp->cq, POLL_BATCH, wc);
         for (int i = 0; i < n; i++) {
             const struct ibv_wc *w = &wc[i];
-            if (w->wr_id & WR_RECV_BIT)
+            const int rank = weft_verbs_wrid_rank(w->wr_id);
+            if (weft_verbs_wrid_is_recv(w->wr_id) || rank < 0 || rank >= tp->nranks)
                 continue;
-            struct weft_ep *ep = tp->peers[(int)(w->wr_id >> WR_RANK_SHIFT)];
-            if (ep && w->status == IBV_WC_SUCCESS && (w->wr_id & WR_COUNT_MASK) > ep->wr_done)
-                ep->wr_done = w->wr_id & WR_COUNT_MASK;
+            struct weft_ep *ep = tp->peers[rank];
+            if (ep && w->status == IBV_WC_SUCCESS)
+                ep->wr_done = weft_verbs_wrid_count(w->wr_id, ep->wr_done);
             else if (ep && w->status != IBV_WC_SUCCESS)
                 ep->failed = WEFT_ERR_REMOTE;
         }

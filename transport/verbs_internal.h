@@ -13,7 +13,8 @@
  *
  * Protocol, per ordered pair of ranks:
  *   - Each receiver owns a ring of WEFT_IB_EAGER_SLOTS slots of WEFT_IB_EAGER_SIZE bytes for
- *     each peer, registered for remote write. The sender writes one entry (a header, then up
+ *     each peer, each ring registered for remote write on its own: a peer holds the key to
+ *     its ring only. The sender writes one entry (a header, then up
  *     to a slot of payload) per slot with RDMA WRITE WITH IMMEDIATE; the immediate tells the
  *     receiver's completion queue a slot arrived. Entries arrive in order (RC).
  *   - Credits: the receiver frees slots as it consumes them and returns the count of freed
@@ -45,7 +46,7 @@
 #include "transport/verbs_dev.h"
 
 #define VERBS_BLOB_MAGIC 0x57465642u /* "WFVB" */
-#define VERBS_BLOB_VERSION 3u
+#define VERBS_BLOB_VERSION 4u /* 4: a ring key per peer */
 
 /* The immediate value: 2 bits of kind, 1 error bit, 29 bits of counter. */
 #define VERBS_IMM_KIND_SHIFT 30
@@ -83,8 +84,7 @@ struct verbs_blob {
     uint16_t lid;
     uint8_t link_layer; /* enum weft_ib_link_layer */
     uint8_t mtu;        /* enum ibv_mtu of the port's active MTU */
-    uint32_t rkey;      /* of the receive rings */
-    uint64_t rings;     /* address of the receive rings */
+    uint64_t rings;     /* address of the receive rings (each peer's key covers its own) */
     uint32_t slot_bytes, slots, read_mode;
     uint32_t port;
     char dev[32];
@@ -95,12 +95,14 @@ struct verbs_blob {
 
 /* Per rank in the blob: how that rank reaches us. The starting packet number is random so
  * that packets still in flight to a destroyed queue pair whose number a new one reuses (the
- * next communicator's) fall outside its window instead of being taken for its own. */
+ * next communicator's) fall outside its window instead of being taken for its own. Each
+ * peer's ring is a registration of its own: the key a peer gets lets it write only there,
+ * never into another peer's ring (every rank reads every blob). */
 struct verbs_peer_addr {
     uint32_t qpn;  /* our queue pair for that rank, 0: none */
     uint32_t ring; /* index of that rank's ring in our receive rings */
     uint32_t psn;  /* the first packet number our queue pair sends */
-    uint32_t pad;
+    uint32_t rkey; /* of that rank's ring, and of nothing else */
 };
 _Static_assert(sizeof(struct verbs_peer_addr) <= WEFT_TRANSPORT_ADDR_PER_RANK,
                "a verbs peer address must fit the bootstrap's room per rank");
@@ -137,6 +139,7 @@ struct weft_ep {
     struct ibv_qp *qp;
     bool connected;
     uint32_t ring; /* index of this peer's ring in our receive rings */
+    struct ibv_mr *ring_mr; /* that ring alone, remote-writable: its key is this peer's only */
     /* the peer's ring for us */
     uint64_t remote_ring;
     uint32_t remote_rkey;
@@ -190,10 +193,11 @@ struct weft_tp {
     bool read_mode;
     bool reg_cache;
     size_t reg_cache_max, reg_cache_count;
-    /* receive rings (remote-writable) and send staging, one ring's worth per peer */
+    /* receive rings (each peer's registered on its own, see weft_ep.ring_mr) and send
+     * staging, one ring's worth per peer */
     void *rings, *staging;
     size_t nrings;
-    struct ibv_mr *rings_mr, *staging_mr;
+    struct ibv_mr *staging_mr;
     struct weft_ep **peers; /* nranks; NULL where another transport serves the peer */
     struct verbs_mr *mrs;   /* the registration cache */
     struct verbs_mr *all_mrs; /* every live registration */

@@ -3,8 +3,10 @@
  * communicator usable; a dead or silent peer turns into an error on every rank, in bounded
  * time; ranks that disagree on the job size fail at init; a transport that cannot start
  * fails init on every rank, within WEFT_TIMEOUT, with a message naming the cause.
- *   errors_check args | dead-peer | silent-peer | nranks | init-fails FRAGMENT...
+ *   errors_check args | dead-peer | silent-peer | never-match | nranks | init-fails FRAGMENT...
+ *   errors_check vanish busy|idle   (run by tcp_vanish_check.sh: the peer's host vanishes)
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -136,6 +138,100 @@ static void silent_peer(weft_comm_t comm)
               weft_last_error());
 }
 
+/* Every rank is alive and keeps polling, but each receives from its right neighbour and nobody
+ * sends: the calls can never match. Whatever the transport exchanges meanwhile (liveness
+ * probes, credit notes, keepalives) is not progress, so every rank must fail with
+ * WEFT_ERR_TIMEOUT within WEFT_TIMEOUT (+ 2 s) and say what it waited for. */
+static void never_match(weft_comm_t comm)
+{
+    const char *t = getenv("WEFT_TIMEOUT");
+    const double limit = t ? atof(t) : 300;
+    const int from = (rank + 1) % nranks;
+    float buf[300];
+    const double t0 = weft_now_s();
+    weft_result_t r = weft_recv(buf, 300, WEFT_FLOAT32, from, comm, NULL);
+    const double took = weft_now_s() - t0;
+    char detail[1400], want[64];
+    snprintf(detail, sizeof(detail), "got %s after %.1f s (WEFT_TIMEOUT=%.0f): %s",
+             weft_strerror(r), took, limit, weft_last_error());
+    check(r == WEFT_ERR_TIMEOUT, "calls that never match give WEFT_ERR_TIMEOUT", detail);
+    check(took >= limit - 0.5 && took < limit + 2, "within WEFT_TIMEOUT + 2 s", detail);
+    /* what it waited for: the operation, its bytes, the peer, its host and the transport */
+    snprintf(want, sizeof(want), "receive of %zu bytes", sizeof(buf));
+    const char *env_tp = getenv("WEFT_TRANSPORT");
+    char via[64];
+    snprintf(via, sizeof(via), "(via %s)", env_tp && *env_tp ? env_tp : "");
+    const char *msg = weft_last_error();
+    char peer[64];
+    snprintf(peer, sizeof(peer), "from rank %d on ", from);
+    check(strstr(msg, want) != NULL && strstr(msg, peer) != NULL,
+          "message names the operation, its bytes and the peer", detail);
+    char host[256] = "";
+    gethostname(host, sizeof(host) - 1);
+    check(strstr(msg, host) != NULL, "message names the peer's host", detail);
+    check(strstr(msg, via) != NULL, "message names the transport", detail);
+}
+
+/* tcp_vanish_check.sh runs two ranks in two network namespaces and, once both wrote
+ * $VANISH_DIR/ready.RANK, blackholes the link between them (no FIN, no RST) and writes the
+ * wall-clock time it did so to $VANISH_DIR/t0. busy: the ranks run allreduces the whole time
+ * (unacknowledged data: TCP_USER_TIMEOUT); idle: each waits on a receive nobody sends (an
+ * idle socket: keepalive). Either way each must fail with WEFT_ERR_REMOTE naming the peer,
+ * its host and ETIMEDOUT within WEFT_SOCKET_DEAD_TIMEOUT + 5 s, well before WEFT_TIMEOUT. */
+static double wall_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static void vanish(weft_comm_t comm, const char *how)
+{
+    const char *dir = getenv("VANISH_DIR"), *peer_host = getenv("VANISH_PEER_HOST");
+    const char *dead = getenv("WEFT_SOCKET_DEAD_TIMEOUT");
+    const double dead_s = dead ? atof(dead) : 30;
+    char path[512], detail[1400];
+    weft_comm_rank(comm, &rank);
+    weft_comm_size(comm, &nranks);
+    enum { COUNT = 1 << 18 };
+    float *buf = calloc(COUNT, sizeof(float)), *out = calloc(COUNT, sizeof(float));
+    weft_result_t r = weft_allreduce(buf, out, COUNT, WEFT_FLOAT32, WEFT_SUM, comm, NULL);
+    check(r == WEFT_OK, "allreduce before the link goes", weft_last_error());
+    snprintf(path, sizeof(path), "%s/ready.%d", dir ? dir : ".", rank);
+    FILE *f = fopen(path, "w");
+    if (f)
+        fclose(f);
+    const int peer = (rank + 1) % nranks;
+    if (strcmp(how, "idle") == 0) {
+        r = weft_recv(buf, 16, WEFT_FLOAT32, peer, comm, NULL);
+    } else {
+        while (r == WEFT_OK)
+            r = weft_allreduce(buf, out, COUNT, WEFT_FLOAT32, WEFT_SUM, comm, NULL);
+    }
+    const double t = wall_s();
+    double t0 = 0;
+    snprintf(path, sizeof(path), "%s/t0", dir ? dir : ".");
+    if ((f = fopen(path, "r")) != NULL) {
+        if (fscanf(f, "%lf", &t0) != 1)
+            t0 = 0;
+        fclose(f);
+    }
+    const char *msg = weft_last_error();
+    snprintf(detail, sizeof(detail), "got %s %.1f s after the link went (t0 %s): %s",
+             weft_strerror(r), t0 ? t - t0 : -1.0, t0 ? "read" : "missing", msg);
+    printf("# rank %d: %s\n", rank, detail);
+    check(r == WEFT_ERR_REMOTE, "a vanished host gives WEFT_ERR_REMOTE", detail);
+    check(t0 > 0 && t - t0 < dead_s + 5, "within WEFT_SOCKET_DEAD_TIMEOUT + 5 s", detail);
+    char who[64];
+    snprintf(who, sizeof(who), "rank %d ", peer);
+    check(strstr(msg, who) != NULL && peer_host && strstr(msg, peer_host) != NULL,
+          "message names the peer and its host", detail);
+    check(strstr(msg, "ETIMEDOUT") != NULL || strstr(msg, strerror(ETIMEDOUT)) != NULL,
+          "message names ETIMEDOUT", detail);
+    free(buf);
+    free(out);
+}
+
 /* The environment keeps the forced transport from starting (say UCX_TLS=nonexistent): init
  * must fail here, soon, and its message must contain every fragment. */
 static void init_fails(int nfrags, char **frags)
@@ -191,6 +287,12 @@ int main(int argc, char **argv)
             weft_comm_abort(comm);
         } else if (strcmp(mode, "silent-peer") == 0) {
             silent_peer(comm);
+            weft_comm_abort(comm);
+        } else if (strcmp(mode, "vanish") == 0) {
+            vanish(comm, argc > 2 ? argv[2] : "busy");
+            weft_comm_abort(comm);
+        } else if (strcmp(mode, "never-match") == 0) {
+            never_match(comm);
             weft_comm_abort(comm);
         } else {
             fprintf(stderr, "errors_check: unknown mode %s\n", mode);

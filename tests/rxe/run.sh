@@ -139,6 +139,13 @@ guest() {
         "$B/bin/weft-run" -n 3 --transport verbs "$B/tests/errors_check" dead-peer
     check "errors over verbs: silent peer" 120 env WEFT_TIMEOUT=3 \
         "$B/bin/weft-run" -n 3 --transport verbs "$B/tests/errors_check" silent-peer
+    # Issue 12, timeouts: liveness probes (every 0.5 s) and credit notes are not progress, so
+    # live ranks whose calls never match time out within WEFT_TIMEOUT + 2 s; each peer gets a
+    # key to its own receive ring only, and a write with it into another peer's ring fails.
+    check "errors over verbs: calls that never match time out" 120 env WEFT_TIMEOUT=20 \
+        "$B/bin/weft-run" -n 3 --transport verbs "$B/tests/errors_check" never-match
+    check "verbs: each peer can write only into its own receive ring, 3 ranks" 120 \
+        "$B/tests/verbs_rkey_check"
 
     # ---- faults (issue 12; helper "faults"): kill -9 of one rank during a 256 MiB allreduce
     # (every survivor: WEFT_ERR_REMOTE within 5 s, naming the dead rank and host; nothing left
