@@ -68,6 +68,16 @@ if [[ $PART != integration ]]; then
     else
         skip_gpu "$gpu_case"
     fi
+    # --- fuzzsan: every fuzz target (tests/fuzz, built with a replay main) runs its seed
+    # corpus and the inputs of crashes found and fixed (tests/fuzz/regress), so that a fixed
+    # crash stays fixed without clang or libFuzzer.
+    for f in "$T"/fuzz_*; do
+        [[ -x $f ]] || continue
+        t=${f##*/fuzz_}
+        run "fuzz replay $t: seed corpus and kept crash inputs" 120 "$f" "tests/fuzz/corpus/$t" \
+            "tests/fuzz/regress/$t"
+    done
+    # --- end fuzzsan
 fi
 
 if [[ $PART != unit ]]; then
