@@ -38,8 +38,9 @@ skip_gpu() {
 }
 
 # run NAME TIMEOUT CMD...: one test case; its output goes to a log, shown on failure.
+# WEFT_TEST_TIME_SCALE multiplies every limit (sanitizer builds run several times slower).
 run() {
-    local name=$1 limit=$2; shift 2
+    local name=$1 limit=$(($2 * ${WEFT_TEST_TIME_SCALE:-1})); shift 2
     [[ -n $FILTER && $name != *$FILTER* ]] && return 0
     local log=$LOGDIR/${name//[^A-Za-z0-9_.-]/_}.log t0=$SECONDS rc
     timeout --kill-after=10 "$limit" "$@" >"$log" 2>&1
