@@ -292,6 +292,9 @@ static void wait_value(void)
     /* EQ on device memory, set by a copy on another stream. */
     const uint32_t five = 5;
     cudaMemset(dword, 0, 64);
+    /* cudaMemset may return before the device wrote; s does not wait for the legacy stream
+     * (non-blocking), so without this its wait could read the old word (TSan saw the race). */
+    cudaDeviceSynchronize();
     check(wait(s, (CUdeviceptr)(uintptr_t)dword, 5, CU_STREAM_WAIT_VALUE_EQ) == CUDA_SUCCESS,
           "cuStreamWaitValue32 EQ on device memory");
     cudaEventRecord(ev, s);
