@@ -20,7 +20,7 @@ for t in "$@"; do
     rc=$?
     execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
     corpus=$(find "$work" -type f | wc -l)
-    ncrash=$(find "$crashes" -type f | wc -l)
+    ncrash=$(find "$crashes" -type f ! -name "slow-unit-*" | wc -l)
     summary+=("$(printf '%-12s %10s executions, corpus %5s inputs, %s crash inputs (exit %s)' \
         "$t" "${execs:-?}" "$corpus" "$ncrash" "$rc")")
     if [[ $rc -ne 0 ]]; then
