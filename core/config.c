@@ -5,6 +5,7 @@
 #include "config.h"
 
 #include <ctype.h>
+#include <limits.h>
 #include <errno.h>
 #include <math.h>
 #include <pthread.h>
@@ -47,14 +48,21 @@ weft_result_t weft_config_parse(enum weft_config_type type, const char *text,
     errno = 0;
     switch (type) {
     case WEFT_CFG_INT: {
+        /* Digits only, as for sizes: strtoll alone would take " 5" and "+5". */
+        if (!isdigit((unsigned char)(text[0] == '-' ? text[1] : text[0])))
+            return WEFT_ERR_INVALID_ARG;
         long long v = strtoll(text, &end, 10);
-        if (errno || end == text || *end)
+        /* Every INT knob is used as an int: a value past INT_MAX would wrap (WEFT_RANK=2^32
+         * would be rank 0). */
+        if (errno || end == text || *end || v < INT_MIN || v > INT_MAX)
             return WEFT_ERR_INVALID_ARG;
         out->i = v;
         return WEFT_OK;
     }
     case WEFT_CFG_SIZE: {
-        if (text[0] == '-')
+        /* A digit first: strtoull skips blanks and takes a sign, so " -1" would be
+         * SIZE_MAX. */
+        if (!isdigit((unsigned char)text[0]))
             return WEFT_ERR_INVALID_ARG;
         unsigned long long v = strtoull(text, &end, 10);
         if (errno || end == text)

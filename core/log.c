@@ -106,12 +106,14 @@ bool weft_log_enabled(enum weft_log_level level, enum weft_log_subsys subsys)
 void weft_log_set_rank(int rank)
 {
     log_rank_tls = rank;
-    log_rank_process = rank;
+    /* Communicators created in several threads of one process set it concurrently. */
+    __atomic_store_n(&log_rank_process, rank, __ATOMIC_RELAXED);
 }
 
 int weft_log_rank(void)
 {
-    return log_rank_tls >= 0 ? log_rank_tls : log_rank_process;
+    return log_rank_tls >= 0 ? log_rank_tls
+                             : __atomic_load_n(&log_rank_process, __ATOMIC_RELAXED);
 }
 
 const char *weft_log_hostname(void)

@@ -46,7 +46,12 @@ const char *weft_sockaddr_str(const struct sockaddr *addr, char *buf, size_t len
     } else if (addr->sa_family == AF_INET6) {
         const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)addr;
         inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
-        snprintf(buf, len, "[%s]:%u", host, ntohs(in6->sin6_port));
+        /* A link-local address means nothing without its interface: keep the scope, in the
+         * numeric form weft_sockaddr_parse reads back (WEFT_ROOT made from a unique id). */
+        if (in6->sin6_scope_id)
+            snprintf(buf, len, "[%s%%%u]:%u", host, in6->sin6_scope_id, ntohs(in6->sin6_port));
+        else
+            snprintf(buf, len, "[%s]:%u", host, ntohs(in6->sin6_port));
     } else {
         snprintf(buf, len, "(family %d)", addr->sa_family);
     }

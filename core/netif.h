@@ -10,7 +10,7 @@
 
 #include "weft.h"
 
-#define WEFT_ADDR_STRLEN 64 /* "[ipv6]:port" */
+#define WEFT_ADDR_STRLEN 80 /* "[ipv6%scope]:port" */
 
 /* Picks an interface address by WEFT_SOCKET_IFNAME and WEFT_SOCKET_FAMILY: the spec is a
  * comma list of prefixes, "^" excludes, "=" matches exactly; with no spec, the first up

@@ -28,7 +28,16 @@
 #define IVDEP
 #endif
 
-#if defined(__x86_64__) && defined(__linux__) && defined(__has_attribute)
+/* Not under ThreadSanitizer: it instruments the ifunc resolvers, which run before its
+ * runtime is up (every program crashed at load). */
+#if defined(__SANITIZE_THREAD__)
+#define WEFT_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define WEFT_TSAN 1
+#endif
+#endif
+#if defined(__x86_64__) && defined(__linux__) && defined(__has_attribute) && !defined(WEFT_TSAN)
 #if __has_attribute(target_clones)
 #define HOT __attribute__((target_clones("avx2", "default")))
 #endif

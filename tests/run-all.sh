@@ -88,8 +88,9 @@ nothing_tested() {
 }
 
 # run NAME TIMEOUT CMD...: one test case; its output goes to a log, shown on failure.
+# WEFT_TEST_TIME_SCALE multiplies every limit (sanitizer builds run several times slower).
 run() {
-    local name=$1 limit=$2; shift 2
+    local name=$1 limit=$(($2 * ${WEFT_TEST_TIME_SCALE:-1})); shift 2
     wanted "$name" || return 0
     if [[ -n ${WEFT_TEST_SKIP-} && $name == *$WEFT_TEST_SKIP* ]]; then
         skip "$name" "left out on purpose (WEFT_TEST_SKIP=$WEFT_TEST_SKIP)"
@@ -147,6 +148,19 @@ if [[ $PART != integration ]]; then
         fake_gpu_case="gpu: device copies, streams and argument checks of the reduction calls"
         run "$fake_gpu_case (fake CUDA: host kernels on both sides)" 300 "$GPU/tests/gpu_check"
     fi
+    # Every fuzz target (tests/fuzz, built with a replay main) runs its seed corpus and the
+    # inputs of crashes found and fixed (tests/fuzz/regress), so that a fixed crash stays fixed
+    # without clang or libFuzzer. A target without a binary fails the run.
+    for src in tests/fuzz/*.c; do
+        t=$(basename "$src" .c)
+        [[ $t == replay ]] && continue
+        name="fuzz replay $t: seed corpus and kept crash inputs"
+        if [[ -x $T/fuzz_$t ]]; then
+            run "$name" 120 "$T/fuzz_$t" "tests/fuzz/corpus/$t" "tests/fuzz/regress/$t"
+        else
+            fail_case "$name" "$T/fuzz_$t was not built (make tests)"
+        fi
+    done
 fi
 
 if [[ $PART != unit ]]; then

@@ -259,21 +259,27 @@ static void sock_send(struct weft_tp *tp, struct weft_tcp_sock *s, bool *progres
     }
 }
 
+const char *weft_tcp_frame_fault(const struct weft_tp *tp, const struct weft_tcp_frame *f,
+                                 int index)
+{
+    const uint64_t total = le64toh(f->total);
+    size_t off, plen;
+    if (le32toh(f->magic) != WEFT_TCP_FRAME_MAGIC)
+        return "bad frame magic";
+    if (total > SIZE_MAX || !part_of(tp, (size_t)total, index, &off, &plen) ||
+        le32toh(f->part) != (uint32_t)index || le64toh(f->part_len) != plen)
+        return "part does not match the message length";
+    return NULL;
+}
+
 /* A header that cannot occur in a healthy stream: the pair is lost. */
 static bool frame_sane(struct weft_tcp_sock *s, struct weft_request *r, uint64_t tag,
                        uint64_t total)
 {
     struct weft_ep *peer = s->peer;
     const struct weft_tp *tp = peer->tp;
-    const struct weft_tcp_frame *f = &s->rframe;
-    size_t off, plen;
-    const bool carried = part_of(tp, (size_t)total, s->index, &off, &plen);
-    const char *why = NULL;
-    if (le32toh(f->magic) != WEFT_TCP_FRAME_MAGIC)
-        why = "bad frame magic";
-    else if (!carried || le32toh(f->part) != (uint32_t)s->index || le64toh(f->part_len) != plen)
-        why = "part does not match the message length";
-    else if (s->index > 0 && (tag != RSENT_TAG(r) || total != RSENT_LEN(r)))
+    const char *why = weft_tcp_frame_fault(tp, &s->rframe, s->index);
+    if (!why && s->index > 0 && (tag != RSENT_TAG(r) || total != RSENT_LEN(r)))
         why = "part does not belong to the message on socket 0";
     if (!why)
         return true;

@@ -136,6 +136,11 @@ struct weft_tp {
     uint8_t discard[64 * 1024]; /* sink for the payload of a mismatched message */
 };
 
+/* tcp_data.c: why a received frame header cannot be the next one on socket `index` (bad
+ * magic, or a part that does not fit the length it announces), or NULL. */
+const char *weft_tcp_frame_fault(const struct weft_tp *tp, const struct weft_tcp_frame *f,
+                                 int index);
+
 /* tcp_conn.c */
 weft_result_t weft_tcp_listen(struct weft_tp *tp);
 void weft_tcp_unlisten(struct weft_tp *tp);

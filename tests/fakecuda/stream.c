@@ -226,8 +226,15 @@ static void run_op(const struct CUstream_st *s, struct weft_fake_op *op)
     switch (op->type) {
     case WEFT_FAKE_OP_NOP: break;
     case WEFT_FAKE_OP_COPY:
-        if (!faulted && !op->rows)
+        /* An aligned 4-byte copy is one store, as the copy engine makes it: a stream may be
+         * polling the word (cuStreamWaitValue32), which ThreadSanitizer would call a race. */
+        if (!faulted && !op->rows && op->len == 4 && ((uintptr_t)op->dst & 3) == 0) {
+            uint32_t v;
+            memcpy(&v, op->src, 4);
+            __atomic_store_n((uint32_t *)op->dst, v, __ATOMIC_RELEASE);
+        } else if (!faulted && !op->rows) {
             memmove(op->dst, op->src, op->len);
+        }
         for (size_t r = 0; !faulted && r < op->rows; r++)
             memmove((char *)op->dst + r * op->dpitch, (const char *)op->src + r * op->spitch,
                     op->len);

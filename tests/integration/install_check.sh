@@ -8,7 +8,8 @@ trap 'rm -rf "$dir"' EXIT
 make --no-print-directory install PREFIX="$dir" BUILD="$BUILD" >"$dir/install.log" 2>&1 ||
     { cat "$dir/install.log"; exit 1; }
 export PKG_CONFIG_PATH=$dir/lib/pkgconfig
-cc -std=c11 -Wall -Wextra -Werror examples/allreduce.c -o "$dir/allreduce" \
+# WEFT_TEST_CFLAGS: a sanitized library needs its runtime in the program (make test SAN=...).
+cc -std=c11 -Wall -Wextra -Werror ${WEFT_TEST_CFLAGS:-} examples/allreduce.c -o "$dir/allreduce" \
     $(pkg-config --cflags --libs weft) -Wl,-rpath,"$dir/lib"
 out=$(LD_LIBRARY_PATH=$dir/lib "$dir/bin/weft-run" -n 3 "$dir/allreduce")
 echo "$out"

@@ -50,7 +50,12 @@ else notok "a rank killed by a signal: 128+signal and the signal named" "rc=$rc"
 
 $RUN -n 3 -- "$SLEEP" 100 &
 pid=$!
-sleep 0.5
+# Until the ranks run: a SIGINT before weft-run takes it over is ignored (a background job's
+# default), and a slow start (a sanitizer build on a loaded host) took over 0.5 s.
+for _ in $(seq 100); do
+    [ "$(pgrep -f "$SLEEP 100" | wc -l)" -ge 3 ] && break
+    sleep 0.1
+done
 t0=$(now_ms)
 kill -INT $pid
 wait $pid

@@ -29,7 +29,9 @@ static void test_parse_size(void **state)
         assert_int_equal(weft_config_parse(WEFT_CFG_SIZE, ok[i].text, &v), WEFT_OK);
         assert_int_equal(v.size, ok[i].want);
     }
-    const char *bad[] = {"", "-1", "12Q", "K", "1MX", "99999999999999999999", "1.5M"};
+    /* " -1" and "+5": strtoull alone takes them (" -1" as SIZE_MAX; found by fuzzing). */
+    const char *bad[] = {"", "-1", "12Q", "K", "1MX", "99999999999999999999", "1.5M", " -1",
+                         "+5", " 5"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         assert_int_equal(weft_config_parse(WEFT_CFG_SIZE, bad[i], &v), WEFT_ERR_INVALID_ARG);
 }
@@ -42,6 +44,12 @@ static void test_parse_int_bool_double(void **state)
     assert_int_equal(v.i, -42);
     assert_int_equal(weft_config_parse(WEFT_CFG_INT, "4x", &v), WEFT_ERR_INVALID_ARG);
     assert_int_equal(weft_config_parse(WEFT_CFG_INT, "", &v), WEFT_ERR_INVALID_ARG);
+    /* Past an int, or signs and blanks strtoll alone would take (found by fuzzing). */
+    const char *bad_int[] = {"4294967296", "2147483648", "-2147483649", "+1", " 1", "-"};
+    for (size_t i = 0; i < sizeof(bad_int) / sizeof(bad_int[0]); i++)
+        assert_int_equal(weft_config_parse(WEFT_CFG_INT, bad_int[i], &v), WEFT_ERR_INVALID_ARG);
+    assert_int_equal(weft_config_parse(WEFT_CFG_INT, "2147483647", &v), WEFT_OK);
+    assert_int_equal(v.i, 2147483647);
     const char *yes[] = {"1", "yes", "TRUE", "on"}, *no[] = {"0", "No", "false", "OFF"};
     for (int i = 0; i < 4; i++) {
         assert_int_equal(weft_config_parse(WEFT_CFG_BOOL, yes[i], &v), WEFT_OK);
