@@ -37,7 +37,7 @@ X(IB_RETRY_CNT,       INT,    "7",      "Verbs transport retries before a send f
 X(UCX_INLINE,         SIZE,   "8K",     "UCX transport: messages below this size travel with their header in one UCX message (copied through a bounce buffer); larger ones follow it as a second message, zero-copy through UCX's rendezvous; same value on every rank")
 X(SHM_SLOT_SIZE,      SIZE,   "64K",    "Bytes per slot of a shared-memory queue (copy path)")
 X(SHM_SLOTS,          INT,    "8",      "Slots per shared-memory queue, one queue per ordered pair of local ranks")
-X(SHM_CMA,            BOOL,   "0",      "Single-copy cross-memory attach (process_vm_readv) for large shm messages; off by default: the pipelined copy path measured faster (see README)")
+X(SHM_CMA,            BOOL,   "0",      "Single-copy cross-memory attach (process_vm_readv) for large shm messages; off by default: the pipelined copy path measured faster (see docs/design.md)")
 X(SHM_CMA_THRESHOLD,  SIZE,   "64K",    "Messages at least this large use single-copy when WEFT_SHM_CMA allows")
 X(SPIN_COUNT,         INT,    "2000",   "Polls of an idle wait before it starts yielding the CPU; when a host runs more ranks than it has CPUs and this is unset, waits yield at once")
 /* Collectives */
