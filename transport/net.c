@@ -358,8 +358,9 @@ static weft_result_t forced_transport(int *force)
 
 static void watch_local_peers(struct weft_net *net, const struct rank_record *ranks)
 {
-    int *pids = calloc((size_t)net->nranks, sizeof(*pids));
-    bool *local = calloc((size_t)net->nranks, sizeof(*local));
+    const size_t n = (unsigned)net->nranks; /* positive; the cast keeps gcc's range in bounds */
+    int *pids = calloc(n, sizeof(*pids));
+    bool *local = calloc(n, sizeof(*local));
     if (pids && local) {
         for (int p = 0; p < net->nranks; p++) {
             pids[p] = ranks[p].pid;
