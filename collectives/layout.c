@@ -127,9 +127,10 @@ bool weft_coll_group_layout_ok(const struct weft_coll_op *ops, size_t n, int ran
                                char *why, size_t why_len)
 {
     /* Sends and receives of a group are all in flight while its collectives run in order, so
-     * a receive may not write where anything else of the group reads or writes, and no
-     * collective may write where a send reads. Sends to and receives from self are copied
-     * before anything starts (memmove), so they may overlap each other. */
+     * a receive may not write where a send or a collective reads or writes, and no collective
+     * may write where a send reads. Sends to and receives from self are copied before
+     * anything starts (memmove), so they may overlap each other. Receives may share a buffer
+     * (a bandwidth test's window): no input is lost, the buffer keeps one of the messages. */
     for (size_t i = 0; i < n; i++) {
         if (!is_p2p_op(&ops[i]))
             continue;
@@ -151,8 +152,8 @@ bool weft_coll_group_layout_ok(const struct weft_coll_op *ops, size_t n, int ran
                     continue;
                 if (jp2p && ((ops[j].kind == WEFT_COLL_RECV) != jrecv))
                     continue;
-                /* two sends, or a receive paired twice (counted from the receive's side) */
-                if (jp2p && !irecv && jrecv)
+                /* a receive paired twice (counted from the receive's side), or two receives */
+                if (jp2p && jrecv)
                     continue;
                 uintptr_t b;
                 size_t blen;

@@ -480,6 +480,8 @@ static void self_match(struct weft_net *net)
 
 /* ---- data path ------------------------------------------------------------------------ */
 
+static weft_result_t fail(struct weft_net *net, weft_result_t r);
+
 static weft_result_t post(struct weft_net *net, int peer, void *buf, size_t len, uint64_t tag,
                           struct weft_request *req, int is_send)
 {
@@ -496,7 +498,11 @@ static weft_result_t post(struct weft_net *net, int peer, void *buf, size_t len,
         return WEFT_OK;
     }
     const struct weft_transport_ops *ops = builtin[p->transport];
-    return is_send ? ops->isend(p->ep, buf, len, tag, req) : ops->irecv(p->ep, buf, len, tag, req);
+    weft_result_t r = is_send ? ops->isend(p->ep, buf, len, tag, req)
+                              : ops->irecv(p->ep, buf, len, tag, req);
+    /* A peer failure seen while posting fails the net as one seen while waiting does (and
+     * names a dead process on this host rather than the survivor that passed it on). */
+    return r == WEFT_ERR_REMOTE ? fail(net, r) : r;
 }
 
 weft_result_t weft_net_isend(struct weft_net *net, int peer, const void *buf, size_t len,
