@@ -535,28 +535,41 @@ weft_result_t weft_net_progress(struct weft_net *net)
     return progress(net, &progressed);
 }
 
+/* Whether `msg` names process `pid` ("pid 123" not followed by another digit). */
+static bool names_pid(const char *msg, int pid)
+{
+    char needle[24];
+    snprintf(needle, sizeof(needle), "pid %d", pid);
+    for (const char *at = strstr(msg, needle); at; at = strstr(at + 1, needle)) {
+        const char next = at[strlen(needle)];
+        if (next < '0' || next > '9')
+            return true;
+    }
+    return false;
+}
+
 /* A peer failure seen through another rank (it aborted or closed its connections after it saw
  * the death) names that rank; when a process on this host died, name it first. The dying
- * process closes its sockets a moment before its pidfd reports the exit: wait that long. */
+ * process closes its sockets a moment before its pidfd reports the exit: wait that long. A
+ * process the message names already (a survivor that aborted, then exited) adds nothing. */
 #define BLAME_WAIT_MS 250
 static weft_result_t blame(struct weft_net *net, weft_result_t r)
 {
     int ranks[8], pids[8];
     int n = weft_net_watch_dead(net->watch, BLAME_WAIT_MS, ranks, pids, 8);
-    if (n == 0)
-        return r;
-    char seen[1024], dead[512], needle[32];
-    size_t off = 0;
+    char seen[1024], dead[512];
     snprintf(seen, sizeof(seen), "%s", weft_error_message());
-    for (int i = 0; i < n; i++) {
-        snprintf(needle, sizeof(needle), "(pid %d)", pids[i]);
-        if (n == 1 && strstr(seen, needle))
-            return r; /* the message names it already */
+    int named = 0;
+    size_t off = 0;
+    for (int i = 0; i < n && off < sizeof(dead); i++) {
+        if (names_pid(seen, pids[i]))
+            continue;
         off += (size_t)snprintf(dead + off, sizeof(dead) - off, "%srank %d (pid %d)",
-                                i == 0 ? "" : i == n - 1 ? " and " : ", ", ranks[i], pids[i]);
-        if (off >= sizeof(dead))
-            break;
+                                named ? ", " : "", ranks[i], pids[i]);
+        ranks[named++] = ranks[i];
     }
+    if (named == 0)
+        return r;
     return WEFT_ERROR(r, "%s on host %s exited; rank %d then saw: %s", dead,
                       net->hostnames[ranks[0]], net->rank, seen);
 }
