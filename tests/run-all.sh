@@ -8,8 +8,8 @@
 # WEFT_TEST_MIN_CASES=N (`make test` sets it) fails an unfiltered full run that registered
 # fewer cases (run or skipped): a deleted block, or a part of the build silently lost.
 # WEFT_TEST_LIST=1 only lists the cases this build and host would run, and counts them.
-# WEFT_TEST_SKIP=TEXT skips (and lists as skipped) the cases whose name contains TEXT, e.g.
-# WEFT_TEST_SKIP=rxe: for a run without the soft-RoCE VM.
+# WEFT_TEST_SKIP=TEXT[,TEXT...] skips (and lists as skipped) the cases whose name contains
+# one of the TEXTs, e.g. WEFT_TEST_SKIP=rxe: for a run without the soft-RoCE VM.
 #
 # A case passes (exit 0), fails (any other exit, or a timeout) or is skipped: it exits 77
 # after printing `skip: <reason>`, because it found nothing to test (no GPU, no device, no
@@ -92,10 +92,14 @@ nothing_tested() {
 run() {
     local name=$1 limit=$(($2 * ${WEFT_TEST_TIME_SCALE:-1})); shift 2
     wanted "$name" || return 0
-    if [[ -n ${WEFT_TEST_SKIP-} && $name == *$WEFT_TEST_SKIP* ]]; then
-        skip "$name" "left out on purpose (WEFT_TEST_SKIP=$WEFT_TEST_SKIP)"
-        return 0
-    fi
+    local left_out text
+    IFS=, read -ra left_out <<<"${WEFT_TEST_SKIP-}"
+    for text in "${left_out[@]}"; do
+        if [[ -n $text && $name == *"$text"* ]]; then
+            skip "$name" "left out on purpose (WEFT_TEST_SKIP=$WEFT_TEST_SKIP)"
+            return 0
+        fi
+    done
     registered=$((registered + 1))
     if [[ ${WEFT_TEST_LIST-} == 1 ]]; then echo "case: $name"; return 0; fi
     local log=$LOGDIR/${name//[^A-Za-z0-9_.-]/_}.log t0=$SECONDS rc reason
