@@ -106,10 +106,13 @@ fail:
     return res;
 }
 
+/* Errors after which the root or a peer may still answer before the deadline: not listening
+ * yet, or (EHOSTUNREACH, ENETUNREACH, ...) a route or link that is still coming up. */
 static bool retry_connect_errno(int err)
 {
     return err == ECONNREFUSED || err == ECONNRESET || err == ECONNABORTED || err == ETIMEDOUT ||
-           err == EAGAIN || err == EINTR;
+           err == EAGAIN || err == EINTR || err == EHOSTUNREACH || err == ENETUNREACH ||
+           err == EHOSTDOWN || err == ENETDOWN;
 }
 
 static void set_nodelay(int s)

@@ -13,7 +13,7 @@ for opt in "$@"; do
     case $opt in
         --ci) pkgs="$pkgs clang libclang-rt-14-dev" ;;
         --slurm) pkgs="$pkgs slurmctld slurmd slurm-client munge libpmix2 libpmix-dev util-linux"
-                 pkgs="$pkgs iptables libnetfilter-queue-dev" # net_faults.sh without sch_netem
+                 pkgs="$pkgs iptables libnetfilter-queue-dev iputils-ping" # net_faults.sh
                  pkgs="$pkgs openmpi-bin libopenmpi-dev mpich libmpich-dev bc" ;;
         --rxe) pkgs="$pkgs qemu-system-x86 cpio kmod xz-utils iproute2 ibverbs-providers"
                pkgs="$pkgs ibverbs-utils perftest rdmacm-utils" ;;

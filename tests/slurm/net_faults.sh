@@ -219,7 +219,14 @@ fault_run() {
         awk -v n="$(now)" -v e="$end" 'BEGIN { exit !(n > e) }' && break
         sleep 0.1
     done
-    [ "$kind" = link ] && ip link set "${NF_PFX}v-n2" up
+    if [ "$kind" = link ]; then
+        ip link set "${NF_PFX}v-n2" up
+        # The next case's ranks must find the route back (it takes a moment once the link is up).
+        for _ in $(seq 50); do
+            ip netns exec "$NF_PFX-n2" ping -c 1 -W 1 "$NF_SUBNET.11" >/dev/null 2>&1 && break
+            sleep 0.2
+        done
+    fi
     wait $job
     rc=$?
     local srun_s
