@@ -1,7 +1,7 @@
 /*
  * config_table.h - every WEFT_* knob, declared once: X(id, type, default, help).
  * Included by config.h (for the ids) and config.c (for the table). `weft-info --config`
- * prints it; README.md documents it. Add a knob here and nowhere else.
+ * prints it; docs/configuration.md documents it. Add a knob here and nowhere else.
  */
 /* clang-format off */
 /* Logging */

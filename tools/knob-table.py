@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """knob-table.py - prints the Markdown table of every WEFT_* variable from core/config_table.h,
-for README.md's Configuration section (tests check that README names every variable)."""
+for docs/configuration.md (tests check that it names every variable)."""
 import re
 import sys
 
