@@ -91,6 +91,7 @@ struct weft_net {
     long spin_count;
     weft_result_t status;
     struct weft_net_watch *watch; /* peers on this host, to name the one that died */
+    int culprit;   /* where the failure started, once failed; what the abort notices carry */
     int abort_req; /* set by weft_net_request_abort from any thread */
 };
 
@@ -382,6 +383,7 @@ weft_result_t weft_net_create(const struct weft_net_params *params, const struct
     if (!net)
         return WEFT_ERROR(WEFT_ERR_NO_MEMORY, "cannot allocate the net");
     net->rank = params->rank;
+    net->culprit = WEFT_CULPRIT_NONE;
     net->nranks = params->nranks;
     net->timeout_s = params->timeout_s;
     net->spin_count = (long)weft_config_int(WEFT_CFG_SPIN_COUNT);
@@ -480,7 +482,7 @@ static void self_match(struct weft_net *net)
 
 /* ---- data path ------------------------------------------------------------------------ */
 
-static weft_result_t fail(struct weft_net *net, weft_result_t r);
+static weft_result_t fail(struct weft_net *net, weft_result_t r, int peer);
 
 static weft_result_t post(struct weft_net *net, int peer, void *buf, size_t len, uint64_t tag,
                           struct weft_request *req, int is_send)
@@ -502,7 +504,7 @@ static weft_result_t post(struct weft_net *net, int peer, void *buf, size_t len,
                               : ops->irecv(p->ep, buf, len, tag, req);
     /* A peer failure seen while posting fails the net as one seen while waiting does (and
      * names a dead process on this host rather than the survivor that passed it on). */
-    return r == WEFT_ERR_REMOTE ? fail(net, r) : r;
+    return r == WEFT_ERR_REMOTE ? fail(net, r, peer) : r;
 }
 
 weft_result_t weft_net_isend(struct weft_net *net, int peer, const void *buf, size_t len,
@@ -535,11 +537,11 @@ weft_result_t weft_net_progress(struct weft_net *net)
     return progress(net, &progressed);
 }
 
-/* Whether `msg` names process `pid` ("pid 123" not followed by another digit). */
-static bool names_pid(const char *msg, int pid)
+/* Whether `msg` names "<what> <n>" (not followed by another digit). */
+static bool names(const char *msg, const char *what, int n)
 {
-    char needle[24];
-    snprintf(needle, sizeof(needle), "pid %d", pid);
+    char needle[32];
+    snprintf(needle, sizeof(needle), "%s %d", what, n);
     for (const char *at = strstr(msg, needle); at; at = strstr(at + 1, needle)) {
         const char next = at[strlen(needle)];
         if (next < '0' || next > '9')
@@ -548,17 +550,51 @@ static bool names_pid(const char *msg, int pid)
     return false;
 }
 
-/* A peer failure seen through another rank (it aborted or closed its connections after it saw
- * the death) names that rank; when a process on this host died, name it first. The dying
- * process closes its sockets a moment before its pidfd reports the exit: wait that long. A
- * process the message names already (a survivor that aborted, then exited) adds nothing. */
-#define BLAME_WAIT_MS 250
-static weft_result_t blame(struct weft_net *net, weft_result_t r)
+static bool names_pid(const char *msg, int pid)
 {
-    int ranks[8], pids[8];
-    int n = weft_net_watch_dead(net->watch, BLAME_WAIT_MS, ranks, pids, 8);
+    return names(msg, "pid", pid);
+}
+
+static bool names_rank(const char *msg, int rank)
+{
+    return names(msg, "rank", rank);
+}
+
+/* The culprit of the first abort notice any transport received, or WEFT_CULPRIT_NONE. */
+static int notice_culprit(const struct weft_net *net)
+{
+    for (int t = 0; builtin[t]; t++) {
+        const int c = net->tp[t] && builtin[t]->culprit ? builtin[t]->culprit(net->tp[t])
+                                                        : WEFT_CULPRIT_NONE;
+        if (c >= 0 && c < net->nranks)
+            return c;
+    }
+    return WEFT_CULPRIT_NONE;
+}
+
+/* A peer failure seen through another rank (it aborted, or closed its connections after it
+ * saw the failure) names the rank where the failure started: a process on this host that
+ * died (its pidfd), else the rank the other ranks' abort notices carry, else `peer` itself.
+ * The dying process closes its sockets a moment before its pidfd reports the exit, and a
+ * notice may trail the close that reported the failure here: wait that long for either. A
+ * rank the message names already (a survivor that aborted, then exited) adds nothing. */
+#define BLAME_WAIT_MS 250
+static weft_result_t blame(struct weft_net *net, weft_result_t r, int peer)
+{
     char seen[1024], dead[512];
     snprintf(seen, sizeof(seen), "%s", weft_error_message());
+    int ranks[8], pids[8], n, culprit;
+    const double until = weft_now_s() + BLAME_WAIT_MS / 1e3;
+    for (;;) {
+        n = weft_net_watch_dead(net->watch, 0, ranks, pids, 8);
+        culprit = notice_culprit(net);
+        if (n > 0 || culprit != WEFT_CULPRIT_NONE || weft_now_s() >= until)
+            break;
+        bool any = false;
+        (void)progress(net, &any); /* failures it finds are this one's echoes */
+        const struct timespec ms = {0, 1000000};
+        nanosleep(&ms, NULL);
+    }
     int named = 0;
     size_t off = 0;
     for (int i = 0; i < n && off < sizeof(dead); i++) {
@@ -568,18 +604,32 @@ static weft_result_t blame(struct weft_net *net, weft_result_t r)
                                 named ? ", " : "", ranks[i], pids[i]);
         ranks[named++] = ranks[i];
     }
-    if (named == 0)
+    if (named > 0) {
+        net->culprit = ranks[0];
+        return WEFT_ERROR(r, "%s on host %s exited; rank %d then saw: %s", dead,
+                          net->hostnames[ranks[0]], net->rank, seen);
+    }
+    net->culprit = n > 0 ? ranks[0] : culprit != WEFT_CULPRIT_NONE ? culprit : peer;
+    if (culprit == WEFT_CULPRIT_NONE || culprit == peer || culprit == net->rank ||
+        names_rank(seen, culprit)) {
+        weft_error_restore(seen);
         return r;
-    return WEFT_ERROR(r, "%s on host %s exited; rank %d then saw: %s", dead,
-                      net->hostnames[ranks[0]], net->rank, seen);
+    }
+    return WEFT_ERROR(r, "rank %d on host %s failed first (the abort notices of the other "
+                      "ranks carry it); rank %d then saw: %s", culprit,
+                      net->hostnames[culprit], net->rank, seen);
 }
 
-static weft_result_t fail(struct weft_net *net, weft_result_t r)
+/* Fails the net with `r`; `peer` is the rank whose request failed, or -1. */
+static weft_result_t fail(struct weft_net *net, weft_result_t r, int peer)
 {
-    if (r == WEFT_ERR_REMOTE && net->status == WEFT_OK)
-        r = blame(net, r);
-    if (net->status == WEFT_OK)
+    if (net->status == WEFT_OK) {
+        if (r == WEFT_ERR_REMOTE)
+            r = blame(net, r, peer);
+        else
+            net->culprit = net->rank; /* a timeout or an abort here starts the failure */
         net->status = r;
+    }
     weft_net_abort(net);
     return r;
 }
@@ -633,10 +683,10 @@ weft_result_t weft_net_wait(struct weft_net *net, struct weft_request *const *re
         for (size_t i = first; i < n; i++)
             if (reqs[i] && __atomic_load_n(&reqs[i]->done, __ATOMIC_ACQUIRE) &&
                 reqs[i]->status != WEFT_OK)
-                return fail(net, reqs[i]->status);
+                return fail(net, reqs[i]->status, reqs[i]->peer);
         for (size_t i = 0; i < first; i++)
             if (reqs[i] && reqs[i]->status != WEFT_OK)
-                return fail(net, reqs[i]->status);
+                return fail(net, reqs[i]->status, reqs[i]->peer);
         size_t done = first;
         for (size_t i = first; i < n; i++)
             if (!reqs[i] || __atomic_load_n(&reqs[i]->done, __ATOMIC_ACQUIRE))
@@ -645,14 +695,14 @@ weft_result_t weft_net_wait(struct weft_net *net, struct weft_request *const *re
             return WEFT_OK;
         if (net->status != WEFT_OK)
             return fail(net, WEFT_ERROR(WEFT_ERR_ABORTED, "rank %d: communicator aborted",
-                                        net->rank));
+                                        net->rank), -1);
         if (__atomic_load_n(&net->abort_req, __ATOMIC_ACQUIRE))
             return fail(net, WEFT_ERROR(WEFT_ERR_ABORTED, "weft_comm_abort was called during "
-                                        "this call on rank %d", net->rank));
+                                        "this call on rank %d", net->rank), -1);
         bool progressed = false;
         weft_result_t r = progress(net, &progressed);
         if (r != WEFT_OK)
-            return fail(net, r);
+            return fail(net, r, -1);
         if (done != finished) {
             finished = done;
             deadline = 0;
@@ -671,7 +721,7 @@ weft_result_t weft_net_wait(struct weft_net *net, struct weft_request *const *re
             if (deadline == 0)
                 deadline = t + net->timeout_s;
             else if (t > deadline)
-                return fail(net, timed_out(net, reqs[first], n - done));
+                return fail(net, timed_out(net, reqs[first], n - done), -1);
         }
     }
 }
@@ -688,11 +738,13 @@ void weft_net_request_abort(struct weft_net *net)
 
 void weft_net_abort(struct weft_net *net)
 {
-    if (net->status == WEFT_OK)
+    if (net->status == WEFT_OK) {
         net->status = WEFT_ERR_ABORTED;
+        net->culprit = net->rank;
+    }
     for (int t = 0; builtin[t]; t++)
         if (net->tp[t])
-            builtin[t]->abort(net->tp[t]);
+            builtin[t]->abort(net->tp[t], net->culprit);
     weft_request_queue_fail(&net->self.sends, WEFT_ERR_ABORTED);
     weft_request_queue_fail(&net->self.recvs, WEFT_ERR_ABORTED);
 }

@@ -176,6 +176,7 @@ static weft_result_t shm_init(const struct weft_transport_params *params, struct
     tp->nranks = params->nranks;
     tp->local_rank = params->local_rank;
     tp->local_nranks = params->local_nranks;
+    tp->culprit = WEFT_CULPRIT_NONE;
     tp->nslots = (uint64_t)nslots;
     tp->slot_size = slot_size;
     tp->queue_bytes = weft_shm_queue_bytes(tp->nslots, slot_size);
@@ -412,19 +413,25 @@ static weft_result_t shm_progress(struct weft_tp *tp, bool *progressed)
     return WEFT_OK;
 }
 
-static void shm_abort(struct weft_tp *tp)
+static void shm_abort(struct weft_tp *tp, int culprit)
 {
     if (!tp || tp->aborted)
         return;
     tp->aborted = true;
+    const uint32_t notice = WEFT_SHM_ABORT_NOTICE(culprit);
     for (int i = 0; i < tp->local_nranks; i++) {
         struct weft_ep *ep = tp->eps[i];
         if (!ep)
             continue;
         weft_shm_ep_flush(ep, WEFT_ERR_ABORTED);
-        atomic_store_explicit(&ep->tx.q->tx_aborted, 1, memory_order_release);
-        atomic_store_explicit(&ep->rx.q->rx_aborted, 1, memory_order_release);
+        atomic_store_explicit(&ep->tx.q->tx_aborted, notice, memory_order_release);
+        atomic_store_explicit(&ep->rx.q->rx_aborted, notice, memory_order_release);
     }
+}
+
+static int shm_culprit(const struct weft_tp *tp)
+{
+    return tp ? tp->culprit : WEFT_CULPRIT_NONE;
 }
 
 static void shm_fini(struct weft_tp *tp)
@@ -461,6 +468,7 @@ const struct weft_transport_ops weft_transport_shm = {
     .irecv = weft_shm_irecv,
     .progress = shm_progress,
     .abort = shm_abort,
+    .culprit = shm_culprit,
     .reg = NULL,
     .dereg = NULL,
     .fini = shm_fini,

@@ -219,7 +219,8 @@ static bool rx_rndv(struct weft_ep *ep, struct weft_request *r)
                                             ep->peer, (int)ep->pid);
         weft_request_complete(weft_request_queue_pop(&ep->recvq), code);
         /* The pair cannot stay in step: make the sender fail rather than wait. */
-        atomic_store_explicit(&ep->rx.q->rx_aborted, 1, memory_order_release);
+        atomic_store_explicit(&ep->rx.q->rx_aborted, WEFT_SHM_ABORT_NOTICE(tp->rank),
+                              memory_order_release);
         ep->rx_state = RX_IDLE;
         return false;
     }
@@ -274,18 +275,26 @@ static void rx_progress(struct weft_ep *ep, bool *progressed)
 
 /* ---- operations ------------------------------------------------------------------------- */
 
+/* Whether the peer aborted; the first notice's culprit is kept for the net to name. */
 static bool peer_aborted(struct weft_ep *ep)
 {
-    return atomic_load_explicit(&ep->rx.q->tx_aborted, memory_order_relaxed) ||
-           atomic_load_explicit(&ep->tx.q->rx_aborted, memory_order_relaxed);
+    if (ep->peer_abort)
+        return true;
+    uint32_t notice = atomic_load_explicit(&ep->rx.q->tx_aborted, memory_order_relaxed);
+    if (!notice)
+        notice = atomic_load_explicit(&ep->tx.q->rx_aborted, memory_order_relaxed);
+    if (!notice)
+        return false;
+    atomic_thread_fence(memory_order_acquire);
+    ep->peer_abort = true;
+    if (ep->tp->culprit == WEFT_CULPRIT_NONE)
+        ep->tp->culprit = WEFT_SHM_ABORT_CULPRIT(notice);
+    return true;
 }
 
 void weft_shm_ep_progress(struct weft_ep *ep, bool *progressed)
 {
-    if (!ep->peer_abort && peer_aborted(ep)) {
-        atomic_thread_fence(memory_order_acquire);
-        ep->peer_abort = true;
-    }
+    (void)peer_aborted(ep);
     if (ep->peer_abort) {
         if (ep_has_requests(ep)) {
             ep_fail_pending(ep);
@@ -313,7 +322,7 @@ static weft_result_t post_check(struct weft_ep *ep, const void *buf, size_t len,
     if (ep->tp->aborted)
         return WEFT_ERROR(WEFT_ERR_ABORTED, "rank %d: shm %s to rank %d after abort",
                           ep->tp->rank, what, ep->peer);
-    if (ep->peer_abort || peer_aborted(ep))
+    if (peer_aborted(ep))
         return WEFT_ERROR(WEFT_ERR_REMOTE, "rank %d aborted (pid %d on host %s), seen by rank "
                           "%d posting a %s", ep->peer, (int)ep->pid, weft_log_hostname(),
                           ep->tp->rank, what);

@@ -54,6 +54,7 @@ struct weft_tp {
     struct weft_ep **eps; /* by local rank */
     long long next_check_ns;
     bool aborted;
+    int culprit; /* from the first peer's abort notice, WEFT_CULPRIT_NONE before */
     bool cma_refusal_logged;
 };
 

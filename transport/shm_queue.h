@@ -35,6 +35,10 @@ struct weft_shm_msg_hdr {
     uint64_t seq;  /* RNDV: 1-based count of rendezvous on this queue */
 };
 
+/* A side's abort flag: nonzero, and it carries the culprit (WEFT_CULPRIT_NONE included). */
+#define WEFT_SHM_ABORT_NOTICE(culprit) ((uint32_t)((culprit) + 2))
+#define WEFT_SHM_ABORT_CULPRIT(notice) ((int)(notice) - 2)
+
 /* Shared state; the slots follow it. Each line has one writer so the sides do not share. */
 struct weft_shm_queue {
     _Alignas(WEFT_SHM_CACHELINE) _Atomic uint64_t head; /* slots published (sender) */
@@ -42,9 +46,9 @@ struct weft_shm_queue {
     /* receiver, rarely written */
     _Alignas(WEFT_SHM_CACHELINE) _Atomic uint64_t rndv_done; /* rendezvous completed */
     _Atomic uint32_t cma;                                    /* enum weft_shm_cma_state */
-    _Atomic uint32_t rx_aborted;
+    _Atomic uint32_t rx_aborted; /* 0, or WEFT_SHM_ABORT_NOTICE(the culprit) */
     /* sender, rarely written */
-    _Alignas(WEFT_SHM_CACHELINE) _Atomic uint32_t tx_aborted;
+    _Alignas(WEFT_SHM_CACHELINE) _Atomic uint32_t tx_aborted; /* as rx_aborted */
 };
 
 #define WEFT_SHM_QUEUE_HDR_BYTES \

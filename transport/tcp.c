@@ -71,6 +71,7 @@ static weft_result_t tcp_init(const struct weft_transport_params *params, struct
                           params->rank);
     tp->rank = params->rank;
     tp->nranks = params->nranks;
+    tp->culprit = WEFT_CULPRIT_NONE;
     tp->nsocks = (int)nsocks;
     tp->bufsize = weft_config_size(WEFT_CFG_SOCKET_BUFSIZE);
     const long dead = weft_config_int(WEFT_CFG_SOCKET_DEAD_TIMEOUT);
@@ -273,13 +274,15 @@ static weft_result_t tcp_progress(struct weft_tp *tp, bool *progressed)
     return WEFT_OK;
 }
 
-static void tcp_abort(struct weft_tp *tp)
+static void tcp_abort(struct weft_tp *tp, int culprit)
 {
     if (!tp || tp->aborted)
         return;
     tp->aborted = true;
     for (int p = 0; p < tp->nranks; p++) {
         struct weft_ep *peer = &tp->peers[p];
+        if (peer->failed == WEFT_OK)
+            weft_tcp_send_abort(tp, peer, culprit);
         weft_tcp_peer_flush(peer, NULL, WEFT_OK, WEFT_ERR_ABORTED);
         if (peer->failed == WEFT_OK)
             peer->failed = WEFT_ERR_ABORTED;
@@ -289,6 +292,11 @@ static void tcp_abort(struct weft_tp *tp)
                 (void)shutdown(peer->socks[i].fd, SHUT_RDWR);
     }
     weft_tcp_unlisten(tp);
+}
+
+static int tcp_culprit(const struct weft_tp *tp)
+{
+    return tp ? tp->culprit : WEFT_CULPRIT_NONE;
 }
 
 const struct weft_transport_ops weft_transport_tcp = {
@@ -304,6 +312,7 @@ const struct weft_transport_ops weft_transport_tcp = {
     .irecv = tcp_irecv,
     .progress = tcp_progress,
     .abort = tcp_abort,
+    .culprit = tcp_culprit,
     .reg = NULL,
     .dereg = NULL,
     .fini = tcp_fini,

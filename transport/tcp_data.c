@@ -140,6 +140,8 @@ void weft_tcp_peer_flush(struct weft_ep *peer, struct weft_request *first,
         }
 }
 
+static const char abort_call[] = "abort notice";
+
 weft_result_t weft_tcp_peer_raise(const struct weft_ep *peer, int sock)
 {
     const struct weft_tp *tp = peer->tp;
@@ -148,6 +150,10 @@ weft_result_t weft_tcp_peer_raise(const struct weft_ep *peer, int sock)
                           "by an earlier error", tp->rank, peer->rank, peer->addr_str);
     const char *host = tp->hostnames && tp->hostnames[peer->rank] ? tp->hostnames[peer->rank]
                                                                   : "?";
+    if (peer->fail_call == abort_call)
+        return WEFT_ERROR(WEFT_ERR_REMOTE, "rank %d on host %s at %s aborted its communicator: "
+                          "rank %d got its abort notice (socket %d of %d)", peer->rank, host,
+                          peer->addr_str, tp->rank, sock, tp->nsocks);
     if (peer->fail_err == ETIMEDOUT)
         return WEFT_ERROR_ERR(WEFT_ERR_REMOTE, peer->fail_err, peer->fail_call,
                               "rank %d on host %s at %s stopped answering rank %d for "
@@ -174,7 +180,10 @@ void weft_tcp_peer_fail(struct weft_ep *peer, weft_result_t code, int err, const
     peer->failed = code;
     peer->fail_err = err;
     peer->fail_call = call;
-    if (call)
+    /* Only for requests it fails: the message of an idle peer (another rank's abort notice
+     * while this one waits on a third) would replace the one of the failure being reported.
+     * A request posted later raises it then. */
+    if (call && (peer->shead || peer->rhead))
         (void)weft_tcp_peer_raise(peer, sock);
     weft_tcp_peer_flush(peer, first, first_status, code);
     for (int i = 0; i < tp->nsocks; i++)
@@ -331,6 +340,40 @@ static bool head_check(struct weft_tp *tp, struct weft_tcp_sock *s, struct weft_
     return true;
 }
 
+/* ---- abort notices -------------------------------------------------------------------- */
+
+void weft_tcp_send_abort(struct weft_tp *tp, struct weft_ep *peer, int culprit)
+{
+    const struct weft_tcp_frame f = {.magic = htole32(WEFT_TCP_ABORT_MAGIC),
+                                     .part = htole32((uint32_t)(culprit + 1))}; /* 0: none */
+    for (int i = 0; i < tp->nsocks; i++) {
+        const struct weft_tcp_sock *s = &peer->socks[i];
+        if (s->fd >= 0 && s->state == WEFT_TCP_S_UP && (!s->scur || s->sdone == 0))
+            (void)send(s->fd, &f, sizeof(f), MSG_DONTWAIT | MSG_NOSIGNAL);
+    }
+}
+
+/* The notice is s->rframe: keep its culprit for the net, and fail the peer. */
+static void abort_received(struct weft_tcp_sock *s)
+{
+    struct weft_tp *tp = s->peer->tp;
+    const uint32_t culprit = le32toh(s->rframe.part);
+    if (culprit && tp->culprit == WEFT_CULPRIT_NONE)
+        tp->culprit = (int)(culprit - 1);
+    weft_tcp_peer_fail(s->peer, WEFT_ERR_REMOTE, 0, abort_call, s->index, NULL, WEFT_OK);
+}
+
+/* At the peer's close: a notice waiting on a socket that no receive reads. */
+static void peek_abort(struct weft_tcp_sock *s)
+{
+    if (s->rcur || s->rdone || s->fd < 0)
+        return;
+    if (recv(s->fd, &s->rframe, WEFT_TCP_FRAME_BYTES, MSG_PEEK | MSG_DONTWAIT) ==
+            (ssize_t)WEFT_TCP_FRAME_BYTES &&
+        le32toh(s->rframe.magic) == WEFT_TCP_ABORT_MAGIC)
+        abort_received(s);
+}
+
 /* Reads the header alone, then the payload straight into the user buffer: reading ahead could
  * swallow the next message when the lengths disagree. */
 static void sock_recv(struct weft_tp *tp, struct weft_tcp_sock *s, bool *progressed)
@@ -372,6 +415,10 @@ static void sock_recv(struct weft_tp *tp, struct weft_tcp_sock *s, bool *progres
         s->rdone += (size_t)n;
         if (s->rdone < WEFT_TCP_FRAME_BYTES)
             continue;
+        if (before < WEFT_TCP_FRAME_BYTES && le32toh(s->rframe.magic) == WEFT_TCP_ABORT_MAGIC) {
+            abort_received(s);
+            return;
+        }
         if (before < WEFT_TCP_FRAME_BYTES && !head_check(tp, s, r))
             return;
         part_of(tp, (size_t)RSENT_LEN(r), s->index, &off, &plen);
@@ -420,7 +467,8 @@ void weft_tcp_data_event(struct weft_tp *tp, struct weft_tcp_sock *s, uint32_t e
         peer->remote_closed = true;
         WEFT_TRACE(NET, "rank %d: rank %d at %s shut socket %d", tp->rank, peer->rank,
                    peer->addr_str, s->index);
-        if (peer->shead)
+        peek_abort(s);
+        if (peer->shead && peer->failed == WEFT_OK)
             weft_tcp_peer_fail(peer, WEFT_ERR_REMOTE, 0, "EOF", s->index, NULL, WEFT_OK);
     }
 }

@@ -22,6 +22,7 @@
 #define WEFT_TCP_BLOB_MAGIC 0x57465442u  /* "WFTB" */
 #define WEFT_TCP_HELLO_MAGIC 0x57465448u /* "WFTH" */
 #define WEFT_TCP_FRAME_MAGIC 0x57465446u /* "WFTF" */
+#define WEFT_TCP_ABORT_MAGIC 0x57465441u /* "WFTA": an abort notice, 1 + its culprit in `part` */
 #define WEFT_TCP_HELLO_VERSION 2u
 #define WEFT_TCP_HELLO_FIELDS 6 /* magic, version, from, to, index, nsocks */
 #define WEFT_TCP_HELLO_BYTES (WEFT_TCP_HELLO_FIELDS * 4 + crypto_auth_hmacsha256_BYTES)
@@ -133,6 +134,7 @@ struct weft_tp {
     int pending_dropped; /* stray connections dropped: warned one by one, then counted */
     bool accept_paused;  /* the cap stopped accepting: the timer retries in a moment */
     bool aborted;
+    int culprit; /* of the first peer's abort notice; WEFT_CULPRIT_NONE before */
     uint8_t discard[64 * 1024]; /* sink for the payload of a mismatched message */
 };
 
@@ -170,6 +172,9 @@ void weft_tcp_drive(struct weft_tp *tp, struct weft_ep *peer, bool *progressed);
  * sockets. */
 void weft_tcp_peer_fail(struct weft_ep *peer, weft_result_t code, int err, const char *call,
                         int sock, struct weft_request *first, weft_result_t first_status);
+/* Sends the abort notice naming `culprit` on every socket to `peer` that is between frames
+ * (one in the middle of a frame can only be shut: the peer then sees the close alone). */
+void weft_tcp_send_abort(struct weft_tp *tp, struct weft_ep *peer, int culprit);
 /* Raises the message of an earlier failure again (for a request posted after it). */
 weft_result_t weft_tcp_peer_raise(const struct weft_ep *peer, int sock);
 /* Completes every queued request of `peer` with `status` and forgets them. */

@@ -35,13 +35,15 @@
 
 #include "weft.h"
 
-#define WEFT_TRANSPORT_OPS_VERSION 2 /* 2: explicit_only, serves, hostnames, per-rank address room */
+/* 2: explicit_only, serves, hostnames, per-rank address room; 3: abort carries the culprit */
+#define WEFT_TRANSPORT_OPS_VERSION 3
 /* An address blob has at most WEFT_TRANSPORT_ADDR_MAX bytes plus WEFT_TRANSPORT_ADDR_PER_RANK
  * per rank of the communicator (room for per-peer connection data such as a queue pair
  * number). */
 #define WEFT_TRANSPORT_ADDR_MAX 2048
 #define WEFT_TRANSPORT_ADDR_PER_RANK 16
 #define WEFT_TRANSPORT_KEY_BYTES 32 /* per-job key for authenticating data connections */
+#define WEFT_CULPRIT_NONE (-1)      /* abort notices: the failure's origin is not known */
 
 struct weft_tp; /* one transport's per-communicator context (opaque; each transport's own) */
 struct weft_ep; /* one connection to one peer (opaque) */
@@ -111,8 +113,13 @@ struct weft_transport_ops {
      * would never time out. */
     weft_result_t (*progress)(struct weft_tp *tp, bool *progressed);
     /* Fails every in-flight request with WEFT_ERR_ABORTED and tells the peers, so that their
-     * requests on this context fail with WEFT_ERR_REMOTE instead of waiting. */
-    void (*abort)(struct weft_tp *tp);
+     * requests on this context fail with WEFT_ERR_REMOTE instead of waiting. The notice
+     * carries `culprit`, the rank the failure started at (this rank for its own timeout or
+     * abort, a dead peer's rank when it saw one die), so that every rank can name it. */
+    void (*abort)(struct weft_tp *tp, int culprit);
+    /* The culprit carried by the first abort notice a peer sent here, or WEFT_CULPRIT_NONE
+     * (none arrived, or it carried none: a peer that died sends nothing). */
+    int (*culprit)(const struct weft_tp *tp);
     /* Optional memory registration for zero-copy (NULL when not needed). */
     weft_result_t (*reg)(struct weft_tp *tp, void *buf, size_t len, void **handle);
     weft_result_t (*dereg)(struct weft_tp *tp, void *handle);

@@ -5,6 +5,7 @@
 #ifdef WEFT_HAVE_UCX
 
 #include <arpa/inet.h>
+#include <endian.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -168,6 +169,7 @@ static weft_result_t ucx_init(const struct weft_transport_params *params, struct
                           params->rank);
     tp->rank = params->rank;
     tp->nranks = params->nranks;
+    tp->culprit = WEFT_CULPRIT_NONE;
     tp->timeout_s = params->timeout_s;
     tp->inline_max = inline_max;
     snprintf(tp->tls, sizeof(tp->tls), "%s", env_or("UCX_TLS", "(unset: all)"));
@@ -389,11 +391,12 @@ static bool aborts_in_flight(struct weft_tp *tp)
     return false;
 }
 
-static void ucx_abort(struct weft_tp *tp)
+static void ucx_abort(struct weft_tp *tp, int culprit)
 {
     if (!tp || tp->aborted)
         return;
     tp->aborted = true;
+    tp->abort_word = htole32((uint32_t)(culprit + 1)); /* 0: none */
     for (int p = 0; p < tp->nranks; p++) {
         struct weft_ep *ep = &tp->peers[p];
         if (ep->ep && ep->failed == WEFT_OK)
@@ -410,6 +413,11 @@ static void ucx_abort(struct weft_tp *tp)
                   limit);
     for (int p = 0; p < tp->nranks; p++)
         weft_ucx_ep_close(&tp->peers[p], true);
+}
+
+static int ucx_culprit(const struct weft_tp *tp)
+{
+    return tp ? tp->culprit : WEFT_CULPRIT_NONE;
 }
 
 static bool closing_busy(struct weft_tp *tp)
@@ -474,6 +482,7 @@ const struct weft_transport_ops weft_transport_ucx = {
     .irecv = ucx_irecv,
     .progress = ucx_progress,
     .abort = ucx_abort,
+    .culprit = ucx_culprit,
     .reg = NULL,
     .dereg = NULL,
     .fini = ucx_fini,

@@ -202,7 +202,9 @@ void weft_ucx_peer_fail(struct weft_ep *ep, const char *call, ucs_status_t statu
     ep->failed = WEFT_ERR_REMOTE;
     ep->fail_call = call;
     ep->fail_status = status;
-    (void)weft_ucx_peer_raise(ep);
+    /* Only for requests it fails (see weft_tcp_peer_fail); a later post raises it. */
+    if (ep->sends.head || ep->recvs.head)
+        (void)weft_ucx_peer_raise(ep);
     weft_ucx_peer_flush(ep, WEFT_ERR_REMOTE);
     weft_ucx_ep_close(ep, true);
 }
@@ -439,7 +441,9 @@ weft_result_t weft_ucx_ctrl_send(struct weft_ep *ep, enum weft_ucx_ctrl kind)
         .cb.send = hello ? hello_sent : abort_sent,
         .user_data = ep,
     };
-    ucs_status_ptr_t s = ucp_tag_send_nbx(ep->ep, zero_buf, 0, ctrl_tag(tp->rank, kind), &p);
+    void *buf = hello ? (void *)zero_buf : &tp->abort_word;
+    const size_t len = hello ? 0 : sizeof(tp->abort_word);
+    ucs_status_ptr_t s = ucp_tag_send_nbx(ep->ep, buf, len, ctrl_tag(tp->rank, kind), &p);
     if (UCS_PTR_IS_ERR(s))
         return WEFT_ERROR(WEFT_ERR_REMOTE, "rank %d: cannot send a %s to rank %d on %s: "
                           "ucp_tag_send_nbx: %s", tp->rank, hello ? "hello" : "abort notice",
@@ -462,7 +466,9 @@ static weft_result_t ctrl_recv(struct weft_ep *ep, enum weft_ucx_ctrl kind, void
         .cb.recv = hello ? hello_rcvd : abort_rcvd,
         .user_data = ep,
     };
-    ucs_status_ptr_t s = ucp_tag_recv_nbx(tp->worker, zero_buf, 0, ctrl_tag(ep->rank, kind),
+    void *buf = hello ? (void *)zero_buf : &ep->abort_word;
+    const size_t len = hello ? 0 : sizeof(ep->abort_word);
+    ucs_status_ptr_t s = ucp_tag_recv_nbx(tp->worker, buf, len, ctrl_tag(ep->rank, kind),
                                           WEFT_UCX_TAG_FULL, &p);
     if (UCS_PTR_IS_ERR(s))
         return WEFT_ERROR(WEFT_ERR_SYSTEM, "rank %d: cannot post a UCX receive for rank %d: "
@@ -508,6 +514,8 @@ static bool handle_events(struct weft_tp *tp)
         struct weft_ep *ep = tp->marked[--tp->nmarked];
         ep->marked = false;
         moved |= ep->sends.head != NULL || ep->recvs.head != NULL;
+        if (ep->abort_rcvd && ep->abort_word && tp->culprit == WEFT_CULPRIT_NONE)
+            tp->culprit = (int)(le32toh(ep->abort_word) - 1);
         if (ep->abort_rcvd && ep->failed == WEFT_OK && !tp->closing)
             weft_ucx_peer_fail(ep, "abort notice", UCS_OK);
         if (ep->err_pending && ep->failed == WEFT_OK && !tp->closing)

@@ -86,7 +86,8 @@ struct weft_ep {
     /* Reported by callbacks, handled after progress: an error of the endpoint (UCX's error
      * callback or a failed control message), an abort notice from the peer. */
     bool err_pending, abort_rcvd;
-    bool marked; /* in tp->marked */
+    uint32_t abort_word; /* the abort notice: 1 + its culprit, little-endian (0: none) */
+    bool marked;         /* in tp->marked */
     ucs_status_t err_status;
     const char *err_call;
 };
@@ -102,6 +103,8 @@ struct weft_tp {
     struct weft_ep *peers; /* nranks of them */
     struct weft_ucx_op *free_ops, *all_ops;
     bool aborted, closing;
+    uint32_t abort_word; /* the abort notice this rank sends (as weft_ep's) */
+    int culprit;         /* of the first peer's abort notice; WEFT_CULPRIT_NONE before */
     struct weft_ep **marked; /* peers a callback left work for (after progress) */
     int nmarked;
     char tls[96], devices[96]; /* UCX_TLS and UCX_NET_DEVICES, for messages */

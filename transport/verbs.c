@@ -192,6 +192,11 @@ static weft_result_t create_qp(struct weft_tp *tp, struct weft_ep *ep)
     return weft_verbs_post_recvs(ep, tp->rq_depth);
 }
 
+static int verbs_culprit(const struct weft_tp *tp)
+{
+    return tp->culprit;
+}
+
 static void tp_free(struct weft_tp *tp);
 
 /* Soft-RoCE (rdma_rxe, which reports vendor id 0xffffff) sends its ACKs from kernel work on
@@ -228,6 +233,7 @@ static weft_result_t verbs_init(const struct weft_transport_params *params, stru
                           params->rank);
     tp->rank = params->rank;
     tp->nranks = params->nranks;
+    tp->culprit = WEFT_CULPRIT_NONE;
     tp->hostnames = params->hostnames;
     tp->timeout_s = params->timeout_s;
     tp->slot_bytes = (uint32_t)weft_config_size(WEFT_CFG_IB_EAGER_SIZE);
@@ -485,12 +491,12 @@ static weft_result_t verbs_connect(struct weft_tp *tp, int peer, const void *blo
     return WEFT_OK;
 }
 
-static void verbs_abort(struct weft_tp *tp)
+static void verbs_abort(struct weft_tp *tp, int culprit)
 {
     if (tp->aborted)
         return;
     tp->aborted = true;
-    weft_verbs_quiesce(tp, true);
+    weft_verbs_quiesce(tp, true, culprit);
     for (int p = 0; p < tp->nranks; p++)
         if (tp->peers[p])
             weft_verbs_ep_fail(tp->peers[p], WEFT_ERR_ABORTED);
@@ -538,7 +544,7 @@ static void tp_free(struct weft_tp *tp)
 static void verbs_fini(struct weft_tp *tp)
 {
     if (!tp->aborted)
-        weft_verbs_quiesce(tp, false);
+        weft_verbs_quiesce(tp, false, WEFT_CULPRIT_NONE);
     tp_free(tp);
 }
 
@@ -555,6 +561,7 @@ const struct weft_transport_ops weft_transport_verbs = {
     .irecv = weft_verbs_irecv,
     .progress = weft_verbs_progress,
     .abort = verbs_abort,
+    .culprit = verbs_culprit,
     .reg = weft_verbs_reg,
     .dereg = weft_verbs_dereg,
     .fini = verbs_fini,

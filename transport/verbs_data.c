@@ -432,7 +432,9 @@ weft_result_t weft_verbs_isend(struct weft_ep *ep, const void *buf, size_t len, 
 {
     if (ep->failed != WEFT_OK)
         return WEFT_ERROR(ep->failed, "rank %d: the connection to rank %d already failed (%s)",
-                          ep->tp->rank, ep->rank, weft_strerror(ep->failed));
+                          ep->tp->rank, ep->rank,
+                          ep->aborted_by_peer ? "it aborted its communicator"
+                                              : weft_strerror(ep->failed));
     WEFT_CHECK(check_pieces(ep, len));
     weft_request_init(req, (void *)buf, len, tag, ep->rank, 1);
     RQ_SEQ(req) = ep->tx_msgs++;
@@ -573,7 +575,9 @@ weft_result_t weft_verbs_irecv(struct weft_ep *ep, void *buf, size_t len, uint64
 {
     if (ep->failed != WEFT_OK)
         return WEFT_ERROR(ep->failed, "rank %d: the connection to rank %d already failed (%s)",
-                          ep->tp->rank, ep->rank, weft_strerror(ep->failed));
+                          ep->tp->rank, ep->rank,
+                          ep->aborted_by_peer ? "it aborted its communicator"
+                                              : weft_strerror(ep->failed));
     WEFT_CHECK(check_pieces(ep, len));
     weft_request_init(req, buf, len, tag, ep->rank, 0);
     RQ_SEQ(req) = ep->rx_msgs++;
@@ -612,12 +616,21 @@ static void credits_arrived(struct weft_ep *ep, uint32_t low, uint32_t mask)
         ep->tx_freed += delta;
 }
 
-static void peer_aborted(struct weft_ep *ep)
+/* `low`: 1 + the culprit the notice carries (0 from a peer that named none). */
+static void peer_aborted(struct weft_ep *ep, uint32_t low)
 {
+    if (low && ep->tp->culprit == WEFT_CULPRIT_NONE)
+        ep->tp->culprit = (int)(low - 1);
     if (ep->failed != WEFT_OK)
         return;
     char who[160];
     ep->aborted_by_peer = true;
+    if (weft_request_queue_empty(&ep->sends) && weft_request_queue_empty(&ep->recvs)) {
+        /* An idle peer: its message would replace the one of the failure being reported
+         * (see weft_tcp_peer_fail); a request posted later names the abort. */
+        weft_verbs_ep_fail(ep, WEFT_ERR_REMOTE);
+        return;
+    }
     weft_verbs_ep_fail(ep, WEFT_ERROR(WEFT_ERR_REMOTE, "rank %d: %s aborted its communicator",
                                       ep->tp->rank, weft_verbs_peer_name(ep, who, sizeof(who))));
 }
@@ -715,7 +728,7 @@ static void handle_wc(struct weft_tp *tp, const struct ibv_wc *wc, bool *complet
     case VERBS_IMM_ENTRY: entry_arrived(ep, low); break;
     case VERBS_IMM_CREDIT: credits_arrived(ep, low, VERBS_IMM_MASK); break;
     case VERBS_IMM_FIN: fin_arrived(ep, low, (v & VERBS_IMM_ERROR) != 0); break;
-    case VERBS_IMM_ABORT: peer_aborted(ep); break;
+    case VERBS_IMM_ABORT: peer_aborted(ep, low); break;
     }
 }
 
@@ -924,8 +937,9 @@ weft_result_t weft_verbs_progress(struct weft_tp *tp, bool *progressed)
     return WEFT_OK;
 }
 
-void weft_verbs_quiesce(struct weft_tp *tp, bool abort)
+void weft_verbs_quiesce(struct weft_tp *tp, bool abort, int culprit)
 {
+    const uint32_t notice = imm(VERBS_IMM_ABORT, culprit >= 0 ? (uint64_t)culprit + 1 : 0);
     uint64_t *want = calloc((size_t)tp->nranks, sizeof(*want));
     if (!want)
         return;
@@ -933,7 +947,7 @@ void weft_verbs_quiesce(struct weft_tp *tp, bool abort)
         struct weft_ep *ep = tp->peers[p];
         want[p] = 0;
         if (ep && ep->connected && ep->failed == WEFT_OK && sq_room(ep, 1) &&
-            put_imm(ep, abort ? imm(VERBS_IMM_ABORT, 0) : imm(VERBS_IMM_CREDIT, ep->rx_credited),
+            put_imm(ep, abort ? notice : imm(VERBS_IMM_CREDIT, ep->rx_credited),
                     true) == WEFT_OK)
             want[p] = ep->wr_posted;
     }

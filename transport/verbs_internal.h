@@ -206,6 +206,7 @@ struct weft_tp {
     long polls;             /* progress calls, to pace the async-event check */
     long idle;              /* progress calls in a row that found nothing */
     bool aborted;
+    int culprit;            /* of the first peer's abort notice; WEFT_CULPRIT_NONE before */
     weft_result_t failed;   /* the whole context broke (device or port failure) */
 };
 
@@ -235,7 +236,7 @@ void weft_verbs_ep_drop_retired(struct weft_ep *ep);
 void weft_verbs_mr_fini(struct weft_tp *tp);
 /* Waits (at most 1 s) until everything posted to live peers has left, after posting one
  * last signaled note to each: an abort notice, or credits (harmless) on a normal close. */
-void weft_verbs_quiesce(struct weft_tp *tp, bool abort);
+void weft_verbs_quiesce(struct weft_tp *tp, bool abort, int culprit);
 
 /* verbs.c */
 /* "rank 3 on host-b (rxe1 port 1)" for messages about `ep`'s peer. */

@@ -647,7 +647,9 @@ out:
     record(c, CK_EXIT, why);
 }
 
-/* The last rank aborts with requests in flight; everyone waiting on it must hear of it. */
+/* The last rank aborts with requests in flight; everyone waiting on it must hear of it, and
+ * of the rank its notice blames (rank 0, as if the aborter had seen rank 0 die). */
+#define ABORT_CULPRIT 0
 static void round_abort(struct ctx *c, bool ok)
 {
     char why[REASON_MAX] = "";
@@ -669,7 +671,7 @@ static void round_abort(struct ctx *c, bool ok)
             }
         }
         barrier(c);
-        c->ops->abort(c->tp);
+        c->ops->abort(c->tp, ABORT_CULPRIT);
         for (int p = 0; p < aborter; p++)
             if (!reqs[p].done || reqs[p].status != WEFT_ERR_ABORTED)
                 fail(why, "rank %d: own receive from %d after abort: %s", c->rank, p,
@@ -692,6 +694,9 @@ static void round_abort(struct ctx *c, bool ok)
                  weft_last_error());
         else if (took > 5.0)
             fail(why, "rank %d: abort noticed only after %.1f s", c->rank, took);
+        else if (c->ops->culprit(c->tp) != ABORT_CULPRIT)
+            fail(why, "rank %d: the abort notice carried culprit %d, the aborter sent %d",
+                 c->rank, c->ops->culprit(c->tp), ABORT_CULPRIT);
     }
     record(c, CK_ABORT, why);
     barrier(c);
