@@ -677,6 +677,12 @@ weft_result_t weft_net_wait(struct weft_net *net, struct weft_request *const *re
     size_t first = 0;    /* requests before this one are done */
     size_t finished = 0; /* awaited requests seen done when the deadline last restarted */
     for (;;) {
+        /* Before the requests: a rank whose reductions are slower than its network finds
+         * every request done when it waits, and would otherwise see the abort only once the
+         * whole collective is over. */
+        if (__atomic_load_n(&net->abort_req, __ATOMIC_ACQUIRE))
+            return fail(net, WEFT_ERROR(WEFT_ERR_ABORTED, "weft_comm_abort was called during "
+                                        "this call on rank %d", net->rank), -1);
         while (first < n && (!reqs[first] || __atomic_load_n(&reqs[first]->done,
                                                             __ATOMIC_ACQUIRE)))
             first++;
@@ -696,9 +702,6 @@ weft_result_t weft_net_wait(struct weft_net *net, struct weft_request *const *re
         if (net->status != WEFT_OK)
             return fail(net, WEFT_ERROR(WEFT_ERR_ABORTED, "rank %d: communicator aborted",
                                         net->rank), -1);
-        if (__atomic_load_n(&net->abort_req, __ATOMIC_ACQUIRE))
-            return fail(net, WEFT_ERROR(WEFT_ERR_ABORTED, "weft_comm_abort was called during "
-                                        "this call on rank %d", net->rank), -1);
         bool progressed = false;
         weft_result_t r = progress(net, &progressed);
         if (r != WEFT_OK)
