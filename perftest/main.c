@@ -10,6 +10,7 @@
 #include "core/config.h"
 #include "gpu/gpu.h"
 #include "perftest/device.h"
+#include "perftest/links.h"
 #include "perftest/p2p.h"
 #include "perftest/perf.h"
 
@@ -84,6 +85,9 @@ int main(int argc, char **argv)
 {
     struct perf_args args;
     char why[256];
+    /* Local subcommands: no job to join. */
+    if (argc >= 2 && strcmp(argv[1], "links") == 0)
+        return perf_links_main(argc - 1, argv + 1);
     switch (perf_args_parse(argc, argv, &args, why, sizeof(why))) {
     case PERF_ARGS_OK:
         break;
