@@ -171,7 +171,12 @@ static bool load_run(const char *file, struct run *r)
     if (gen != NULL && lanes > 0)
         snprintf(r->label, sizeof(r->label), "%lldX %s %s", lanes, gen, test ? test : "");
     else
-        snprintf(r->label, sizeof(r->label), "%s %s", host ? host : file, test ? test : "");
+        snprintf(r->label, sizeof(r->label), "%s %s %s", host ? host : file,
+                 json_string_value(json_object_get(root, "transport")) ?: "", test ? test : "");
+    double line = json_number_value(json_object_get(root, "line_rate_gbits"));
+    size_t used = strlen(r->label);
+    if (line > 0.0 && used < sizeof(r->label))
+        snprintf(r->label + used, sizeof(r->label) - used, " (%g Gb/s)", line);
     r->nrows = json_array_size(rows);
     r->bytes = calloc(r->nrows + 1, sizeof(double));
     r->bw = calloc(r->nrows + 1, sizeof(double));

@@ -73,10 +73,10 @@ static void put_terminal(FILE *f, const char *file, int width, int height)
 {
     size_t n = strlen(file);
     if (strcmp(file + n - 4, ".svg") == 0)
-        fprintf(f, "set terminal svg size %d,%d dynamic enhanced font 'sans,12' background "
+        fprintf(f, "set terminal svg size %d,%d dynamic noenhanced font 'sans,12' background "
                    "'#ffffff'\n", width, height);
     else
-        fprintf(f, "set terminal pngcairo size %d,%d enhanced font 'sans,11'\n", width, height);
+        fprintf(f, "set terminal pngcairo size %d,%d noenhanced font 'sans,11'\n", width, height);
     fprintf(f, "set output ");
     put_quoted(f, file);
     fprintf(f, "\n");
@@ -99,6 +99,37 @@ static int put_series(struct plot_dir *d, const struct perf_plot_series *s)
     return id;
 }
 
+/* Message sizes read best as 2, 8, 32, 128, 512, 2K, ...: ticks at powers of 4 over the data. */
+static void put_size_tics(FILE *f, const struct perf_plot_series *s, size_t ns)
+{
+    double lo = INFINITY, hi = 0.0;
+    for (size_t i = 0; i < ns; i++) {
+        for (size_t k = 0; k < s[i].n; k++) {
+            lo = s[i].x[k] < lo ? s[i].x[k] : lo;
+            hi = s[i].x[k] > hi ? s[i].x[k] : hi;
+        }
+    }
+    if (!(lo > 0.0) || hi < lo)
+        return;
+    double step = hi / lo > 4096.0 ? 4.0 : 2.0;
+    fprintf(f, "set xtics (");
+    int first = 1;
+    for (double x = lo; x <= hi * 1.0001; x *= step) {
+        const char *unit = "";
+        double v = x;
+        if (v >= 1048576.0) {
+            v /= 1048576.0;
+            unit = "M";
+        } else if (v >= 1024.0) {
+            v /= 1024.0;
+            unit = "K";
+        }
+        fprintf(f, "%s'%g%s' %.0f", first ? "" : ", ", v, unit, x);
+        first = 0;
+    }
+    fprintf(f, ")\nset xrange [%.9g:%.9g]\n", lo / 1.3, hi * 1.3);
+}
+
 static bool put_panel(FILE *f, struct plot_dir *d, const struct perf_plot_axes *a,
                       const struct perf_plot_series *s, size_t ns)
 {
@@ -114,7 +145,7 @@ static bool put_panel(FILE *f, struct plot_dir *d, const struct perf_plot_axes *
     if (a->logy)
         fprintf(f, "set logscale y 10\n");
     if (a->x_bytes)
-        fprintf(f, "set xtics rotate by -45\nset format x '%%.0b%%BB'\n");
+        put_size_tics(f, s, ns);
     else
         fprintf(f, "set format x '%%g'\n");
     if (ns == 0) {
