@@ -1,14 +1,662 @@
 /*
- * fabric.c - `weft-perf fabric`: placeholder until the all-pairs check lands.
+ * fabric.c - `weft-perf fabric`: bandwidth both ways and latency between every pair of nodes
+ * (one rank each) in circle-method rounds, slow pairs flagged, port error counters compared
+ * before and after, and the nodes to blame named for --check.
  */
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
+#include "perftest/fabric_sched.h"
+#include "perftest/links.h"
 #include "perftest/perf.h"
+#include "perftest/plot.h"
+#include "weft_tools.h"
+
+#define FAB_NCOUNTERS 3
+static const char *const counter_names[FAB_NCOUNTERS] = {"symbol_error", "link_downed",
+                                                         "port_rcv_errors"};
+
+struct fab_opts {
+    size_t size;
+    int iters, lat_iters, window, reps;
+    double threshold; /* % of the reference */
+    bool against_line;
+    double line_gbits; /* --line-rate; 0: the ports' */
+    bool check;
+    const char *json, *csv, *plot;
+};
+
+/* What each rank contributes to the gather: its row of the matrices and its counters. */
+struct fab_node {
+    char host[PERF_HOST_MAX];
+    double line_gbits; /* its port's data rate, 0 unknown */
+    char port[48];     /* "mlx5_0:1 4X HDR" or "" */
+    uint64_t before[FAB_NCOUNTERS], after[FAB_NCOUNTERS];
+    int nports; /* ports whose counters were read */
+};
+
+struct fab {
+    const struct fab_opts *o;
+    weft_comm_t comm;
+    int rank, n;
+    char *sendbuf, *recvbuf;
+    double *bw_row, *lat_row; /* this rank: Gb/s to each peer; one-way usec to each peer */
+};
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: srun -N NODES --ntasks-per-node=1 weft-perf fabric [options]\n"
+            "       weft-run -n NODES --hosts h1,h2,... weft-perf fabric [options]\n"
+            "every pair of ranks (one per node) in N-1 rounds (N odd: N, each node resting\n"
+            "once), no node in two tests at once: bandwidth both ways, then latency\n"
+            "  -s, --size N          message size of the bandwidth test (default 1M)\n"
+            "  -n, --iters N         messages per direction (default 16)\n"
+            "      --reps N          timed runs per direction, the best counts (default 3:\n"
+            "                        a busy host only ever makes a run slower)\n"
+            "      --lat-iters N     ping-pongs per pair (default 200)\n"
+            "      --threshold PCT   flag a pair whose bandwidth either way is below PCT %% of\n"
+            "                        the reference (default 75)\n"
+            "      --against median|line  the reference: the median pair (default), or the\n"
+            "                        slower end's port data rate (weft-perf links)\n"
+            "      --line-rate G     the data rate of every port, Gb/s (for --against line)\n"
+            "      --check           exit 1 naming the bad nodes when a pair is flagged or a\n"
+            "                        port error counter rose (Slurm health check, prolog)\n"
+            "      --json FILE, --csv FILE   the matrices and findings\n"
+            "      --plot FILE       bandwidth heatmap, FILE.svg or .png (gnuplot)\n"
+            "exit status: 0 healthy, 1 bad nodes (with --check), 2 cannot run\n");
+}
+
+static bool parse(int argc, char **argv, struct fab_opts *o)
+{
+    static const struct option longopts[] = {
+        {"size", required_argument, NULL, 's'},
+        {"iters", required_argument, NULL, 'n'},
+        {"lat-iters", required_argument, NULL, 'l'},
+        {"threshold", required_argument, NULL, 't'},
+        {"against", required_argument, NULL, 'a'},
+        {"line-rate", required_argument, NULL, 'L'},
+        {"check", no_argument, NULL, 'c'},
+        {"json", required_argument, NULL, 'J'},
+        {"csv", required_argument, NULL, 'C'},
+        {"plot", required_argument, NULL, 'P'},
+        {"reps", required_argument, NULL, 'r'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    *o = (struct fab_opts){
+        .size = 1u << 20, .iters = 16, .lat_iters = 200, .window = 8, .reps = 3, .threshold = 75.0};
+    int c;
+    char *end;
+    opterr = 0;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, ":s:n:h", longopts, NULL)) != -1) {
+        switch (c) {
+        case 's':
+            if (!perf_parse_bytes(optarg, &o->size) || o->size == 0 || o->size > (1u << 30))
+                goto bad;
+            break;
+        case 'n':
+        case 'l':
+        case 'r': {
+            long v = strtol(optarg, &end, 10);
+            if (*end != '\0' || v < 1 || v > 1000000)
+                goto bad;
+            *(c == 'n' ? &o->iters : c == 'l' ? &o->lat_iters : &o->reps) = (int)v;
+            break;
+        }
+        case 't':
+            o->threshold = strtod(optarg, &end);
+            if (*end != '\0' || !(o->threshold > 0.0 && o->threshold <= 100.0))
+                goto bad;
+            break;
+        case 'a':
+            if (strcmp(optarg, "median") != 0 && strcmp(optarg, "line") != 0)
+                goto bad;
+            o->against_line = strcmp(optarg, "line") == 0;
+            break;
+        case 'L':
+            o->line_gbits = strtod(optarg, &end);
+            if (*end != '\0' || !(o->line_gbits > 0.0))
+                goto bad;
+            break;
+        case 'c':
+            o->check = true;
+            break;
+        case 'J':
+            o->json = optarg;
+            break;
+        case 'C':
+            o->csv = optarg;
+            break;
+        case 'P':
+            if (!perf_plot_name_ok(optarg))
+                goto bad;
+            o->plot = optarg;
+            break;
+        case 'h':
+            usage(stdout);
+            exit(0);
+        default:
+            goto bad;
+        }
+    }
+    if (optind == argc)
+        return true;
+bad:
+    fprintf(stderr, "weft-perf fabric: bad option or value '%s'\n",
+            optind > 1 && optind <= argc ? argv[optind - 1] : argv[argc - 1]);
+    usage(stderr);
+    return false;
+}
+
+/* Sums of the error counters over this node's ports; how many ports were read. */
+static int read_counters(uint64_t sums[FAB_NCOUNTERS])
+{
+    struct perf_link *links;
+    size_t n;
+    char why[128], path[512], text[64];
+    int read = 0;
+    memset(sums, 0, FAB_NCOUNTERS * sizeof(uint64_t));
+    if (!perf_links_list(NULL, &links, &n, why, sizeof(why)))
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        bool any = false;
+        for (int c = 0; c < FAB_NCOUNTERS; c++) {
+            snprintf(path, sizeof(path), "/sys/class/infiniband/%s/ports/%d/counters/%s",
+                     links[i].dev, links[i].port, counter_names[c]);
+            FILE *f = fopen(path, "r");
+            if (f == NULL)
+                continue;
+            if (fgets(text, sizeof(text), f) != NULL) {
+                sums[c] += strtoull(text, NULL, 10);
+                any = true;
+            }
+            fclose(f);
+        }
+        read += any;
+    }
+    free(links);
+    return read;
+}
+
+#define FAB_TRY(call)                                                                         \
+    do {                                                                                      \
+        weft_result_t fab_r_ = (call);                                                        \
+        if (fab_r_ != WEFT_OK) {                                                              \
+            fprintf(stderr, "weft-perf fabric: rank %d: %s failed: %s: %s\n", f->rank, #call, \
+                    weft_strerror(fab_r_), weft_last_error());                                \
+            return fab_r_;                                                                    \
+        }                                                                                     \
+    } while (0)
+
+/* `from` streams o->iters messages to `to`, which acknowledges the last; the sender's clock
+ * from the first post to the acknowledgment gives the rate, the best of o->reps runs. Gb/s,
+ * on the sender. */
+static weft_result_t stream(struct fab *f, int from, int to, double *gbits)
+{
+    const struct fab_opts *o = f->o;
+    bool sender = f->rank == from;
+    int peer = sender ? to : from;
+    char ack = 1, hello = 1;
+    /* One untimed message first (connection setup, cold buffers), then both ends ready
+     * before the clock starts. */
+    if (sender)
+        FAB_TRY(weft_send(f->sendbuf, o->size, WEFT_UINT8, peer, f->comm, NULL));
+    else
+        FAB_TRY(weft_recv(f->recvbuf, o->size, WEFT_UINT8, peer, f->comm, NULL));
+    FAB_TRY(weft_group_start());
+    FAB_TRY(weft_send(&hello, 1, WEFT_UINT8, peer, f->comm, NULL));
+    FAB_TRY(weft_recv(&ack, 1, WEFT_UINT8, peer, f->comm, NULL));
+    FAB_TRY(weft_group_end());
+    *gbits = 0.0;
+    for (int rep = 0; rep < o->reps; rep++) {
+        double t0 = perf_now();
+        for (int done = 0; done < o->iters;) {
+            int k = o->iters - done < o->window ? o->iters - done : o->window;
+            FAB_TRY(weft_group_start());
+            for (int i = 0; i < k; i++) {
+                if (sender)
+                    FAB_TRY(weft_send(f->sendbuf, o->size, WEFT_UINT8, peer, f->comm, NULL));
+                else
+                    FAB_TRY(weft_recv(f->recvbuf, o->size, WEFT_UINT8, peer, f->comm, NULL));
+            }
+            FAB_TRY(weft_group_end());
+            done += k;
+        }
+        if (sender)
+            FAB_TRY(weft_recv(&ack, 1, WEFT_UINT8, peer, f->comm, NULL));
+        else
+            FAB_TRY(weft_send(&ack, 1, WEFT_UINT8, peer, f->comm, NULL));
+        double dt = perf_now() - t0;
+        double g = dt > 0.0 ? (double)o->size * o->iters * 8.0 / dt / 1e9 : 0.0;
+        *gbits = g > *gbits ? g : *gbits;
+    }
+    return WEFT_OK;
+}
+
+static int cmp_double(const void *x, const void *y)
+{
+    double a = *(const double *)x, b = *(const double *)y;
+    return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/* Lower rank pings: the median of half the round trips, in usec. */
+static weft_result_t pingpong(struct fab *f, int a, int b, double *usec)
+{
+    int n = f->o->lat_iters, warm = n / 10 + 2;
+    bool pinger = f->rank == a;
+    int peer = pinger ? b : a;
+    double *t = calloc((size_t)n, sizeof(double));
+    uint64_t word = 0;
+    if (t == NULL)
+        return WEFT_ERR_NO_MEMORY;
+    for (int i = -warm; i < n; i++) {
+        double t0 = perf_now();
+        if (pinger) {
+            FAB_TRY(weft_send(&word, 1, WEFT_UINT64, peer, f->comm, NULL));
+            FAB_TRY(weft_recv(&word, 1, WEFT_UINT64, peer, f->comm, NULL));
+        } else {
+            FAB_TRY(weft_recv(&word, 1, WEFT_UINT64, peer, f->comm, NULL));
+            FAB_TRY(weft_send(&word, 1, WEFT_UINT64, peer, f->comm, NULL));
+        }
+        if (i >= 0)
+            t[i] = (perf_now() - t0) * 1e6 / 2.0;
+    }
+    qsort(t, (size_t)n, sizeof(double), cmp_double);
+    *usec = pinger ? t[n / 2] : NAN;
+    free(t);
+    return WEFT_OK;
+}
+
+/* Every round: this rank's pair (if any) measures a->b, b->a and the latency, then all wait
+ * at a barrier so that no node is in two tests at once. */
+static weft_result_t run_rounds(struct fab *f)
+{
+    int rounds = perf_fabric_rounds(f->n);
+    int *pairs = calloc((size_t)f->n + 1, sizeof(int));
+    if (pairs == NULL)
+        return WEFT_ERR_NO_MEMORY;
+    for (int r = 0; r < rounds; r++) {
+        int k = perf_fabric_round(f->n, r, pairs);
+        for (int i = 0; i < k; i++) {
+            int a = pairs[2 * i], b = pairs[2 * i + 1];
+            if (f->rank != a && f->rank != b)
+                continue;
+            int peer = f->rank == a ? b : a;
+            double ab = 0.0, ba = 0.0, lat = NAN;
+            FAB_TRY(stream(f, a, b, &ab));
+            FAB_TRY(stream(f, b, a, &ba));
+            FAB_TRY(pingpong(f, a, b, &lat));
+            /* The sender's figure is the row's: rank a keeps a->b, rank b keeps b->a. */
+            f->bw_row[peer] = f->rank == a ? ab : ba;
+            if (f->rank == a)
+                f->lat_row[peer] = lat;
+        }
+        FAB_TRY(weft_barrier(f->comm, NULL));
+    }
+    free(pairs);
+    return WEFT_OK;
+}
+
+/* ---- the findings (rank 0) ------------------------------------------------------------- */
+
+struct findings {
+    double reference; /* Gb/s a pair is compared with (median, or line per pair when 0) */
+    bool per_pair_line;
+    double median;
+    int nflagged;
+    bool *flag;   /* n*n, i<j: the pair i-j is slow either way */
+    bool *cell;   /* n*n: this direction is below its limit */
+    int *slow;    /* per node: flagged pairs it is in */
+    bool *bad;    /* per node: blamed */
+    bool *errors; /* per node: an error counter rose */
+};
+
+static double pair_reference(const struct findings *fd, const struct fab_node *nodes, int i, int j)
+{
+    if (!fd->per_pair_line)
+        return fd->reference;
+    double a = nodes[i].line_gbits, b = nodes[j].line_gbits;
+    return a > 0.0 && b > 0.0 ? (a < b ? a : b) : fd->median;
+}
+
+static void judge(const struct fab_opts *o, int n, const double *bw, const struct fab_node *nodes,
+                  struct findings *fd)
+{
+    double *vals = calloc((size_t)(n * n), sizeof(double));
+    int nv = 0;
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < n; j++)
+            if (i != j)
+                vals[nv++] = bw[i * n + j];
+    qsort(vals, (size_t)nv, sizeof(double), cmp_double);
+    fd->median = nv == 0 ? 0.0 : nv % 2 ? vals[nv / 2] : (vals[nv / 2 - 1] + vals[nv / 2]) / 2;
+    free(vals);
+    fd->per_pair_line = o->against_line;
+    fd->reference = o->against_line ? 0.0 : fd->median;
+    fd->flag = calloc((size_t)(n * n), sizeof(bool));
+    fd->cell = calloc((size_t)(n * n), sizeof(bool));
+    fd->slow = calloc((size_t)n, sizeof(int));
+    fd->bad = calloc((size_t)n, sizeof(bool));
+    fd->errors = calloc((size_t)n, sizeof(bool));
+    fd->nflagged = 0;
+    for (int i = 0; i < n; i++) {
+        for (int j = i + 1; j < n; j++) {
+            double limit = o->threshold / 100.0 * pair_reference(fd, nodes, i, j);
+            fd->cell[i * n + j] = bw[i * n + j] < limit;
+            fd->cell[j * n + i] = bw[j * n + i] < limit;
+            if (fd->cell[i * n + j] || fd->cell[j * n + i]) {
+                fd->flag[i * n + j] = true;
+                fd->slow[i]++;
+                fd->slow[j]++;
+                fd->nflagged++;
+            }
+        }
+    }
+    /* A node in more than half of its pairs' trouble is the one to blame; a flagged pair
+     * with neither end blamed names both (a cable or switch port between them). */
+    for (int i = 0; i < n; i++)
+        fd->bad[i] = n > 2 && 2 * fd->slow[i] > n - 1;
+    for (int i = 0; i < n; i++)
+        for (int j = i + 1; j < n; j++)
+            if (fd->flag[i * n + j] && !fd->bad[i] && !fd->bad[j])
+                fd->bad[i] = fd->bad[j] = true;
+    for (int i = 0; i < n; i++) {
+        for (int c = 0; c < FAB_NCOUNTERS; c++) {
+            if (nodes[i].after[c] > nodes[i].before[c]) {
+                fd->errors[i] = true;
+                fd->bad[i] = true;
+            }
+        }
+    }
+}
+
+static void print_matrix(const char *title, const char *unit, int n, const double *m,
+                         const struct fab_node *nodes, const bool *flag)
+{
+    printf("%s [%s], row: sender, column: receiver%s\n", title, unit,
+           flag != NULL ? " (* below the threshold)" : "");
+    printf("%-14s", "");
+    for (int j = 0; j < n; j++)
+        printf(" %11.11s", nodes[j].host);
+    printf("\n");
+    for (int i = 0; i < n; i++) {
+        printf("%-14.14s", nodes[i].host);
+        for (int j = 0; j < n; j++) {
+            if (i == j || isnan(m[i * n + j])) {
+                printf(" %11s", "-");
+                continue;
+            }
+            bool f = flag != NULL && flag[i * n + j];
+            printf(" %10.4g%c", m[i * n + j], f ? '*' : ' ');
+        }
+        printf("\n");
+    }
+}
+
+static void json_host(FILE *out, const char *s)
+{
+    fputc('"', out);
+    for (; *s; s++)
+        if (*s != '"' && *s != '\\' && (unsigned char)*s >= 0x20)
+            fputc(*s, out);
+    fputc('"', out);
+}
+
+static bool write_json(const char *file, const struct fab_opts *o, int n, const double *bw,
+                       const double *lat, const struct fab_node *nodes, const struct findings *fd,
+                       double secs)
+{
+    FILE *out = fopen(file, "w");
+    if (out == NULL)
+        return false;
+    fprintf(out, "{\"weft_perf_fabric\": 1, \"nodes\": [");
+    for (int i = 0; i < n; i++) {
+        fprintf(out, "%s\n  {\"host\": ", i ? "," : "");
+        json_host(out, nodes[i].host);
+        fprintf(out, ", \"port\": ");
+        json_host(out, nodes[i].port);
+        fprintf(out,
+                ", \"line_gbits\": %.6g, \"flagged_pairs\": %d, \"bad\": %s, "
+                "\"counter_ports\": %d, \"counters\": {",
+                nodes[i].line_gbits, fd->slow[i], fd->bad[i] ? "true" : "false", nodes[i].nports);
+        for (int c = 0; c < FAB_NCOUNTERS; c++)
+            fprintf(out, "%s\"%s\": [%llu, %llu]", c ? ", " : "", counter_names[c],
+                    (unsigned long long)nodes[i].before[c], (unsigned long long)nodes[i].after[c]);
+        fprintf(out, "}}");
+    }
+    fprintf(out,
+            "\n ],\n \"size\": %zu, \"iters\": %d, \"rounds\": %d, \"seconds\": %.3f, "
+            "\"threshold_pct\": %g, \"against\": \"%s\", \"median_gbits\": %.6g,\n"
+            " \"pairs\": [",
+            o->size, o->iters, perf_fabric_rounds(n), secs, o->threshold,
+            o->against_line ? "line" : "median", fd->median);
+    int k = 0;
+    for (int i = 0; i < n; i++) {
+        for (int j = i + 1; j < n; j++) {
+            fprintf(out, "%s\n  {\"a\": ", k++ ? "," : "");
+            json_host(out, nodes[i].host);
+            fprintf(out, ", \"b\": ");
+            json_host(out, nodes[j].host);
+            fprintf(out,
+                    ", \"ab_gbits\": %.6g, \"ba_gbits\": %.6g, \"lat_us\": %.6g, "
+                    "\"flagged\": %s}",
+                    bw[i * n + j], bw[j * n + i], lat[i * n + j],
+                    fd->flag[i * n + j] ? "true" : "false");
+        }
+    }
+    fprintf(out, "\n]}\n");
+    return fclose(out) == 0;
+}
+
+static bool write_csv(const char *file, int n, const double *bw, const double *lat,
+                      const struct fab_node *nodes, const struct findings *fd)
+{
+    FILE *out = fopen(file, "w");
+    if (out == NULL)
+        return false;
+    fprintf(out, "a,b,ab_gbits,ba_gbits,lat_us,flagged\n");
+    for (int i = 0; i < n; i++)
+        for (int j = i + 1; j < n; j++)
+            fprintf(out, "%s,%s,%.6g,%.6g,%.6g,%d\n", nodes[i].host, nodes[j].host, bw[i * n + j],
+                    bw[j * n + i], lat[i * n + j], fd->flag[i * n + j] ? 1 : 0);
+    return fclose(out) == 0;
+}
+
+static int report(const struct fab_opts *o, int n, const double *bw, const double *lat,
+                  const struct fab_node *nodes, double secs)
+{
+    struct findings fd;
+    judge(o, n, bw, nodes, &fd);
+    printf("weft-perf fabric: %d nodes, %d rounds of pairs (circle method), %zu B x %d each "
+           "way, %.2f s in all\n",
+           n, perf_fabric_rounds(n), o->size, o->iters, secs);
+    print_matrix("bandwidth", "Gb/s", n, bw, nodes, fd.cell);
+    print_matrix("latency (one way, median)", "usec", n, lat, nodes, NULL);
+    if (fd.per_pair_line)
+        printf("reference: each pair's slower port data rate (median %.4g Gb/s where unknown); "
+               "threshold %g %%\n",
+               fd.median, o->threshold);
+    else
+        printf("reference: the median pair, %.4g Gb/s; threshold %g %% = %.4g Gb/s\n", fd.median,
+               o->threshold, fd.median * o->threshold / 100.0);
+    for (int i = 0; i < n; i++)
+        for (int j = i + 1; j < n; j++)
+            if (fd.flag[i * n + j])
+                printf("SLOW pair %s <-> %s: %.4g / %.4g Gb/s (limit %.4g)\n", nodes[i].host,
+                       nodes[j].host, bw[i * n + j], bw[j * n + i],
+                       o->threshold / 100.0 * pair_reference(&fd, nodes, i, j));
+    int counted = 0;
+    for (int i = 0; i < n; i++) {
+        counted += nodes[i].nports > 0;
+        for (int c = 0; c < FAB_NCOUNTERS; c++)
+            if (nodes[i].after[c] > nodes[i].before[c])
+                printf("ERRORS on %s: %s rose by %llu during the test\n", nodes[i].host,
+                       counter_names[c],
+                       (unsigned long long)(nodes[i].after[c] - nodes[i].before[c]));
+    }
+    printf("port error counters (%s): read on %d of %d nodes\n",
+           "symbol_error, link_downed, port_rcv_errors", counted, n);
+    int nbad = 0;
+    for (int i = 0; i < n; i++)
+        nbad += fd.bad[i];
+    if (nbad == 0) {
+        printf("fabric: OK (%d pairs, none flagged)\n", n * (n - 1) / 2);
+    } else {
+        printf("fabric: BAD nodes:");
+        for (int i = 0; i < n; i++)
+            if (fd.bad[i])
+                printf(" %s", nodes[i].host);
+        printf(" (%d of %d pairs flagged)\n", fd.nflagged, n * (n - 1) / 2);
+    }
+    int status = o->check && nbad > 0 ? 1 : 0;
+    if (o->json != NULL && !write_json(o->json, o, n, bw, lat, nodes, &fd, secs)) {
+        fprintf(stderr, "weft-perf fabric: --json %s: %s\n", o->json, strerror(errno));
+        status = status ? status : 2;
+    }
+    if (o->csv != NULL && !write_csv(o->csv, n, bw, lat, nodes, &fd)) {
+        fprintf(stderr, "weft-perf fabric: --csv %s: %s\n", o->csv, strerror(errno));
+        status = status ? status : 2;
+    }
+    if (o->plot != NULL) {
+        const char **names = calloc((size_t)n, sizeof(char *));
+        char why[256];
+        for (int i = 0; i < n; i++)
+            names[i] = nodes[i].host;
+        if (!perf_plot_heatmap(o->plot, "weft-perf fabric: bandwidth by pair [Gb/s]", "Gb/s", names,
+                               bw, n, why, sizeof(why))) {
+            fprintf(stderr, "weft-perf fabric: %s\n", why);
+            status = status ? status : 2;
+        }
+        free(names);
+    }
+    fflush(stdout);
+    free(fd.flag);
+    free(fd.cell);
+    free(fd.slow);
+    free(fd.bad);
+    free(fd.errors);
+    return status;
+}
+
+/* This node: host name, its port's data rate, and the counters before the test. */
+static void describe_node(const struct fab_opts *o, struct fab_node *me)
+{
+    struct perf_link l;
+    memset(me, 0, sizeof(*me));
+    if (gethostname(me->host, sizeof(me->host) - 1) != 0)
+        snprintf(me->host, sizeof(me->host), "unknown");
+    if (o->line_gbits > 0.0) {
+        me->line_gbits = o->line_gbits;
+    } else if (perf_links_pick(NULL, NULL, 0, &l) && l.data_gbits > 0.0) {
+        char gen[40];
+        me->line_gbits = l.data_gbits;
+        snprintf(me->port, sizeof(me->port), "%.20s:%d %dX %.12s", l.dev, l.port, l.lanes,
+                 perf_link_gen_text(&l, gen, sizeof(gen)));
+    }
+    me->nports = read_counters(me->before);
+}
 
 int perf_fabric_main(int argc, char **argv)
 {
-    (void)argc;
-    (void)argv;
-    fprintf(stderr, "weft-perf fabric: not yet\n");
-    return 2;
+    struct fab_opts o;
+    if (!parse(argc, argv, &o))
+        return 2;
+    struct fab f = {.o = &o};
+    weft_result_t r = weft_comm_init_env(&f.comm);
+    if (r != WEFT_OK) {
+        fprintf(stderr, "weft-perf fabric: cannot join the job: %s: %s\n", weft_strerror(r),
+                weft_last_error());
+        return 2;
+    }
+    weft_comm_rank(f.comm, &f.rank);
+    weft_comm_size(f.comm, &f.n);
+    int n = f.n;
+    struct fab_node me, *nodes = calloc((size_t)n, sizeof(*nodes));
+    f.sendbuf = malloc(o.size);
+    f.recvbuf = malloc(o.size);
+    f.bw_row = calloc((size_t)n, sizeof(double));
+    f.lat_row = calloc((size_t)n, sizeof(double));
+    double *bw = calloc((size_t)(n * n), sizeof(double));
+    double *lat = calloc((size_t)(n * n), sizeof(double));
+    int status = 2;
+    if (nodes == NULL || f.sendbuf == NULL || f.recvbuf == NULL || f.bw_row == NULL ||
+        f.lat_row == NULL || bw == NULL || lat == NULL) {
+        fprintf(stderr, "weft-perf fabric: rank %d: out of memory\n", f.rank);
+        weft_comm_abort(f.comm);
+        return 2;
+    }
+    memset(f.sendbuf, 0x5a, o.size);
+    for (int j = 0; j < n; j++)
+        f.bw_row[j] = f.lat_row[j] = NAN;
+    describe_node(&o, &me);
+    if (n < 2) {
+        if (f.rank == 0)
+            fprintf(stderr, "weft-perf fabric: needs 2 ranks or more, one per node (srun -N "
+                            "NODES --ntasks-per-node=1)\n");
+        goto out;
+    }
+    double t0 = perf_now();
+    if (weft_barrier(f.comm, NULL) != WEFT_OK || run_rounds(&f) != WEFT_OK) {
+        fprintf(stderr, "weft-perf fabric: rank %d on %s: the pair tests failed: %s\n", f.rank,
+                me.host, weft_last_error());
+        weft_comm_abort(f.comm);
+        f.comm = NULL;
+        status = f.rank == 0 && o.check ? 1 : 2;
+        goto out;
+    }
+    double secs = perf_now() - t0;
+    uint64_t sums[FAB_NCOUNTERS];
+    (void)read_counters(sums);
+    memcpy(me.after, sums, sizeof(sums));
+    /* Name the nodes by host; ranks that share one (a test on one machine) get #rank. */
+    /* Gather everything at rank 0 (allgather: the job is small, and every rank then agrees). */
+    if (weft_allgather(&me, nodes, sizeof(me), WEFT_UINT8, f.comm, NULL) != WEFT_OK ||
+        weft_allgather(f.bw_row, bw, (size_t)n, WEFT_FLOAT64, f.comm, NULL) != WEFT_OK ||
+        weft_allgather(f.lat_row, lat, (size_t)n, WEFT_FLOAT64, f.comm, NULL) != WEFT_OK) {
+        fprintf(stderr, "weft-perf fabric: rank %d: gathering the results failed: %s\n", f.rank,
+                weft_last_error());
+        weft_comm_abort(f.comm);
+        f.comm = NULL;
+        goto out;
+    }
+    bool *shared = calloc((size_t)n, sizeof(bool));
+    for (int i = 0; i < n && shared != NULL; i++)
+        for (int j = 0; j < n; j++)
+            shared[i] = shared[i] || (j != i && strcmp(nodes[i].host, nodes[j].host) == 0);
+    for (int i = 0; i < n && shared != NULL; i++) {
+        if (shared[i]) {
+            size_t len = strnlen(nodes[i].host, PERF_HOST_MAX - 8);
+            snprintf(nodes[i].host + len, PERF_HOST_MAX - len, "#%d", i);
+        }
+    }
+    free(shared);
+    /* Latency was measured by the lower rank of each pair: mirror it. */
+    for (int i = 0; i < n; i++)
+        for (int j = i + 1; j < n; j++)
+            lat[j * n + i] = lat[i * n + j];
+    status = 0;
+    if (f.rank == 0)
+        status = report(&o, n, bw, lat, nodes, secs);
+    /* Every rank exits as rank 0 does, so srun's status is the verdict. */
+    int32_t st = status, all = 0;
+    if (weft_allreduce(&st, &all, 1, WEFT_INT32, WEFT_MAX, f.comm, NULL) == WEFT_OK)
+        status = all;
+out:
+    if (f.comm != NULL)
+        weft_comm_destroy(f.comm);
+    free(nodes);
+    free(f.sendbuf);
+    free(f.recvbuf);
+    free(f.bw_row);
+    free(f.lat_row);
+    free(bw);
+    free(lat);
+    return status;
 }

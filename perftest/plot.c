@@ -264,8 +264,8 @@ bool perf_plot_heatmap(const char *file, const char *title, const char *zlabel,
     put_quoted(f, title);
     fprintf(f, "\nset cblabel ");
     put_quoted(f, zlabel);
-    fprintf(f, "\nset datafile missing 'nan'\nset view map\nset size ratio -1\n"
-               "set xrange [-0.5:%d.5]\nset yrange [%d.5:-0.5]\n"
+    fprintf(f, "\nset datafile missing 'nan'\nset size ratio -1\n"
+               "set xrange [-0.5:%d.5]\nset yrange [%d.5:-0.5]\nset grid front\n"
                "set palette defined (0 '#b2182b', 0.5 '#fddbc7', 1 '#2166ac')\n"
                "set xlabel 'receiver'\nset ylabel 'sender'\nset xtics rotate by -45 (",
             n - 1, n - 1);
@@ -280,7 +280,9 @@ bool perf_plot_heatmap(const char *file, const char *title, const char *zlabel,
         put_quoted(f, names[i]);
         fprintf(f, " %d", i);
     }
-    fprintf(f, ")\nplot '%s' using 1:2:3 with image notitle, '%s' using 1:2:"
-               "(sprintf('%%.3g', $3)) with labels notitle\n", path, path);
+    /* Boxes, not an image: the diagonal has no value, and an image needs every cell. */
+    fprintf(f, ")\nset cbrange [0:*]\nset style fill solid 1.0 noborder\nunset key\n"
+               "plot '%s' using 1:2:(0.5):(0.5):3 with boxxyerror fillcolor palette, '%s' using "
+               "1:2:(sprintf('%%.3g', $3)) with labels\n", path, path);
     return finish(&d, f, ok, file, why, why_len);
 }
