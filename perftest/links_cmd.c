@@ -27,7 +27,11 @@ static void usage(FILE *out)
             "  --json         the ports as JSON\n"
             "  --compare ...  records saved by 'weft-perf <p2p test> --json FILE', side by side\n"
             "  --plot FILE    with --compare: bandwidth and efficiency against size\n"
-            "  --sysfs DIR    read DIR instead of /sys (a test aid; no ibv_query_port then)\n");
+            "  --sysfs DIR    read DIR instead of /sys (a test aid; no ibv_query_port then)\n"
+            "  --check [--expect [NX]GEN]  exit 1 naming each port that is not ACTIVE, or\n"
+            "                 (with --expect, e.g. 4XHDR or NDR) slower than GEN or narrower\n"
+            "                 than N lanes; exit 1 too when there is no port (a Slurm\n"
+            "                 HealthCheckProgram: docs/perftest.md)\n");
 }
 
 static void print_table(void)
@@ -276,16 +280,60 @@ static int compare(int nfiles, char **files, const char *plot)
 }
 #endif
 
+/* --check: every port ACTIVE and, with --expect "[N]X]GEN", at least that fast and wide. */
+static int check_ports(const struct perf_link *l, size_t n, const char *expect)
+{
+    const struct perf_link_gen *want = NULL;
+    int lanes = 0, used = 0;
+    if (expect != NULL) {
+        if (sscanf(expect, "%d%*[xX]%n", &lanes, &used) < 1 || used == 0)
+            lanes = used = 0;
+        want = perf_link_gen_by_name(expect + used);
+        if (want == NULL) {
+            fprintf(stderr, "weft-perf links: --expect %s: not [NX]GEN with GEN one of SDR DDR "
+                            "QDR FDR10 FDR EDR HDR NDR XDR\n", expect);
+            return 2;
+        }
+    }
+    int bad = 0;
+    if (n == 0) {
+        printf("links: BAD: no RDMA port on this host\n");
+        return 1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        char gen[40];
+        const char *why = NULL;
+        if (l[i].state != 4)
+            why = "not ACTIVE";
+        else if (want != NULL && (l[i].gen == NULL || l[i].gen->data_gbits < want->data_gbits))
+            why = "slower than expected";
+        else if (lanes > 0 && l[i].lanes < lanes)
+            why = "fewer lanes than expected";
+        if (why != NULL) {
+            const char *sn = perf_link_state_name(l[i].state);
+            printf("links: BAD port %s:%d: %s (%s, %dX %s)\n", l[i].dev, l[i].port, why,
+                   sn ? sn : "state unknown", l[i].lanes,
+                   perf_link_gen_text(&l[i], gen, sizeof(gen)));
+            bad++;
+        }
+    }
+    if (bad == 0)
+        printf("links: OK (%zu port%s%s%s)\n", n, n == 1 ? "" : "s",
+               expect ? " as expected: " : "", expect ? expect : "");
+    return bad ? 1 : 0;
+}
+
 int perf_links_main(int argc, char **argv)
 {
     static const struct option longopts[] = {
         {"table", no_argument, NULL, 'T'}, {"json", no_argument, NULL, 'J'},
         {"compare", no_argument, NULL, 'C'}, {"plot", required_argument, NULL, 'P'},
         {"sysfs", required_argument, NULL, 'S'}, {"help", no_argument, NULL, 'h'},
+        {"check", no_argument, NULL, 'K'},       {"expect", required_argument, NULL, 'E'},
         {NULL, 0, NULL, 0},
     };
-    bool table = false, json = false, cmp = false;
-    const char *sysfs = NULL, *plot = NULL;
+    bool table = false, json = false, cmp = false, check = false;
+    const char *sysfs = NULL, *plot = NULL, *expect = NULL;
     int c;
     opterr = 0;
     optind = 1;
@@ -296,6 +344,8 @@ int perf_links_main(int argc, char **argv)
         case 'C': cmp = true; break;
         case 'P': plot = optarg; break;
         case 'S': sysfs = optarg; break;
+        case 'K': check = true; break;
+        case 'E': expect = optarg; break;
         case 'h': usage(stdout); return 0;
         default:
             fprintf(stderr, "weft-perf links: bad option '%s'\n", argv[optind - 1]);
@@ -342,6 +392,9 @@ int perf_links_main(int argc, char **argv)
         print_ports_json(links, n);
     else
         print_ports(links, n, sysfs ? sysfs : "/sys");
+    int status = 0;
+    if (check || expect != NULL)
+        status = check_ports(links, n, expect);
     free(links);
-    return 0;
+    return status;
 }

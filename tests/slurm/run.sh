@@ -287,9 +287,12 @@ bad_run "bad nodelist: SLURM_STEP_NODELIST='n[1-' (plain srun)" $((T + 10)) \
 # n3's link (its eth0 and the bridge side of its veth): --check must flag exactly the 3 pairs
 # with n3 and blame n3 alone; then, the limit removed, pass again.
 fab_pairs() { sed -n 's/^SLOW pair \([^ ]*\) <-> \([^:]*\):.*/\1-\2/p' "$1" | sort | tr '\n' ' '; }
+# Against a stated 1 Gb/s line, flagged below 25 %: this 2-CPU machine runs 4 nodes' ranks,
+# so the median swings with the load (healthy pairs measured 1.7-15 Gb/s); the tbf'd link
+# carries 0.05.
 fab_run() { # OUT: rc
     timeout -k 5 120 srun -N 4 --ntasks-per-node=1 "$PERF" fabric -s 256K -n 8 --lat-iters 50 \
-        --check --json "$1.json" >"$1" 2>"$1.err"
+        --against line --line-rate 1 --threshold 25 --check --json "$1.json" >"$1" 2>"$1.err"
 }
 fab_tbf() { # add|del
     local pfx=${WFT_CLUSTER_PREFIX:-wft} rate=${WEFT_SLURM_FABRIC_RATE:-50mbit}
