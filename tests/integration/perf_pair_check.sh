@@ -100,6 +100,27 @@ fi
     ok "links --table: SDR..XDR" || no "links --table"
 "$P" links >"$dir/links" 2>&1 && ok "links on this host: $(head -1 "$dir/links")" ||
     { no "links"; cat "$dir/links"; }
+# links --check on a fake sysfs tree: a healthy 4X HDR port, then one slower than expected
+# and one down (exit 1 naming them), and on a host without ports (exit 1).
+fs=$dir/sys/class/infiniband
+mkdir -p "$fs/mlx5_0/ports/1"
+echo "200 Gb/sec (4X HDR)" >"$fs/mlx5_0/ports/1/rate"; echo "4: ACTIVE" >"$fs/mlx5_0/ports/1/state"
+echo InfiniBand >"$fs/mlx5_0/ports/1/link_layer"
+"$P" links --sysfs "$dir/sys" --check --expect 4XHDR >"$dir/lc1" 2>&1 &&
+    grep -Eq '^mlx5_0 +1 ACTIVE +InfiniBand .* HDR +4X +26.5625 +53.125 +PAM4 +256b/257b +RS\(544,514\) +200 ' "$dir/lc1" &&
+    grep -q '^links: OK (1 port as expected: 4XHDR)' "$dir/lc1" && ok "links --check --expect 4XHDR: OK" ||
+    { no "links --check on a healthy HDR port"; cat "$dir/lc1"; }
+mkdir -p "$fs/mlx5_1/ports/1"
+echo "100 Gb/sec (4X EDR)" >"$fs/mlx5_1/ports/1/rate"; echo "1: DOWN" >"$fs/mlx5_1/ports/1/state"
+"$P" links --sysfs "$dir/sys" --check --expect 4XHDR >"$dir/lc2" 2>&1
+rc=$?
+[ $rc -eq 1 ] && grep -q '^links: BAD port mlx5_1:1: not ACTIVE' "$dir/lc2" && ok "links --check: a port down, exit 1" ||
+    { no "links --check with a port down: exit $rc"; cat "$dir/lc2"; }
+echo "4: ACTIVE" >"$fs/mlx5_1/ports/1/state"
+"$P" links --sysfs "$dir/sys" --check --expect 4XHDR >"$dir/lc3" 2>&1
+rc=$?
+[ $rc -eq 1 ] && grep -q '^links: BAD port mlx5_1:1: slower than expected (ACTIVE, 4X EDR)' "$dir/lc3" &&
+    ok "links --check: an EDR port where HDR is expected, exit 1" || { no "links --expect: exit $rc"; cat "$dir/lc3"; }
 # 6. fabric: all pairs of 4 ranks in 3 rounds and of 3 ranks in 3, healthy at a 1% threshold.
 if "$R" -n 4 "$P" fabric -s 64K -n 4 --lat-iters 20 --threshold 1 --check \
     --json "$dir/fab.json" --csv "$dir/fab.csv" >"$dir/fab.out" 2>&1 &&
