@@ -29,6 +29,8 @@ struct fab_opts {
     double line_gbits; /* --line-rate; 0: the ports' */
     bool check;
     const char *json, *csv, *plot;
+    const char *hosts; /* --hosts: started by hand on each of them, no launcher */
+    int rank, port;    /* --rank (-1: by host name), --port of the rendezvous */
 };
 
 /* What each rank contributes to the gather: its row of the matrices and its counters. */
@@ -52,7 +54,7 @@ static void usage(FILE *out)
 {
     fprintf(out,
             "usage: srun -N NODES --ntasks-per-node=1 weft-perf fabric [options]\n"
-            "       weft-run -n NODES --hosts h1,h2,... weft-perf fabric [options]\n"
+            "       weft-perf fabric --hosts H1,H2,... [options]   (started on each host)\n"
             "every pair of ranks (one per node) in N-1 rounds (N odd: N, each node resting\n"
             "once), no node in two tests at once: bandwidth both ways, then latency\n"
             "  -s, --size N          message size of the bandwidth test (default 1M)\n"
@@ -69,6 +71,10 @@ static void usage(FILE *out)
             "                        port error counter rose (Slurm health check, prolog)\n"
             "      --json FILE, --csv FILE   the matrices and findings\n"
             "      --plot FILE       bandwidth heatmap, FILE.svg or .png (gnuplot)\n"
+            "      --hosts H1,H2,... no launcher: start it on each host (pdsh, clush, ssh);\n"
+            "                        this host's place in the list is its rank (--rank R\n"
+            "                        says it), H1 hosts the rendezvous on --port (18517);\n"
+            "                        WEFT_SECRET shared by all, else unauthenticated\n"
             "exit status: 0 healthy, 1 bad nodes (with --check), 2 cannot run\n");
 }
 
@@ -86,11 +92,15 @@ static bool parse(int argc, char **argv, struct fab_opts *o)
         {"csv", required_argument, NULL, 'C'},
         {"plot", required_argument, NULL, 'P'},
         {"reps", required_argument, NULL, 'r'},
+        {"hosts", required_argument, NULL, 'H'},
+        {"rank", required_argument, NULL, 'R'},
+        {"port", required_argument, NULL, 'p'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     *o = (struct fab_opts){
-        .size = 1u << 20, .iters = 16, .lat_iters = 200, .window = 8, .reps = 3, .threshold = 75.0};
+        .size = 1u << 20, .iters = 16, .lat_iters = 200, .window = 8, .reps = 3, .threshold = 75.0,
+        .rank = -1, .port = 18517};
     int c;
     char *end;
     opterr = 0;
@@ -108,6 +118,15 @@ static bool parse(int argc, char **argv, struct fab_opts *o)
             if (*end != '\0' || v < 1 || v > 1000000)
                 goto bad;
             *(c == 'n' ? &o->iters : c == 'l' ? &o->lat_iters : &o->reps) = (int)v;
+            break;
+        }
+        case 'H': o->hosts = optarg; break;
+        case 'R':
+        case 'p': {
+            long v = strtol(optarg, &end, 10);
+            if (*end != '\0' || v < (c == 'R' ? 0 : 1) || v > 65535)
+                goto bad;
+            *(c == 'R' ? &o->rank : &o->port) = (int)v;
             break;
         }
         case 't':
@@ -563,12 +582,59 @@ static void describe_node(const struct fab_opts *o, struct fab_node *me)
     me->nports = read_counters(me->before);
 }
 
+static bool same_host(const char *a, const char *b)
+{
+    size_t la = strcspn(a, "."), lb = strcspn(b, ".");
+    return strcmp(a, b) == 0 || (la == lb && strncmp(a, b, la) == 0);
+}
+
+/* --hosts: this process's rank and the rendezvous as torchrun-style variables (RANK,
+ * WORLD_SIZE, WEFT_ROOT), with every other launcher's variables out of the way. */
+static bool hosts_env(const struct fab_opts *o)
+{
+    char me[256] = "", root[300], num[16];
+    int n = 0, rank = o->rank;
+    const char *first = o->hosts;
+    size_t first_len = strcspn(first, ",");
+    (void)gethostname(me, sizeof(me) - 1);
+    for (const char *h = o->hosts; *h != '\0'; n++) {
+        size_t len = strcspn(h, ",");
+        char name[256];
+        snprintf(name, sizeof(name), "%.*s", (int)(len < 255 ? len : 255), h);
+        if (o->rank < 0 && rank < 0 && same_host(name, me))
+            rank = n;
+        h += len + (h[len] == ',');
+    }
+    if (rank < 0 || rank >= n || first_len == 0 || first_len > 255) {
+        fprintf(stderr, "weft-perf fabric: this host (%s) is not in --hosts %s%s\n", me,
+                o->hosts, o->rank >= 0 ? " (or --rank is past its end)" : "");
+        return false;
+    }
+    static const char *const others[] = {"WEFT_RANK", "WEFT_NRANKS", "PMIX_RANK",
+                                         "OMPI_COMM_WORLD_RANK", "PMI_RANK", "PMI_FD",
+                                         "SLURM_PROCID", "SLURM_JOB_ID", NULL};
+    for (int i = 0; others[i] != NULL; i++)
+        unsetenv(others[i]);
+    snprintf(root, sizeof(root), "%.*s:%d", (int)first_len, first, o->port);
+    snprintf(num, sizeof(num), "%d", rank);
+    setenv("RANK", num, 1);
+    snprintf(num, sizeof(num), "%d", n);
+    setenv("WORLD_SIZE", num, 1);
+    setenv("WEFT_ROOT", root, 1);
+    if (getenv("WEFT_SECRET") == NULL || getenv("WEFT_SECRET")[0] == '\0')
+        fprintf(stderr, "weft-perf fabric: warning: no WEFT_SECRET: this check is "
+                        "UNAUTHENTICATED (any process that reaches %s can join it)\n", root);
+    return weft_config_refresh() == WEFT_OK;
+}
+
 int perf_fabric_main(int argc, char **argv)
 {
     struct fab_opts o;
     if (!parse(argc, argv, &o))
         return 2;
     struct fab f = {.o = &o};
+    if (o.hosts != NULL && !hosts_env(&o))
+        return 2;
     weft_result_t r = weft_comm_init_env(&f.comm);
     if (r != WEFT_OK) {
         fprintf(stderr, "weft-perf fabric: cannot join the job: %s: %s\n", weft_strerror(r),

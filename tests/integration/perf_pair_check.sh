@@ -133,6 +133,16 @@ fi
 "$R" -n 3 "$P" fabric -s 64K -n 4 --lat-iters 20 --threshold 1 >"$dir/fab3.out" 2>&1 &&
     grep -q '^weft-perf fabric: 3 nodes, 3 rounds' "$dir/fab3.out" && ok "fabric over 3 ranks: 3 rounds" ||
     { no "fabric over 3 ranks"; cat "$dir/fab3.out"; }
+# --hosts: started by hand, no launcher (both "hosts" are this one: --rank says which).
+port=$((port + 1))
+WEFT_SECRET=$S "$P" fabric --hosts 127.0.0.1,127.0.0.1 --rank 1 --port $port -s 64K -n 2 \
+    --lat-iters 5 >"$dir/fh1.out" 2>&1 &
+WEFT_SECRET=$S "$P" fabric --hosts 127.0.0.1,127.0.0.1 --rank 0 --port $port -s 64K -n 2 \
+    --lat-iters 5 --threshold 1 --check >"$dir/fh0.out" 2>&1
+rc=$?
+wait $!
+[ $rc -eq 0 ] && grep -q '^weft-perf fabric: 2 nodes, 1 rounds' "$dir/fh0.out" && ! grep -q UNAUTH "$dir/fh0.out" &&
+    ok "fabric --hosts without a launcher, WEFT_SECRET shared" || { no "fabric --hosts: exit $rc"; cat "$dir/fh0.out"; }
 # An impossible threshold (every pair below 100% of a 1000x line rate) must fail --check.
 "$R" -n 2 "$P" fabric -s 64K -n 2 --lat-iters 5 --against line --line-rate 100000 --threshold 99 \
     --check >"$dir/fabbad.out" 2>&1
