@@ -3,6 +3,7 @@
  * read-only views of the launcher, transports, knobs and build that weft-perf reports.
  */
 #include <sodium.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -154,4 +155,26 @@ double weft_dtype_get(weft_dtype_t dtype, const void *buf, size_t i)
 void weft_dtype_set(weft_dtype_t dtype, void *buf, size_t i, double v)
 {
     weft_dtype_store(dtype, buf, i, v);
+}
+
+weft_result_t weft_set_error(weft_result_t code, const char *fmt, ...)
+{
+    char text[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof(text), fmt, ap);
+    va_end(ap);
+    return WEFT_ERROR(code, "%s", text);
+}
+
+weft_result_t weft_comm_failure_message(weft_comm_t comm, weft_result_t *failure, char *msg,
+                                        size_t len)
+{
+    if (comm == NULL || failure == NULL || (msg == NULL && len > 0))
+        return WEFT_ERROR(WEFT_ERR_INVALID_ARG,
+                          "weft_comm_failure_message: comm, failure or msg is NULL");
+    if (len > 0)
+        msg[0] = '\0';
+    *failure = weft_comm_failure(comm, msg, len);
+    return WEFT_OK;
 }

@@ -48,6 +48,18 @@ WEFT_API int weft_gpu_present(const char **why);
 WEFT_API double weft_dtype_get(weft_dtype_t dtype, const void *buf, size_t i);
 WEFT_API void weft_dtype_set(weft_dtype_t dtype, void *buf, size_t i, double v);
 
+/* Raises a tool's own failure the way Weft raises its: weft_last_error() then returns the
+ * message (with this process's host and pid); returns `code` for `return weft_set_error(...)`. */
+WEFT_API weft_result_t weft_set_error(weft_result_t code, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+/* weft_comm_get_async_error with the message of a failed stream operation in `msg` ("" when
+ * there is none). */
+WEFT_API weft_result_t weft_comm_failure_message(weft_comm_t comm, weft_result_t *failure,
+                                                 char *msg, size_t len);
+
 #ifdef __cplusplus
 }
 #endif

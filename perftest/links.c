@@ -272,7 +272,7 @@ bool perf_links_list(const char *sysfs, struct perf_link **links, size_t *n, cha
             }
             struct perf_link *l = &out[(*n)++];
             memset(l, 0, sizeof(*l));
-            snprintf(l->dev, sizeof(l->dev), "%s", de->d_name);
+            snprintf(l->dev, sizeof(l->dev), "%.*s", PERF_LINK_NAME_MAX - 1, de->d_name);
             l->port = port;
             read_sysfs_port(sysfs, l);
         }

@@ -150,5 +150,25 @@ rc=$?
 [ $rc -eq 1 ] && grep -q '^fabric: BAD nodes: .*#0 .*#1 (1 of 1 pairs flagged)' "$dir/fabbad.out" &&
     ok "fabric --check exits 1 naming both nodes of a slow pair" ||
     { no "fabric --check on a slow pair: exit $rc"; cat "$dir/fabbad.out"; }
+# weft-perf builds against an installed libweft from its own sources alone: weft.h and
+# weft_tools.h, the shared library's exported symbols, nothing of core/ or transport/.
+if make --no-print-directory install PREFIX="$dir/inst" BUILD="$BUILD" >"$dir/install.log" 2>&1; then
+    mkdir -p "$dir/src/perftest"
+    cp perftest/*.c perftest/*.h "$dir/src/perftest/"
+    extra=""
+    pkg-config --exists libibverbs && extra="-DWEFT_HAVE_VERBS $(pkg-config --cflags --libs libibverbs)"
+    pkg-config --exists jansson && extra="$extra -DWEFT_HAVE_JANSSON $(pkg-config --cflags --libs jansson)"
+    if cc -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror ${WEFT_TEST_CFLAGS:-} -I"$dir/src" \
+        -I"$dir/inst/include" "$dir"/src/perftest/*.c -o "$dir/weft-perf" -L"$dir/inst/lib" -lweft \
+        -Wl,-rpath,"$dir/inst/lib" $extra -lm >"$dir/cc.log" 2>&1 &&
+        "$dir/weft-perf" links --table | grep -q '^NDR' &&
+        "$R" -n 2 "$dir/weft-perf" send_lat -s 8 -n 10 >"$dir/inst.out" 2>&1; then
+        ok "weft-perf builds from perftest/ against the installed weft.h, weft_tools.h and libweft.so, and runs"
+    else
+        no "weft-perf against the installed library"; tail -20 "$dir/cc.log" "$dir/inst.out" 2>/dev/null
+    fi
+else
+    no "make install"; tail -5 "$dir/install.log"
+fi
 [ $fails -eq 0 ] && echo "perf_pair_check: all passed" || echo "perf_pair_check: $fails failed"
 [ $fails -eq 0 ]
