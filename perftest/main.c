@@ -46,6 +46,9 @@ static void usage(FILE *out)
     fprintf(out, "usage: weft-run -n N weft-perf <subcommand> [options]\nsubcommands:\n");
     for (size_t i = 0; i < NCMDS; i++)
         fprintf(out, "  %-16s %s\n", cmds[i].name, cmds[i].summary);
+    fprintf(out, "  %-16s %s\n  %-16s %s\n", "links",
+            "local RDMA ports decoded (generation, lanes, coding, rate); --table, --compare",
+            "fabric", "every pair of nodes: bandwidth, latency, slow pairs; --check");
     perf_args_usage(out);
 }
 
