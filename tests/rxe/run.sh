@@ -186,7 +186,8 @@ perf_guest() {
         ww=$(grep "\"device\": \"$d\", \"port\": 1," "$log/links.json" | sed -n 's/.*"width_code": \([0-9]*\).*/\1/p')
         if [[ -n $spd && $spd == "$ws" && $wid == "$ww" ]] &&
             grep "\"device\": \"$d\"" "$log/links.json" | grep -q '"link_layer": "Ethernet".*"from": "ibv_query_port"'; then
-            ok "weft-perf links: $d:1 as ibv_devinfo says (speed code $spd, width code $wid): $(grep "^$d " "$log/links" | awk '{print $6, $7, "data", $(NF-5), "Gb/s", "rate", $(NF-4), $(NF-3), $(NF-2), $(NF-1), $NF}')"
+            ok "weft-perf links: $d:1 as ibv_devinfo says (speed code $spd, width code $wid):" \
+               "$(grep "^$d " "$log/links" | tr -s ' ')"
         else
             notok "weft-perf links: $d:1 speed/width $ws/$ww, ibv_devinfo $spd/$wid"
             tail -n 20 "$log/links" "$log/devinfo-$d" | sed 's/^/#   /'
@@ -204,6 +205,7 @@ perf_guest() {
         done
         wait "$sp"
         IB_BW_AVG=$(awk '$1 == 65536 && NF >= 5 {print $4; exit}' "$log/bw-client")
+        [[ -n $IB_BW_AVG ]] || { echo "# ib_write_bw gave no row for the ratio:"; tail -n 5 "$log/bw-client" | sed 's/^/#   /'; }
     fi
     # The server and client as two plain commands, no launcher; verbs forced (same host).
     local secret rs rc
