@@ -174,6 +174,11 @@ $(BUILD)/tests/test_links: $(BUILD)/obj/tests/unit/test_links.o $(BUILD)/obj/per
         $(BUILD)/lib/libweft.a
 	@mkdir -p $(dir $@)
 	$(CC) -pthread -o $@ $^ -lcmocka $(LDLIBS)
+$(BUILD)/tests/test_fabric_judge: $(BUILD)/obj/tests/unit/test_fabric_judge.o \
+        $(BUILD)/obj/perftest/fabric_report.o $(BUILD)/obj/perftest/fabric_sched.o \
+        $(BUILD)/obj/perftest/plot.o $(BUILD)/lib/libweft.a
+	@mkdir -p $(dir $@)
+	$(CC) -pthread -o $@ $^ -lcmocka $(LDLIBS)
 $(BUILD)/tests/test_fabric_sched: $(BUILD)/obj/tests/unit/test_fabric_sched.o \
         $(BUILD)/obj/perftest/fabric_sched.o
 	@mkdir -p $(dir $@)

@@ -36,6 +36,25 @@ struct fab_node {
     int nports; /* ports whose counters were read */
 };
 
+/* What rank 0 concludes from the n x n bandwidth matrix and the nodes' counters. */
+struct perf_fab_findings {
+    double reference; /* Gb/s a pair is compared with (median, or line per pair when 0) */
+    bool per_pair_line;
+    double median;
+    int nflagged;
+    bool *flag;   /* n*n, i<j: the pair i-j is slow either way */
+    bool *cell;   /* n*n: this direction is below its limit */
+    int *slow;    /* per node: flagged pairs it is in */
+    bool *bad;    /* per node: blamed */
+    bool *errors; /* per node: an error counter rose */
+};
+/* A pair is flagged when either direction is below the threshold of the reference; a node in
+ * more than half of its pairs' flags is bad, a flagged pair with neither end bad names both,
+ * and a node whose counters rose is bad. Free with perf_fabric_findings_free. */
+void perf_fabric_judge(const struct fab_opts *o, int n, const double *bw,
+                       const struct fab_node *nodes, struct perf_fab_findings *fd);
+void perf_fabric_findings_free(struct perf_fab_findings *fd);
+
 /* Prints the matrices, flags and verdict, writes --json, --csv and --plot; returns the exit
  * status (1: --check and a bad node). bw and lat are n x n, row the sender. */
 int perf_fabric_report(const struct fab_opts *o, int n, const double *bw, const double *lat,

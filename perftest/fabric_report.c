@@ -23,19 +23,8 @@ static int cmp_double(const void *x, const void *y)
 
 /* ---- the findings (rank 0) ------------------------------------------------------------- */
 
-struct findings {
-    double reference; /* Gb/s a pair is compared with (median, or line per pair when 0) */
-    bool per_pair_line;
-    double median;
-    int nflagged;
-    bool *flag;   /* n*n, i<j: the pair i-j is slow either way */
-    bool *cell;   /* n*n: this direction is below its limit */
-    int *slow;    /* per node: flagged pairs it is in */
-    bool *bad;    /* per node: blamed */
-    bool *errors; /* per node: an error counter rose */
-};
 
-static double pair_reference(const struct findings *fd, const struct fab_node *nodes, int i, int j)
+static double pair_reference(const struct perf_fab_findings *fd, const struct fab_node *nodes, int i, int j)
 {
     if (!fd->per_pair_line)
         return fd->reference;
@@ -43,8 +32,13 @@ static double pair_reference(const struct findings *fd, const struct fab_node *n
     return a > 0.0 && b > 0.0 ? (a < b ? a : b) : fd->median;
 }
 
-static void judge(const struct fab_opts *o, int n, const double *bw, const struct fab_node *nodes,
-                  struct findings *fd)
+static bool majority(const struct perf_fab_findings *fd, int n, int i)
+{
+    return n > 2 && 2 * fd->slow[i] > n - 1;
+}
+
+void perf_fabric_judge(const struct fab_opts *o, int n, const double *bw, const struct fab_node *nodes,
+                  struct perf_fab_findings *fd)
 {
     double *vals = calloc((size_t)(n * n), sizeof(double));
     int nv = 0;
@@ -79,10 +73,11 @@ static void judge(const struct fab_opts *o, int n, const double *bw, const struc
     /* A node in more than half of its pairs' trouble is the one to blame; a flagged pair
      * with neither end blamed names both (a cable or switch port between them). */
     for (int i = 0; i < n; i++)
-        fd->bad[i] = n > 2 && 2 * fd->slow[i] > n - 1;
+        fd->bad[i] = majority(fd, n, i);
+    /* Against the majority verdict alone, so the order of the pairs does not matter. */
     for (int i = 0; i < n; i++)
         for (int j = i + 1; j < n; j++)
-            if (fd->flag[i * n + j] && !fd->bad[i] && !fd->bad[j])
+            if (fd->flag[i * n + j] && !majority(fd, n, i) && !majority(fd, n, j))
                 fd->bad[i] = fd->bad[j] = true;
     for (int i = 0; i < n; i++) {
         for (int c = 0; c < FAB_NCOUNTERS; c++) {
@@ -127,7 +122,7 @@ static void json_host(FILE *out, const char *s)
 }
 
 static bool write_json(const char *file, const struct fab_opts *o, int n, const double *bw,
-                       const double *lat, const struct fab_node *nodes, const struct findings *fd,
+                       const double *lat, const struct fab_node *nodes, const struct perf_fab_findings *fd,
                        double secs)
 {
     FILE *out = fopen(file, "w");
@@ -173,7 +168,7 @@ static bool write_json(const char *file, const struct fab_opts *o, int n, const 
 }
 
 static bool write_csv(const char *file, int n, const double *bw, const double *lat,
-                      const struct fab_node *nodes, const struct findings *fd)
+                      const struct fab_node *nodes, const struct perf_fab_findings *fd)
 {
     FILE *out = fopen(file, "w");
     if (out == NULL)
@@ -189,8 +184,8 @@ static bool write_csv(const char *file, int n, const double *bw, const double *l
 int perf_fabric_report(const struct fab_opts *o, int n, const double *bw, const double *lat,
                   const struct fab_node *nodes, double secs)
 {
-    struct findings fd;
-    judge(o, n, bw, nodes, &fd);
+    struct perf_fab_findings fd;
+    perf_fabric_judge(o, n, bw, nodes, &fd);
     printf("weft-perf fabric: %d nodes, %d rounds of pairs (circle method), %zu B x %d each "
            "way, %.2f s in all\n",
            n, perf_fabric_rounds(n), o->size, o->iters, secs);
@@ -253,10 +248,16 @@ int perf_fabric_report(const struct fab_opts *o, int n, const double *bw, const 
         free(names);
     }
     fflush(stdout);
-    free(fd.flag);
-    free(fd.cell);
-    free(fd.slow);
-    free(fd.bad);
-    free(fd.errors);
+    perf_fabric_findings_free(&fd);
     return status;
+}
+
+void perf_fabric_findings_free(struct perf_fab_findings *fd)
+{
+    free(fd->flag);
+    free(fd->cell);
+    free(fd->slow);
+    free(fd->bad);
+    free(fd->errors);
+    memset(fd, 0, sizeof(*fd));
 }
