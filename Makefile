@@ -160,7 +160,29 @@ $(BUILD)/bin/weft-run: $(BUILD)/obj/launcher/weft_run.o $(BUILD)/lib/libweft.a
 	$(CC) -pthread -o $@ $^ $(LDLIBS)
 $(BUILD)/bin/weft-perf: $(PERF_SRCS:%.c=$(BUILD)/obj/%.o) $(BUILD)/lib/libweft.a
 	@mkdir -p $(dir $@)
-	$(CC) -pthread -o $@ $^ $(LDLIBS)
+	$(CC) -pthread -o $@ $^ $(LDLIBS) $(PERF_LIBS)
+
+# weft-perf links/fabric (docs/perftest.md): ibv_port_attr.active_speed_ex (rdma-core 47+,
+# XDR's speed code) when the installed headers have it; libjansson for --compare.
+PERF_SPEED_EX := $(shell printf '\043include <infiniband/verbs.h>\nunsigned f(struct ibv_port_attr *a) { return a->active_speed_ex; }\n' | $(CC) -x c -c -o /dev/null - 2>/dev/null && echo yes)
+PERF_JANSSON  := $(shell $(PKG_CONFIG) --exists jansson 2>/dev/null && echo yes)
+PERF_CFLAGS   := $(if $(PERF_SPEED_EX),-DWEFT_HAVE_IBV_SPEED_EX) \
+                 $(if $(PERF_JANSSON),-DWEFT_HAVE_JANSSON $(shell $(PKG_CONFIG) --cflags jansson))
+PERF_LIBS     := $(if $(PERF_JANSSON),$(shell $(PKG_CONFIG) --libs jansson))
+$(BUILD)/obj/perftest/%.o: ALL_CFLAGS += $(PERF_CFLAGS)
+$(BUILD)/tests/test_links: $(BUILD)/obj/tests/unit/test_links.o $(BUILD)/obj/perftest/links.o \
+        $(BUILD)/lib/libweft.a
+	@mkdir -p $(dir $@)
+	$(CC) -pthread -o $@ $^ -lcmocka $(LDLIBS)
+$(BUILD)/tests/test_fabric_judge: $(BUILD)/obj/tests/unit/test_fabric_judge.o \
+        $(BUILD)/obj/perftest/fabric_report.o $(BUILD)/obj/perftest/fabric_sched.o \
+        $(BUILD)/obj/perftest/plot.o $(BUILD)/lib/libweft.a
+	@mkdir -p $(dir $@)
+	$(CC) -pthread -o $@ $^ -lcmocka $(LDLIBS)
+$(BUILD)/tests/test_fabric_sched: $(BUILD)/obj/tests/unit/test_fabric_sched.o \
+        $(BUILD)/obj/perftest/fabric_sched.o
+	@mkdir -p $(dir $@)
+	$(CC) -pthread -o $@ $^ -lcmocka $(LDLIBS)
 $(BUILD)/bin/weft-info: $(BUILD)/obj/tools/weft_info.o $(BUILD)/lib/libweft.a
 	@mkdir -p $(dir $@)
 	$(CC) -pthread -o $@ $^ $(LDLIBS)
@@ -279,7 +301,7 @@ run:
 # ---- install --------------------------------------------------------------------------
 install: all
 	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/bin
-	install -m 644 include/weft.h $(DESTDIR)$(PREFIX)/include/
+	install -m 644 include/weft.h include/weft_tools.h $(DESTDIR)$(PREFIX)/include/
 	install -m 755 $(BUILD)/lib/libweft.so $(DESTDIR)$(PREFIX)/lib/libweft.so.0
 	ln -sf libweft.so.0 $(DESTDIR)$(PREFIX)/lib/libweft.so
 	install -m 644 $(BUILD)/lib/libweft.a $(DESTDIR)$(PREFIX)/lib/

@@ -4,6 +4,8 @@
  */
 #include "perftest/args.h"
 
+#include "perftest/perf.h"
+
 #include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
@@ -55,7 +57,7 @@ bool perf_op_parse(const char *name, weft_op_t *op)
 }
 
 /* "64", "4K", "256M", "1G" (powers of 1024, an optional trailing B). */
-static bool parse_bytes(const char *text, size_t *out)
+bool perf_parse_bytes(const char *text, size_t *out)
 {
     char *end;
     errno = 0;
@@ -112,6 +114,7 @@ void perf_args_usage(FILE *out)
             "                        the device and blocking calls, for hosts without a GPU\n"
             "      --csv             rows as CSV with a header line\n"
             "      --json            one JSON object with an array of rows\n"
+            "      --plot FILE       bandwidth and time against size, FILE.svg or .png (gnuplot)\n"
             "  -h, --help            this text\n"
             "point-to-point tests (send_bw send_lat write_bw write_lat read_bw read_lat;\n"
             "2 ranks: rank 0 the server, rank 1 the client), with perftest's options:\n"
@@ -126,7 +129,18 @@ void perf_args_usage(FILE *out)
             "                        RDMA device, port and GID of the verbs transport\n"
             "                        (WEFT_IB_HCA, WEFT_IB_GID_INDEX); write_* and read_*\n"
             "                        move large messages by RDMA WRITE or READ over verbs\n"
-            "      --csv, --json     as above (host buffers only: --gpu is refused)\n");
+            "      --csv, --json     as above (host buffers only: --gpu is refused)\n"
+            "      --json FILE.json  also save the run's record (host, port, generation,\n"
+            "                        rates) for 'weft-perf links --compare'\n"
+            "      --plot FILE       bandwidth or latency against size, .svg or .png\n"
+            "      --line-rate G     compare bandwidth with G Gb/s instead of the port's rate\n"
+            "without a launcher, as perftest (docs/perftest.md):\n"
+            "  weft-perf TEST [options]        the server: waits for one client on -p\n"
+            "  weft-perf TEST [options] HOST   the client: connects to the server on HOST\n"
+            "  -p, --port N          TCP port of the server (default 18515)\n"
+            "      --secret-file F   shared secret in F (else WEFT_SECRET; without either the\n"
+            "                        test runs unauthenticated and says so)\n"
+            "other subcommands: weft-perf links --help, weft-perf fabric --help\n");
 }
 
 static const char *const p2p_cmds[] = {"send_bw",  "send_lat", "write_bw",
@@ -139,6 +153,12 @@ bool perf_args_is_p2p(const char *cmd)
             return true;
     }
     return false;
+}
+
+static bool plot_name_ok(const char *file)
+{
+    size_t n = strlen(file);
+    return n > 4 && (strcmp(file + n - 4, ".svg") == 0 || strcmp(file + n - 4, ".png") == 0);
 }
 
 static enum perf_args_status bad(char *why, size_t why_len, const char *fmt, const char *what)
@@ -174,7 +194,11 @@ static enum perf_args_status parse_p2p(int argc, char **argv, struct perf_args *
         {"ib-port", required_argument, NULL, 'i'},
         {"gid-index", required_argument, NULL, 'x'},
         {"csv", no_argument, NULL, 'C'},
-        {"json", no_argument, NULL, 'J'},
+        {"json", optional_argument, NULL, 'J'},
+        {"port", required_argument, NULL, 'p'},
+        {"secret-file", required_argument, NULL, 'S'},
+        {"line-rate", required_argument, NULL, 'L'},
+        {"plot", required_argument, NULL, 'P'},
         {"gpu", no_argument, NULL, 'U'},
         {"fake-gpu", no_argument, NULL, 'U'},
         {"help", no_argument, NULL, 'h'},
@@ -188,10 +212,11 @@ static enum perf_args_status parse_p2p(int argc, char **argv, struct perf_args *
     a->gid_index = -1;
     opterr = 0;
     optind = 1;
-    while ((c = getopt_long(argc, argv, ":s:an:bt:d:i:x:h", longopts, NULL)) != -1) {
+    bool json_flag = false;
+    while ((c = getopt_long(argc, argv, ":s:an:bt:d:i:x:p:h", longopts, NULL)) != -1) {
         switch (c) {
         case 's':
-            if (!parse_bytes(optarg, &a->size) || a->size == 0)
+            if (!perf_parse_bytes(optarg, &a->size) || a->size == 0)
                 return bad(why, why_len, "bad size '%s'", optarg);
             break;
         case 'a': a->all_sizes = true; break;
@@ -220,7 +245,30 @@ static enum perf_args_status parse_p2p(int argc, char **argv, struct perf_args *
             a->gid_index = (int)v;
             break;
         case 'C': a->format = PERF_FORMAT_CSV; break;
-        case 'J': a->format = PERF_FORMAT_JSON; break;
+        case 'J':
+            if (optarg != NULL)
+                a->record_file = optarg;
+            else
+                json_flag = true;
+            break;
+        case 'p':
+            if (!parse_int(optarg, 1, 65535, &v))
+                return bad(why, why_len, "bad port '%s' (1..65535)", optarg);
+            a->port = (int)v;
+            break;
+        case 'S': a->secret_file = optarg; break;
+        case 'L': {
+            char *end;
+            a->line_rate_gbits = strtod(optarg, &end);
+            if (end == optarg || *end != '\0' || !(a->line_rate_gbits > 0.0))
+                return bad(why, why_len, "bad line rate '%s' (Gb/s, > 0)", optarg);
+            break;
+        }
+        case 'P':
+            if (!plot_name_ok(optarg))
+                return bad(why, why_len, "--plot %s: the name must end in .svg or .png", optarg);
+            a->plot_file = optarg;
+            break;
         /* Their buffers are registered with the net for zero-copy (weft_mem_register),
          * which device memory is not yet; sendrecv times device buffers instead. */
         case 'U':
@@ -232,8 +280,20 @@ static enum perf_args_status parse_p2p(int argc, char **argv, struct perf_args *
         default: return bad_option(why, why_len, c, argv);
         }
     }
-    if (optind < argc)
-        return bad(why, why_len, "unexpected argument '%s'", argv[optind]);
+    /* What getopt left: "--json FILE.json" (perftest users type the space) and the server's
+     * HOST, in either order. */
+    for (; optind < argc; optind++) {
+        const char *arg = argv[optind];
+        size_t n = strlen(arg);
+        if (json_flag && a->record_file == NULL && n > 5 && strcmp(arg + n - 5, ".json") == 0)
+            a->record_file = arg;
+        else if (a->server_host == NULL)
+            a->server_host = arg;
+        else
+            return bad(why, why_len, "unexpected argument '%s' (one server HOST at most)", arg);
+    }
+    if (json_flag && a->record_file == NULL)
+        a->format = PERF_FORMAT_JSON;
     if (a->all_sizes && a->size != 0)
         return bad(why, why_len, "%s", "-a and -s exclude each other");
     return PERF_ARGS_OK;
@@ -256,6 +316,7 @@ enum perf_args_status perf_args_parse(int argc, char **argv, struct perf_args *a
         {"json", no_argument, NULL, 'J'},
         {"gpu", no_argument, NULL, 'U'},
         {"fake-gpu", no_argument, NULL, 'F'},
+        {"plot", required_argument, NULL, 'P'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -297,12 +358,12 @@ enum perf_args_status perf_args_parse(int argc, char **argv, struct perf_args *a
     while ((c = getopt_long(sub_argc, sub_argv, ":b:e:f:n:w:c:d:o:r:h", longopts, NULL)) != -1) {
         switch (c) {
         case 'b':
-            if (!parse_bytes(optarg, &a.minbytes))
+            if (!perf_parse_bytes(optarg, &a.minbytes))
                 return bad(why, why_len, "bad size '%s'", optarg);
             have_min = true;
             break;
         case 'e':
-            if (!parse_bytes(optarg, &a.maxbytes))
+            if (!perf_parse_bytes(optarg, &a.maxbytes))
                 return bad(why, why_len, "bad size '%s'", optarg);
             have_max = true;
             break;
@@ -351,6 +412,11 @@ enum perf_args_status perf_args_parse(int argc, char **argv, struct perf_args *a
             if (a.memory != PERF_MEM_HOST && a.memory != (enum perf_memory)v)
                 return bad(why, why_len, "%s", "--gpu and --fake-gpu exclude each other");
             a.memory = (enum perf_memory)v;
+            break;
+        case 'P':
+            if (!plot_name_ok(optarg))
+                return bad(why, why_len, "--plot %s: the name must end in .svg or .png", optarg);
+            a.plot_file = optarg;
             break;
         case 'h':
             return PERF_ARGS_HELP;

@@ -43,6 +43,13 @@ struct perf_args {
     const char *ib_dev; /* -d, NULL when not given (verbs) */
     int ib_port;        /* -i, 0 when not given (verbs) */
     int gid_index;      /* -x, -1 when not given (verbs) */
+    /* perftest's way of starting, without a launcher (docs/perftest.md): */
+    const char *server_host; /* the positional HOST: this process is the client */
+    int port;                /* -p; 0: 18515 as perftest */
+    const char *secret_file; /* --secret-file; else WEFT_SECRET; else unauthenticated */
+    const char *record_file; /* --json FILE: the run's record for links --compare */
+    double line_rate_gbits;  /* --line-rate: the data rate to compare with; 0: the port's */
+    const char *plot_file;   /* --plot FILE.svg|.png: bandwidth and latency against size */
 };
 
 enum perf_args_status { PERF_ARGS_OK = 0, PERF_ARGS_HELP, PERF_ARGS_BAD };

@@ -9,11 +9,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "core/comm.h"
 #include "perftest/device.h"
 #include "perftest/fill.h"
 #include "perftest/perf.h"
 #include "perftest/report.h"
+#include "weft_tools.h"
 
 struct coll_desc {
     const char *name;
@@ -198,7 +198,8 @@ static void settle(const struct sweep *s)
         return;
     PERF_TRY(ctx, s->dev->ops->sync(s->dev));
     char msg[1024], what[1400];
-    const weft_result_t failed = weft_comm_failure(ctx->comm, msg, sizeof(msg));
+    weft_result_t failed = WEFT_OK;
+    PERF_TRY(ctx, weft_comm_failure_message(ctx->comm, &failed, msg, sizeof(msg)));
     if (failed != WEFT_OK) {
         snprintf(what, sizeof(what), "%s on a stream failed: %s%s%s", s->ctx->args->cmd,
                  weft_strerror(failed), msg[0] ? ": " : "", msg);

@@ -8,9 +8,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "core/config.h"
 #include "perftest/device.h"
 #include "perftest/perf.h"
+#include "weft_tools.h"
 
 /* Before the communicator exists the launcher's WEFT_RANK is the best name for this rank. */
 static void rank_text(const struct perf_ctx *ctx, char *buf, size_t len)
@@ -18,8 +18,8 @@ static void rank_text(const struct perf_ctx *ctx, char *buf, size_t len)
     long long rank = -1;
     if (ctx != NULL && ctx->rank >= 0)
         rank = ctx->rank;
-    else if (weft_config_load() == WEFT_OK)
-        rank = weft_config_int(WEFT_CFG_RANK);
+    else
+        rank = perf_knob_int("WEFT_RANK", -1);
     if (rank >= 0)
         snprintf(buf, len, "%lld", rank);
     else
@@ -80,8 +80,8 @@ void perf_gather_ranks(const struct perf_ctx *ctx, struct perf_rank_info *infos)
 
 int perf_local_rank(const struct perf_ctx *ctx)
 {
-    if (weft_config_load() == WEFT_OK && weft_config_int(WEFT_CFG_LOCAL_RANK) >= 0)
-        return (int)weft_config_int(WEFT_CFG_LOCAL_RANK);
+    if (!ctx->pair && perf_knob_int("WEFT_LOCAL_RANK", -1) >= 0)
+        return (int)perf_knob_int("WEFT_LOCAL_RANK", -1);
     struct perf_rank_info *infos = calloc((size_t)ctx->nranks, sizeof(*infos));
     if (infos == NULL)
         perf_die(ctx, "cannot allocate the rank table");
@@ -91,4 +91,20 @@ int perf_local_rank(const struct perf_ctx *ctx)
         local += strcmp(infos[r].host, infos[ctx->rank].host) == 0;
     free(infos);
     return local;
+}
+
+long long perf_knob_int(const char *name, long long fallback)
+{
+    char text[64], *end;
+    if (weft_config_get(name, text, sizeof(text)) != WEFT_OK)
+        return fallback;
+    long long v = strtoll(text, &end, 10);
+    return end == text ? fallback : v;
+}
+
+const char *perf_knob_str(const char *name, char *buf, size_t len)
+{
+    if (weft_config_get(name, buf, len) != WEFT_OK)
+        buf[0] = '\0';
+    return buf;
 }

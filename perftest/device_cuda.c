@@ -3,12 +3,12 @@
  * the collectives are enqueued on and the events that time them, allocates and copies.
  * Without CUDA in the build, opening says so.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/error.h"
-#include "gpu/gpu.h"
+#include "weft_tools.h"
 #include "perftest/device.h"
 
 #ifdef WEFT_HAVE_CUDA
@@ -27,7 +27,7 @@ struct cuda_dev {
         const cudaError_t cuda_call_e_ = (call);                                                 \
         if (cuda_call_e_ != cudaSuccess) {                                                       \
             (void)cudaGetLastError();                                                            \
-            return WEFT_ERROR(WEFT_ERR_SYSTEM, "weft-perf --gpu: GPU %d: %.*s: %s (%s)", (dev),  \
+            return weft_set_error(WEFT_ERR_SYSTEM, "weft-perf --gpu: GPU %d: %.*s: %s (%s)", (dev), \
                               (int)strcspn(#call, "("), #call, cudaGetErrorString(cuda_call_e_), \
                               cudaGetErrorName(cuda_call_e_));                                   \
         }                                                                                        \
@@ -127,17 +127,19 @@ static weft_result_t setup(struct cuda_dev *c, int device)
 
 weft_result_t perf_dev_open_cuda(int local_rank, struct perf_dev **out)
 {
-    if (!weft_gpu_available())
-        return WEFT_ERROR(WEFT_ERR_UNSUPPORTED, "weft-perf --gpu: no GPU: %s", weft_gpu_describe());
+    const char *why = "";
+    if (!weft_gpu_present(&why))
+        return weft_set_error(WEFT_ERR_UNSUPPORTED, "weft-perf --gpu: no GPU: %s", why);
     int count = 0;
     CUDA_CALL(-1, cudaGetDeviceCount(&count));
     if (count <= 0)
-        return WEFT_ERROR(WEFT_ERR_UNSUPPORTED, "weft-perf --gpu: cudaGetDeviceCount says %d",
-                          count);
+        return weft_set_error(WEFT_ERR_UNSUPPORTED, "weft-perf --gpu: cudaGetDeviceCount says %d",
+                              count);
     const int device = (local_rank > 0 ? local_rank : 0) % count;
     struct cuda_dev *c = calloc(1, sizeof(*c));
     if (c == NULL)
-        return WEFT_ERROR_ERRNO(WEFT_ERR_NO_MEMORY, "calloc", "weft-perf --gpu: cannot allocate");
+        return weft_set_error(WEFT_ERR_NO_MEMORY, "weft-perf --gpu: cannot allocate: calloc: %s",
+                              strerror(errno));
     c->base = (struct perf_dev){
         .ops = &cuda_ops,
         .what = "CUDA device memory (cudaMalloc), calls on a non-blocking stream, time from "
@@ -159,7 +161,9 @@ weft_result_t perf_dev_open_cuda(int local_rank, struct perf_dev **out)
 weft_result_t perf_dev_open_cuda(int local_rank, struct perf_dev **out)
 {
     (void)local_rank, (void)out;
-    return WEFT_ERROR(WEFT_ERR_UNSUPPORTED, "weft-perf --gpu: no GPU: %s", weft_gpu_describe());
+    const char *why = "";
+    (void)weft_gpu_present(&why);
+    return weft_set_error(WEFT_ERR_UNSUPPORTED, "weft-perf --gpu: no GPU: %s", why);
 }
 
 #endif

@@ -3,10 +3,11 @@
  * separate buffers, the copies in and out, which pointer each call gets) runs and is checked
  * on hosts without a GPU. The calls get stream NULL, so they block as host calls do.
  */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/error.h"
+#include "weft_tools.h"
 #include "perftest/device.h"
 #include "perftest/perf.h"
 
@@ -21,8 +22,9 @@ static weft_result_t fake_alloc(struct perf_dev *d, size_t bytes, void **out)
     void *p = NULL;
     const int err = posix_memalign(&p, 4096, bytes > 0 ? bytes : 1);
     if (err != 0)
-        return WEFT_ERROR_ERR(WEFT_ERR_NO_MEMORY, err, "posix_memalign",
-                              "--fake-gpu: cannot allocate %zu bytes of 'device' memory", bytes);
+        return weft_set_error(WEFT_ERR_NO_MEMORY,
+                              "--fake-gpu: cannot allocate %zu bytes of 'device' memory: "
+                              "posix_memalign: %s", bytes, strerror(err));
     /* Garbage, as cudaMalloc gives: anything not uploaded must not pass the check. */
     memset(p, 0xa5, bytes);
     *out = p;
@@ -80,7 +82,8 @@ weft_result_t perf_dev_open_fake(struct perf_dev **out)
 {
     struct fake_dev *f = calloc(1, sizeof(*f));
     if (f == NULL)
-        return WEFT_ERROR_ERRNO(WEFT_ERR_NO_MEMORY, "calloc", "--fake-gpu: cannot allocate");
+        return weft_set_error(WEFT_ERR_NO_MEMORY, "--fake-gpu: cannot allocate: calloc: %s",
+                              strerror(errno));
     f->base = (struct perf_dev){
         .ops = &fake_ops,
         .what = "host memory posing as device memory (--fake-gpu, a test aid): separate "

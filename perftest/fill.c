@@ -4,7 +4,7 @@
  */
 #include "perftest/fill.h"
 
-#include "core/dtype.h"
+#include "weft_tools.h"
 
 #include <math.h>
 #include <stdbool.h>
@@ -49,7 +49,7 @@ void perf_fill(weft_dtype_t dtype, void *buf, size_t count, int op, int rank, in
                size_t first)
 {
     for (size_t j = 0; j < count; j++)
-        weft_dtype_store(dtype, buf, j, (double)perf_value(op, rank, nranks, first + j));
+        weft_dtype_set(dtype, buf, j, (double)perf_value(op, rank, nranks, first + j));
 }
 
 void perf_poison(weft_dtype_t dtype, void *buf, size_t count)
@@ -63,7 +63,7 @@ size_t perf_wrong_copy(weft_dtype_t dtype, const void *buf, size_t count, int sr
 {
     size_t wrong = 0;
     for (size_t j = 0; j < count; j++) {
-        if (weft_dtype_load(dtype, buf, j) != (double)perf_value(PERF_COPY, src, nranks, first + j))
+        if (weft_dtype_get(dtype, buf, j) != (double)perf_value(PERF_COPY, src, nranks, first + j))
             wrong++;
     }
     return wrong;
@@ -92,7 +92,7 @@ size_t perf_wrong_reduced(weft_dtype_t dtype, const void *buf, size_t count, wef
     bool loose = op == WEFT_AVG && (dtype == WEFT_FLOAT32 || dtype == WEFT_FLOAT64);
     size_t wrong = 0;
     for (size_t j = 0; j < count; j++) {
-        double got = weft_dtype_load(dtype, buf, j);
+        double got = weft_dtype_get(dtype, buf, j);
         double want = (double)expected(op, nranks, first + j);
         bool ok = loose ? fabs(got - want) <= 1e-6 * fabs(want) : got == want;
         if (!ok)

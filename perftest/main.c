@@ -2,16 +2,18 @@
  * main.c - weft-perf's entry point: parses the command line, joins the job started by
  * weft-run, and dispatches to the subcommand table (add new subcommands there).
  */
+#include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-#include "core/config.h"
-#include "gpu/gpu.h"
 #include "perftest/device.h"
+#include "perftest/links.h"
 #include "perftest/p2p.h"
 #include "perftest/perf.h"
+#include "weft_tools.h"
 
 static const struct perf_cmd cmds[] = {
     {"allreduce", "reduction of every rank's buffer, on every rank", perf_coll_run,
@@ -44,13 +46,17 @@ static void usage(FILE *out)
     fprintf(out, "usage: weft-run -n N weft-perf <subcommand> [options]\nsubcommands:\n");
     for (size_t i = 0; i < NCMDS; i++)
         fprintf(out, "  %-16s %s\n", cmds[i].name, cmds[i].summary);
+    fprintf(out, "  %-16s %s\n  %-16s %s\n", "links",
+            "local RDMA ports decoded (generation, lanes, coding, rate); --table, --compare",
+            "fabric", "every pair of nodes: bandwidth, latency, slow pairs; --check");
     perf_args_usage(out);
 }
 
 /* Every rank parses the same bad command line; only one of them should say so. */
 static bool speaks(void)
 {
-    return weft_config_load() != WEFT_OK || weft_config_int(WEFT_CFG_RANK) <= 0;
+    char rank[32];
+    return weft_config_get("WEFT_RANK", rank, sizeof(rank)) != WEFT_OK || atoi(rank) <= 0;
 }
 
 /* Exit status 2 for a job that cannot start. The launcher tears the job down at the first
@@ -64,11 +70,71 @@ static int refuse(bool spoke)
     return 2;
 }
 
-/* "none: <why>" from weft_gpu_describe reads as "<why>" after "there is none". */
+/* "none: <why>" from weft_gpu_present reads as "<why>" after "there is none". */
 static const char *no_gpu_reason(void)
 {
-    const char *why = weft_gpu_describe();
+    const char *why = "";
+    (void)weft_gpu_present(&why);
     return strncmp(why, "none: ", 6) == 0 ? why + 6 : why;
+}
+
+#define PAIR_DEFAULT_PORT 18515 /* perftest's */
+
+/* The shared secret of a server/client pair: --secret-file, else WEFT_SECRET, else none
+ * (NULL: the test runs unauthenticated, and says so). False when the file cannot be read. */
+static bool pair_secret(const struct perf_args *a, char *buf, size_t len, const char **secret)
+{
+    *secret = NULL;
+    if (a->secret_file != NULL) {
+        FILE *f = fopen(a->secret_file, "r");
+        size_t n = f != NULL ? fread(buf, 1, len - 1, f) : 0;
+        if (f == NULL) {
+            fprintf(stderr, "weft-perf: --secret-file %s: %s\n", a->secret_file, strerror(errno));
+            return false;
+        }
+        fclose(f);
+        while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' '))
+            n--;
+        buf[n] = '\0';
+        if (n == 0) {
+            fprintf(stderr, "weft-perf: --secret-file %s is empty\n", a->secret_file);
+            return false;
+        }
+        *secret = buf;
+        return true;
+    }
+    const char *env = getenv("WEFT_SECRET");
+    if (env != NULL && env[0] != '\0') {
+        *secret = env;
+        return true;
+    }
+    return true;
+}
+
+/* perftest's start: `weft-perf TEST` waits as the server, `weft-perf TEST HOST` connects. */
+static weft_result_t init_pair(struct perf_ctx *ctx, const struct perf_args *a)
+{
+    char buf[512];
+    const char *secret;
+    int port = a->port != 0 ? a->port : PAIR_DEFAULT_PORT;
+    if (!pair_secret(a, buf, sizeof(buf), &secret))
+        return WEFT_ERR_INVALID_ARG;
+    if (secret == NULL)
+        fprintf(stderr, "weft-perf: warning: no --secret-file and no WEFT_SECRET: this test is "
+                        "UNAUTHENTICATED (any process that reaches port %d can join it)\n", port);
+    if (a->server_host == NULL) {
+        char timeout[32];
+        if (weft_config_get("WEFT_TIMEOUT", timeout, sizeof(timeout)) != WEFT_OK)
+            snprintf(timeout, sizeof(timeout), "?");
+        printf("\n************************************\n* Waiting for client to connect... *\n"
+               "************************************\n (port %d, up to WEFT_TIMEOUT=%s s)\n",
+               port, timeout);
+        fflush(stdout);
+    }
+    weft_result_t r = weft_comm_init_pair(&ctx->comm, a->server_host, port, secret);
+    memset(buf, 0, sizeof(buf));
+    ctx->pair = true;
+    return r;
 }
 
 static const struct perf_cmd *find_cmd(const char *name)
@@ -84,6 +150,11 @@ int main(int argc, char **argv)
 {
     struct perf_args args;
     char why[256];
+    /* Local subcommands: no job to join (fabric joins its own). */
+    if (argc >= 2 && strcmp(argv[1], "links") == 0)
+        return perf_links_main(argc - 1, argv + 1);
+    if (argc >= 2 && strcmp(argv[1], "fabric") == 0)
+        return perf_fabric_main(argc - 1, argv + 1);
     switch (perf_args_parse(argc, argv, &args, why, sizeof(why))) {
     case PERF_ARGS_OK:
         break;
@@ -109,7 +180,7 @@ int main(int argc, char **argv)
         return refuse(false);
     }
     /* Before the job starts, so that every rank stops at once with the reason. */
-    if (args.memory == PERF_MEM_CUDA && !weft_gpu_available()) {
+    if (args.memory == PERF_MEM_CUDA && !weft_gpu_present(NULL)) {
         if (speaks()) {
             fprintf(stderr, "weft-perf: --gpu needs a GPU, and there is none: %s\n",
                     no_gpu_reason());
@@ -128,7 +199,16 @@ int main(int argc, char **argv)
     }
 
     struct perf_ctx ctx = {.comm = NULL, .rank = -1, .nranks = 0, .args = &args};
-    PERF_TRY(&ctx, weft_comm_init_env(&ctx.comm));
+    /* A point-to-point test with a HOST, or with no launcher around it, starts as perftest's
+     * server or client; anything else joins the launcher's job. */
+    const char *launcher = NULL;
+    int job_ranks = 0;
+    if (cmd->run == perf_p2p_run && args.server_host == NULL)
+        PERF_TRY(&ctx, weft_launcher(&launcher, &job_ranks));
+    if (cmd->run == perf_p2p_run && (args.server_host != NULL || launcher == NULL))
+        PERF_TRY(&ctx, init_pair(&ctx, &args));
+    else
+        PERF_TRY(&ctx, weft_comm_init_env(&ctx.comm));
     PERF_TRY(&ctx, weft_comm_rank(ctx.comm, &ctx.rank));
     PERF_TRY(&ctx, weft_comm_size(ctx.comm, &ctx.nranks));
     /* The device is current before the first stream call: that call sets up Weft's staging

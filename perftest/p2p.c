@@ -10,9 +10,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/comm.h"
-#include "core/config.h"
+#include <unistd.h>
+
 #include "perftest/fill.h"
+#include "perftest/links.h"
+#include "perftest/plot.h"
+#include "weft_tools.h"
 
 #define P2P_SERVER 0 /* receives in send_bw, answers in send_lat, prints */
 #define P2P_CLIENT 1
@@ -60,13 +63,19 @@ struct p2p {
     void *send_reg, *recv_reg; /* weft_mem_register handles */
     double *stamps;  /* bw: time after each group */
     double *samples; /* lat: one-way latency of each iteration, usec */
-    bool speaks;     /* rank 0 prints */
+    bool speaks;     /* rank 0 prints; both do when started as server and client */
     size_t nrows;
     long long wrong;
+    /* The link the bandwidth is compared with: the slower end's data rate, Gb/s; 0 unknown. */
+    double line_gbits;
+    char line_desc[300];
+    struct perf_link link; /* this end's port (dev[0] == '\0': none) */
+    struct perf_p2p_rows rows; /* every row, for --json FILE and --plot */
 };
 
 struct bw_row {
-    double peak, avg, msg_rate; /* in the report's unit; Mpps */
+    double peak, avg, msg_rate;   /* in the report's unit; Mpps */
+    double peak_gbits, avg_gbits; /* the same in Gb/s, for the record and the efficiency */
 };
 
 /* lat row: t_min t_max t_typical t_avg t_stdev 99% 99.9%, usec; sent client -> server. */
@@ -192,6 +201,8 @@ static struct bw_row bw_size(const struct p2p *p, size_t size, int iters)
         peak = msgs_per_s;
     row.avg = bw_in_unit(p->a, msgs_per_s * (double)size);
     row.peak = bw_in_unit(p->a, peak * (double)size);
+    row.avg_gbits = msgs_per_s * (double)size * 8.0 / 1e9;
+    row.peak_gbits = peak * (double)size * 8.0 / 1e9;
     row.msg_rate = msgs_per_s / 1e6;
     return row;
 }
@@ -259,17 +270,20 @@ static bool over_verbs(const struct p2p *p)
 /* The verbs protocol lines: eager, rendezvous, and for read_* that small messages stay writes. */
 static void print_verbs_protocol(const struct p2p *p)
 {
-    size_t slot = weft_config_size(WEFT_CFG_IB_EAGER_SIZE);
+    char text[128], rndv[32], hca[128];
+    size_t slot = 0, inline_max = 0;
+    (void)perf_parse_bytes(perf_knob_str("WEFT_IB_EAGER_SIZE", text, sizeof(text)), &slot);
+    (void)perf_parse_bytes(perf_knob_str("WEFT_IB_INLINE", text, sizeof(text)), &inline_max);
     size_t eager = slot > P2P_VERBS_ENTRY_BYTES ? slot - P2P_VERBS_ENTRY_BYTES : 0;
-    bool read = strcmp(weft_config_str(WEFT_CFG_IB_RNDV), "read") == 0;
-    const char *hca = weft_config_str(WEFT_CFG_IB_HCA);
-    long long gid = (long long)weft_config_int(WEFT_CFG_IB_GID_INDEX);
+    bool read = strcmp(perf_knob_str("WEFT_IB_RNDV", rndv, sizeof(rndv)), "read") == 0;
+    perf_knob_str("WEFT_IB_HCA", hca, sizeof(hca));
+    long long gid = perf_knob_int("WEFT_IB_GID_INDEX", -1);
     printf(" Device         : %s%s, GID index %s", hca[0] ? "WEFT_IB_HCA=" : "",
            hca[0] ? hca : "every active port, one per local rank", gid < 0 ? "auto" : "");
     if (gid >= 0)
         printf("%lld", gid);
     printf("\n Eager          : up to %zu B by RDMA WRITE WITH IMMEDIATE into the peer's ring "
-           "(inline up to %zu B)\n", eager, weft_config_size(WEFT_CFG_IB_INLINE));
+           "(inline up to %zu B)\n", eager, inline_max);
     printf(" Rendezvous     : above %zu B, zero-copy RDMA %s (WEFT_IB_RNDV=%s)\n", eager,
            read ? "READ of the send buffer" : "WRITE into the receive buffer",
            read ? "read" : "write");
@@ -307,7 +321,7 @@ static void print_header(const struct p2p *p, const struct perf_rank_info *infos
                    "p99_us,p99.9_us\n");
         else
             printf("test,bytes,iterations,bw_peak,bw_average,msg_rate_mpps,bw_unit,"
-                   "bidirectional\n");
+                   "bidirectional%s\n", p->line_gbits > 0.0 ? ",efficiency_pct" : "");
         return;
     }
     if (a->format == PERF_FORMAT_JSON) {
@@ -316,8 +330,9 @@ static void print_header(const struct p2p *p, const struct perf_rank_info *infos
                p->d->name, (int)infos[P2P_SERVER].pid, infos[P2P_SERVER].host,
                (int)infos[P2P_CLIENT].pid, infos[P2P_CLIENT].host);
         printf(", \"transport\": \"%s\"", p->transport);
+        char rndv[32];
         if (over_verbs(p))
-            printf(", \"rndv\": \"%s\"", weft_config_str(WEFT_CFG_IB_RNDV));
+            printf(", \"rndv\": \"%s\"", perf_knob_str("WEFT_IB_RNDV", rndv, sizeof(rndv)));
         if (!p->d->lat)
             printf(", \"bidirectional\": %s, \"bw_unit\": \"%s\", \"tx_depth\": %d",
                    a->bidir ? "true" : "false", bw_unit(a), p->tx_depth);
@@ -331,6 +346,10 @@ static void print_header(const struct p2p *p, const struct perf_rank_info *infos
     printf(" Client         : rank 1, pid %d on %s\n", (int)infos[P2P_CLIENT].pid,
            infos[P2P_CLIENT].host);
     print_transport(p);
+    if (!p->d->lat)
+        printf(" Line rate      : %s\n", p->line_gbits > 0.0 ? p->line_desc
+                                     : "unknown (no RDMA port under the transport: "
+                                       "--line-rate G sets one)");
     printf(" Data check     : one message per size and direction, pattern verified\n");
     printf("%s\n", line);
     if (p->d->lat)
@@ -338,25 +357,41 @@ static void print_header(const struct p2p *p, const struct perf_rank_info *infos
                "t_avg[usec]    t_stdev[usec]   99%% percentile[usec]   99.9%% "
                "percentile[usec] \n");
     else
-        printf(" #bytes     #iterations    BW peak[%s]    BW average[%s]   MsgRate[Mpps]\n",
-               bw_unit(a), bw_unit(a));
+        printf(" #bytes     #iterations    BW peak[%s]    BW average[%s]   MsgRate[Mpps]%s\n",
+               bw_unit(a), bw_unit(a), p->line_gbits > 0.0 ? "   Efficiency[%]" : "");
+}
+
+/* Measured over theoretical, in percent: both directions count with -b. */
+static double efficiency(const struct p2p *p, double gbits)
+{
+    double ways = p->a->bidir ? 2.0 : 1.0;
+    return p->line_gbits > 0.0 ? 100.0 * gbits / (ways * p->line_gbits) : NAN;
 }
 
 static void print_bw(struct p2p *p, size_t size, int iters, const struct bw_row *row)
 {
     switch (p->a->format) {
     case PERF_FORMAT_TABLE:
-        printf(" %-10zu %-14d %-18.2f %-20.2f %.6f\n", size, iters, row->peak, row->avg,
+        printf(" %-10zu %-14d %-18.2f %-20.2f %.6f", size, iters, row->peak, row->avg,
                row->msg_rate);
+        if (p->line_gbits > 0.0)
+            printf("        %.1f", efficiency(p, row->avg_gbits));
+        printf("\n");
         break;
     case PERF_FORMAT_CSV:
-        printf("%s,%zu,%d,%.4f,%.4f,%.6f,%s,%d\n", p->d->name, size, iters, row->peak, row->avg,
+        printf("%s,%zu,%d,%.4f,%.4f,%.6f,%s,%d", p->d->name, size, iters, row->peak, row->avg,
                row->msg_rate, bw_unit(p->a), p->a->bidir ? 1 : 0);
+        if (p->line_gbits > 0.0)
+            printf(",%.2f", efficiency(p, row->avg_gbits));
+        printf("\n");
         break;
     case PERF_FORMAT_JSON:
         printf("%s\n  {\"bytes\": %zu, \"iterations\": %d, \"bw_peak\": %.4f, "
-               "\"bw_average\": %.4f, \"msg_rate_mpps\": %.6f}",
+               "\"bw_average\": %.4f, \"msg_rate_mpps\": %.6f",
                p->nrows > 0 ? "," : "", size, iters, row->peak, row->avg, row->msg_rate);
+        if (p->line_gbits > 0.0)
+            printf(", \"efficiency_pct\": %.2f", efficiency(p, row->avg_gbits));
+        printf("}");
         break;
     }
 }
@@ -449,6 +484,79 @@ static void free_buffers(struct p2p *p)
     free(p->sendbuf);
 }
 
+/* The port under a verbs transport: -d/-i, else WEFT_IB_HCA's first device ("=mlx5_0:1",
+ * "mlx5_0,mlx5_1", "^mlx5_2" excludes: ignored), else the first active port. */
+static bool local_port(const struct p2p *p, struct perf_link *out)
+{
+    char hca[128], dev[PERF_LINK_NAME_MAX] = "";
+    int port = p->a->ib_port;
+    if (p->a->ib_dev != NULL) {
+        snprintf(dev, sizeof(dev), "%s", p->a->ib_dev);
+    } else {
+        const char *h = perf_knob_str("WEFT_IB_HCA", hca, sizeof(hca));
+        if (h[0] == '=')
+            h++;
+        if (h[0] != '^' && h[0] != '\0') {
+            size_t n = strcspn(h, ":,");
+            snprintf(dev, sizeof(dev), "%.*s", (int)(n < sizeof(dev) ? n : sizeof(dev) - 1), h);
+            if (h[n] == ':' && port == 0)
+                port = atoi(h + n + 1);
+        }
+    }
+    return perf_links_pick(NULL, dev[0] ? dev : NULL, port, out) && out->data_gbits > 0.0;
+}
+
+/* Collective: the data rate the bandwidth is compared with, the slower end's. */
+static void find_line_rate(struct p2p *p)
+{
+    struct {
+        double gbits;
+        char desc[120];
+    } mine, both[2];
+    memset(&mine, 0, sizeof(mine));
+    if (p->a->line_rate_gbits > 0.0) {
+        mine.gbits = p->a->line_rate_gbits;
+        snprintf(mine.desc, sizeof(mine.desc), "%g Gb/s (--line-rate)", mine.gbits);
+    } else if (over_verbs(p) && local_port(p, &p->link)) {
+        char gen[40];
+        mine.gbits = p->link.data_gbits;
+        snprintf(mine.desc, sizeof(mine.desc), "%.40s:%d %dX %.40s, %g Gb/s", p->link.dev,
+                 p->link.port, p->link.lanes, perf_link_gen_text(&p->link, gen, sizeof(gen)),
+                 mine.gbits);
+    }
+    PERF_TRY(p->ctx, weft_allgather(&mine, both, sizeof(mine), WEFT_UINT8, p->ctx->comm, NULL));
+    int slow = both[0].gbits > 0.0 && (both[1].gbits <= 0.0 || both[0].gbits <= both[1].gbits)
+                   ? 0 : 1;
+    p->line_gbits = both[slow].gbits;
+    if (p->line_gbits > 0.0)
+        snprintf(p->line_desc, sizeof(p->line_desc), "%.4g Gb/s data rate (server %s; client %s)",
+                 p->line_gbits, both[0].gbits > 0.0 ? both[0].desc : "unknown",
+                 both[1].gbits > 0.0 ? both[1].desc : "unknown");
+}
+
+/* --json FILE and --plot FILE, on each rank that was given them and prints. */
+static void save_outputs(struct p2p *p, const struct perf_rank_info *infos)
+{
+    char why[256];
+    if (!p->speaks)
+        return;
+    if (p->a->record_file != NULL) {
+        struct perf_p2p_record rec = {
+            .test = p->d->name, .lat = p->d->lat, .bidir = p->a->bidir,
+            .transport = p->transport, .host = infos[p->ctx->rank].host,
+            .peer = infos[p->peer].host, .role = p->ctx->rank == P2P_SERVER ? "server" : "client",
+            .link = p->link.dev[0] ? &p->link : NULL, .line_gbits = p->line_gbits,
+            .line_desc = p->line_desc,
+        };
+        if (!perf_p2p_save_record(p->a->record_file, &rec, &p->rows, why, sizeof(why)))
+            fprintf(stderr, "weft-perf: %s\n", why);
+    }
+    if (p->a->plot_file != NULL &&
+        !perf_p2p_plot(p->a->plot_file, p->d->title, p->d->lat, p->a->bidir, &p->rows, why,
+                       sizeof(why)))
+        fprintf(stderr, "weft-perf: %s\n", why);
+}
+
 /* One row: the data check, then the timed run. */
 static void run_size(struct p2p *p, size_t size)
 {
@@ -460,11 +568,28 @@ static void run_size(struct p2p *p, size_t size)
         lat_size(p, size, iters, stats);
         if (p->speaks)
             print_lat(p, size, iters, stats);
+        p->rows.lat_typical[p->nrows] = stats[LAT_TYPICAL];
+        p->rows.lat_avg[p->nrows] = stats[LAT_AVG];
+        p->rows.lat_p99[p->nrows] = stats[LAT_P99];
     } else {
         struct bw_row row = bw_size(p, size, iters);
+        /* The server timed the arrivals; a client that prints shows the server's figures. */
+        if (p->ctx->pair) {
+            size_t nd = sizeof(row) / sizeof(double);
+            if (p->ctx->rank == P2P_SERVER)
+                PERF_TRY(p->ctx, weft_send(&row, nd, WEFT_FLOAT64, p->peer, p->ctx->comm, NULL));
+            else
+                PERF_TRY(p->ctx, weft_recv(&row, nd, WEFT_FLOAT64, p->peer, p->ctx->comm, NULL));
+        }
         if (p->speaks)
             print_bw(p, size, iters, &row);
+        struct perf_p2p_rows *r = &p->rows;
+        r->peak[p->nrows] = row.peak_gbits;
+        r->avg[p->nrows] = row.avg_gbits;
+        r->eff[p->nrows] = efficiency(p, row.avg_gbits);
     }
+    p->rows.bytes[p->nrows] = (double)size;
+    p->rows.n = p->nrows + 1;
     if (p->speaks)
         fflush(stdout);
     p->nrows++;
@@ -480,7 +605,7 @@ int perf_p2p_run(const struct perf_ctx *ctx, const struct perf_cmd *cmd)
         .test = (enum perf_p2p)cmd->arg,
         .peer = 1 - ctx->rank,
         .tx_depth = a->tx_depth > 0 ? a->tx_depth : P2P_TX_DEPTH,
-        .speaks = ctx->rank == P2P_SERVER,
+        .speaks = ctx->rank == P2P_SERVER || ctx->pair,
     };
     char why[160];
     const char *no = refusal(ctx, p.d, why, sizeof(why));
@@ -489,7 +614,7 @@ int perf_p2p_run(const struct perf_ctx *ctx, const struct perf_cmd *cmd)
             fprintf(stderr, "weft-perf: %s: %s\n", p.d->name, no);
         return 2;
     }
-    p.transport = weft_net_peer_transport(ctx->comm->net, p.peer);
+    PERF_TRY(ctx, weft_comm_peer_transport(ctx->comm, p.peer, &p.transport));
 
     size_t minsize = a->all_sizes ? P2P_ALL_MIN : a->size != 0 ? a->size : p.d->lat ? 2 : 65536;
     size_t maxsize = a->all_sizes ? P2P_ALL_MAX : minsize;
@@ -501,6 +626,10 @@ int perf_p2p_run(const struct perf_ctx *ctx, const struct perf_cmd *cmd)
     setup_buffers(&p, maxsize, max_iters);
     struct perf_rank_info infos[2];
     perf_gather_ranks(ctx, infos);
+    if (!p.d->lat)
+        find_line_rate(&p);
+    if (!perf_p2p_rows_alloc(&p.rows, 64))
+        perf_die(ctx, "cannot allocate the row table");
 
     if (p.speaks) {
         print_header(&p, infos);
@@ -512,6 +641,8 @@ int perf_p2p_run(const struct perf_ctx *ctx, const struct perf_cmd *cmd)
         print_footer(&p);
         fflush(stdout);
     }
+    save_outputs(&p, infos);
+    perf_p2p_rows_free(&p.rows);
     free_buffers(&p);
     return p.wrong > 0 ? 1 : 0;
 }

@@ -7,9 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/config.h"
+#include "perftest/links.h"
 #include "perftest/p2p.h"
-#include "transport/verbs_dev.h"
+#include "weft_tools.h"
 
 static bool set_var(const char *name, const char *value, char *why, size_t why_len)
 {
@@ -22,27 +22,24 @@ static bool set_var(const char *name, const char *value, char *why, size_t why_l
 /* perftest without -d takes the first device the verbs library lists: so does -i alone. */
 static bool first_device(char *name, size_t len, char *why, size_t why_len)
 {
-    struct weft_ib_port *ports = NULL;
-    size_t nports = 0;
-    if (weft_verbs_devices(&ports, &nports) != WEFT_OK) {
-        snprintf(why, why_len, "-i without -d: cannot list the RDMA devices: %s",
-                 weft_last_error());
+    struct perf_link *links = NULL;
+    size_t n = 0;
+    if (!perf_links_list(NULL, &links, &n, why, why_len))
         return false;
-    }
-    if (nports == 0) {
-        free(ports);
+    if (n == 0) {
+        free(links);
         snprintf(why, why_len, "-i without -d: no RDMA device found");
         return false;
     }
-    snprintf(name, len, "%s", ports[0].dev);
-    free(ports);
+    snprintf(name, len, "%s", links[0].dev);
+    free(links);
     return true;
 }
 
 /* -d DEV [-i PORT] becomes WEFT_IB_HCA="=DEV[:PORT]" (exact name), -x N WEFT_IB_GID_INDEX. */
 static bool set_device(const struct perf_args *a, char *why, size_t why_len)
 {
-    char dev[WEFT_IB_NAME_MAX], hca[WEFT_IB_NAME_MAX + 8], gid[16];
+    char dev[PERF_LINK_NAME_MAX], hca[PERF_LINK_NAME_MAX + 8], gid[16];
     if (a->ib_dev != NULL || a->ib_port != 0) {
         if (a->ib_dev != NULL)
             snprintf(dev, sizeof(dev), "%s", a->ib_dev);
@@ -79,7 +76,7 @@ const char *perf_p2p_rndv(enum perf_p2p test)
 
 bool perf_p2p_env(const struct perf_args *a, enum perf_p2p test, char *why, size_t why_len)
 {
-    if ((a->ib_dev != NULL || a->ib_port != 0 || a->gid_index >= 0) && !weft_verbs_built()) {
+    if ((a->ib_dev != NULL || a->ib_port != 0 || a->gid_index >= 0) && strstr(weft_features(), "verbs=yes") == NULL) {
         snprintf(why, why_len, "-d, -i and -x choose an RDMA device, port and GID for the "
                                "verbs transport, which this build lacks (no libibverbs)");
         return false;
@@ -90,7 +87,7 @@ bool perf_p2p_env(const struct perf_args *a, enum perf_p2p test, char *why, size
     const char *rndv = perf_p2p_rndv(test);
     if (rndv != NULL && !set_var("WEFT_IB_RNDV", rndv, why, why_len))
         return false;
-    if (weft_config_reload() != WEFT_OK) {
+    if (weft_config_refresh() != WEFT_OK) {
         snprintf(why, why_len, "%s", weft_last_error());
         return false;
     }

@@ -5,6 +5,7 @@
 #ifndef WEFT_PERFTEST_PERF_H
 #define WEFT_PERFTEST_PERF_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -19,6 +20,7 @@ struct perf_ctx {
     int nranks;
     const struct perf_args *args;
     struct perf_dev *dev; /* where the collectives' buffers live: NULL for host memory */
+    bool pair;            /* started as perftest's server or client: both print */
 };
 
 /* One subcommand. `run` returns the process exit status (0: all good, 1: wrong results);
@@ -51,6 +53,13 @@ _Noreturn void perf_die(const struct perf_ctx *ctx, const char *what);
             perf_fail((ctx), #call, perf_try_r_);           \
     } while (0)
 
+/* A WEFT_* knob's value (weft_config_get), as an integer (`fallback` when unreadable) or as
+ * text in `buf` ("" when unreadable). */
+long long perf_knob_int(const char *name, long long fallback);
+const char *perf_knob_str(const char *name, char *buf, size_t len);
+/* "64", "4K", "256M": powers of 1024 (args.c). */
+bool perf_parse_bytes(const char *text, size_t *out);
+
 /* Monotonic seconds. */
 double perf_now(void);
 /* Every rank's host, pid and device (collective); `infos` holds nranks entries. */
@@ -70,5 +79,8 @@ enum perf_coll {
     PERF_SENDRECV,
 };
 int perf_coll_run(const struct perf_ctx *ctx, const struct perf_cmd *cmd);
+
+/* `weft-perf fabric` (fabric.c): all pairs of nodes, its own job and command line. */
+int perf_fabric_main(int argc, char **argv);
 
 #endif /* WEFT_PERFTEST_PERF_H */

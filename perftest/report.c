@@ -4,9 +4,11 @@
  */
 #include "perftest/report.h"
 
+#include <math.h>
 #include <string.h>
 
 #include "perftest/device.h"
+#include "perftest/plot.h"
 
 static const char *const place_name[2] = {"out_of_place", "in_place"};
 static const char *const memory_name[] = {
@@ -187,6 +189,13 @@ static void row_json(const struct perf_report *rep, const struct perf_row *row)
 
 void perf_report_row(struct perf_report *rep, const struct perf_row *row)
 {
+    if (rep->nrows < PERF_REPORT_PLOT_ROWS) {
+        rep->plot_bytes[rep->nrows] = (double)row->bytes;
+        for (int p = 0; p < 2; p++) {
+            rep->plot_busbw[p][rep->nrows] = row->place[p].valid ? row->place[p].busbw : NAN;
+            rep->plot_time[p][rep->nrows] = row->place[p].valid ? row->place[p].time_us : NAN;
+        }
+    }
     for (int p = 0; p < 2; p++) {
         if (!row->place[p].valid)
             continue;
@@ -206,8 +215,28 @@ void perf_report_row(struct perf_report *rep, const struct perf_row *row)
     rep->nrows++;
 }
 
+/* --plot: bus bandwidth and time against size, out-of-place and in-place. */
+static void plot(const struct perf_report *rep)
+{
+    size_t n = rep->nrows < PERF_REPORT_PLOT_ROWS ? rep->nrows : PERF_REPORT_PLOT_ROWS;
+    char title[96], why[256];
+    snprintf(title, sizeof(title), "weft-perf %s (%s)", rep->collective,
+             weft_dtype_name(rep->args->dtype));
+    struct perf_plot_series bw[2], t[2];
+    for (int p = 0; p < 2; p++) {
+        bw[p] = (struct perf_plot_series){place_name[p], rep->plot_bytes, rep->plot_busbw[p], n};
+        t[p] = (struct perf_plot_series){place_name[p], rep->plot_bytes, rep->plot_time[p], n};
+    }
+    struct perf_plot_axes a = {title, "message size", "bus bandwidth [GB/s]", true, false, true};
+    struct perf_plot_axes b = {"time per call", "message size", "time [usec]", true, true, true};
+    if (!perf_plot_two(rep->args->plot_file, &a, bw, 2, &b, t, 2, why, sizeof(why)))
+        fprintf(stderr, "weft-perf: %s\n", why);
+}
+
 long long perf_report_end(struct perf_report *rep)
 {
+    if (rep->active && rep->args->plot_file != NULL)
+        plot(rep);
     double avg = rep->bw_count > 0 ? rep->bw_sum / (double)rep->bw_count : 0.0;
     if (rep->active) {
         switch (rep->args->format) {

@@ -37,6 +37,10 @@ struct perf_report {
     double bw_sum;
     size_t bw_count;
     long long wrong;
+    /* Kept for --plot: size, bus bandwidth and time of each place (NaN: not run). */
+#define PERF_REPORT_PLOT_ROWS 64
+    double plot_bytes[PERF_REPORT_PLOT_ROWS];
+    double plot_busbw[2][PERF_REPORT_PLOT_ROWS], plot_time[2][PERF_REPORT_PLOT_ROWS];
 };
 
 /* Prints the header (rank table included) for `collective`; `redop` is "none" for

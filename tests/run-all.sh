@@ -364,6 +364,11 @@ if [[ $PART != unit ]]; then
         run "weft-perf send_bw -a -b over $tp" 120 "$BIN/weft-run" -n 2 --transport $tp \
             "$BIN/weft-perf" send_bw -a -b -n 20
     done
+    # weft-perf without a launcher (issue 15, docs/perftest.md): perftest's server and client
+    # over shm and tcp with the shared secret and its refusal, --json records compared by
+    # links --compare, --plot, links --table, fabric's all-pairs check over 4 and 3 ranks.
+    run "weft-perf server/client, links, fabric" 120 tests/integration/perf_pair_check.sh \
+        "$BUILD"
     run "weft-info lists transports and every knob" 60 tests/integration/info_check.sh "$BUILD"
     run "install, pkg-config, example program" 300 tests/integration/install_check.sh "$BUILD"
     # Key-value exchange (launcher/kvs.c): the PMI-1 and PMI-2 clients against pmi_fake, a

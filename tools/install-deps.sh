@@ -9,6 +9,7 @@
 set -eu
 pkgs="make gcc pkg-config libsodium-dev libcmocka-dev libpmix-dev libibverbs-dev libucx-dev"
 pkgs="$pkgs ucx-utils iproute2 procps"
+pkgs="$pkgs libjansson-dev gnuplot-nox" # weft-perf: links --compare reads JSON; --plot
 for opt in "$@"; do
     case $opt in
         --ci) pkgs="$pkgs clang libclang-rt-14-dev" ;;

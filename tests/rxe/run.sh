@@ -84,6 +84,9 @@ guest() {
         show_log "$log/bw-server"; show_log "$log/bw-client"
     fi
 
+    IB_BW_AVG=${avg:-}
+    perf_guest "$g" || fails=$((fails + 1))
+
     # 4. Weft over verbs. `check NAME LIMIT CMD...` runs one case and prints its line.
     local B=${WEFT_RXE_BUILD:?} n CHECK_LOG
     check() {
@@ -162,6 +165,85 @@ guest() {
     (( fails == 0 ))
 }
 
+# weft-perf on the rxe devices (issue 15, docs/perftest.md): `links` reports the codes rxe
+# reports, and perftest's launcher-free server/client write_bw runs rxe0 <-> rxe1 over verbs
+# with an efficiency figure, against ib_write_bw's BW average at the same size ($IB_BW_AVG,
+# measured here when unset). `tests/rxe/vm.sh ... -- tests/rxe/run.sh --guest-perf` runs
+# this part alone.
+perf_guest() {
+    local g=$1 fails=0 log=/tmp/rxe-perf B=${WEFT_RXE_BUILD:?} d
+    mkdir -p "$log"
+    ok() { echo "ok - $*"; }
+    notok() { echo "not ok - $*"; fails=$((fails + 1)); }
+    "$B/bin/weft-perf" links >"$log/links" 2>&1
+    "$B/bin/weft-perf" links --json >"$log/links.json" 2>&1
+    for d in "$RXE_DEV0" "$RXE_DEV1"; do
+        ibv_devinfo -v -d "$d" -i 1 >"$log/devinfo-$d" 2>&1
+        local spd wid ws ww
+        spd=$(sed -n 's/.*active_speed:.*(\([0-9]*\)).*/\1/p' "$log/devinfo-$d" | head -1)
+        wid=$(sed -n 's/.*active_width:.*(\([0-9]*\)).*/\1/p' "$log/devinfo-$d" | head -1)
+        ws=$(grep "\"device\": \"$d\", \"port\": 1," "$log/links.json" | sed -n 's/.*"speed_code": \([0-9]*\).*/\1/p')
+        ww=$(grep "\"device\": \"$d\", \"port\": 1," "$log/links.json" | sed -n 's/.*"width_code": \([0-9]*\).*/\1/p')
+        if [[ -n $spd && $spd == "$ws" && $wid == "$ww" ]] &&
+            grep "\"device\": \"$d\"" "$log/links.json" | grep -q '"link_layer": "Ethernet".*"from": "ibv_query_port"'; then
+            ok "weft-perf links: $d:1 as ibv_devinfo says (speed code $spd, width code $wid):" \
+               "$(grep "^$d " "$log/links" | tr -s ' ')"
+        else
+            notok "weft-perf links: $d:1 speed/width $ws/$ww, ibv_devinfo $spd/$wid"
+            tail -n 20 "$log/links" "$log/devinfo-$d" | sed 's/^/#   /'
+        fi
+    done
+    if [[ -z ${IB_BW_AVG:-} ]]; then
+        timeout 180 ib_write_bw -d "$RXE_DEV0" -i 1 -x "$g" -s 65536 -n 2000 -p 18622 -F \
+            >"$log/bw-server" 2>&1 &
+        local sp=$!
+        for _ in $(seq 50); do
+            sleep 0.2
+            timeout 180 ib_write_bw -d "$RXE_DEV1" -i 1 -x "$g" -s 65536 -n 2000 -p 18622 -F \
+                127.0.0.1 >"$log/bw-client" 2>&1 && break
+            grep -q 'Couldn.t connect\|Unable to open file descriptor' "$log/bw-client" || break
+        done
+        wait "$sp"
+        IB_BW_AVG=$(awk '$1 == 65536 && NF >= 5 {print $4; exit}' "$log/bw-client")
+        [[ -n $IB_BW_AVG ]] || { echo "# ib_write_bw gave no row for the ratio:"; tail -n 5 "$log/bw-client" | sed 's/^/#   /'; }
+    fi
+    # The server and client as two plain commands, no launcher; verbs forced (same host).
+    local secret rs rc
+    secret=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
+    WEFT_SECRET=$secret WEFT_TRANSPORT=verbs WEFT_TIMEOUT=120 timeout 240 "$B/bin/weft-perf" \
+        write_bw -d "$RXE_DEV0" -x "$g" -s 65536 -n 2000 -p 18623 --json "$log/srv.json" \
+        >"$log/pair-server" 2>&1 &
+    local sp=$!
+    sleep 0.5
+    WEFT_SECRET=$secret WEFT_TRANSPORT=verbs WEFT_TIMEOUT=120 timeout 240 "$B/bin/weft-perf" \
+        write_bw -d "$RXE_DEV1" -x "$g" -s 65536 -n 2000 -p 18623 127.0.0.1 \
+        --json "$log/cli.json" >"$log/pair-client" 2>&1
+    rc=$?
+    wait "$sp"; rs=$?
+    local row avg eff
+    row=$(awk '$1 == 65536 && NF >= 6 {print; exit}' "$log/pair-client")
+    avg=$(echo "$row" | awk '{print $4}')
+    eff=$(echo "$row" | awk '{print $6}')
+    if (( rs == 0 && rc == 0 )) && [[ -n $eff ]] && grep -q 'Transport      : verbs' "$log/pair-client" &&
+        grep -q "Line rate      : .*rxe" "$log/pair-client" && ! grep -q UNAUTH "$log/pair-client"; then
+        ok "weft-perf write_bw server on $RXE_DEV0, client on $RXE_DEV1 (no launcher, WEFT_SECRET," \
+           "verbs): 64 KiB x 2000 BW average $avg MB/s = $eff % of the line;" \
+           "ib_write_bw $IB_BW_AVG MB/s, ratio $(awk -v a="$avg" -v b="$IB_BW_AVG" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }')"
+    else
+        notok "weft-perf write_bw server/client on rxe (server exit $rs, client exit $rc)"
+        tail -n 25 "$log/pair-server" "$log/pair-client" | sed 's/^/#   /'
+    fi
+    grep -q '"efficiency_pct": [0-9]' "$log/cli.json" && grep -q '"device": "rxe' "$log/srv.json" &&
+        ok "weft-perf --json records on both ends carry the rxe port and the efficiency" ||
+        notok "weft-perf --json records lack the port or the efficiency"
+    (( fails == 0 ))
+}
+
+if [[ ${1-} == --guest-perf ]]; then
+    [[ ${RXE_VM-} == 1 ]] || { echo "run.sh --guest-perf runs only inside tests/rxe/vm.sh" >&2; exit 2; }
+    perf_guest "${RXE_GID_INDEX:-1}"
+    exit
+fi
 if [[ ${1-} == --guest ]]; then
     [[ ${RXE_VM-} == 1 ]] || { echo "run.sh --guest runs only inside tests/rxe/vm.sh" >&2; exit 2; }
     guest
@@ -170,7 +252,7 @@ fi
 
 # ---------------------------------------------------------------- host side
 BUILD=${1:-build}
-EXPECTED=54     # at least this many ok/not ok lines when the guest runs to the end
+EXPECTED=58     # at least this many ok/not ok lines when the guest runs to the end
 if [[ $(id -u) -ne 0 ]]; then
     echo "skip: soft-RoCE VM: needs root (apt-get, and qemu exports / to the guest)"
     exit 77

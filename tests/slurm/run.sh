@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# run.sh - Weft on a real 2-node Slurm cluster (tests/slurm/cluster.sh): srun plain, PMIx and
-# PMI-2, sbatch, scancel, Open MPI mpirun and MPICH mpiexec across nodes, bad input, and
-# faults: loss and delay on the wire, a link taken down, a rank killed (net_faults.sh).
+# run.sh - Weft on a real Slurm cluster of 4 nodes (tests/slurm/cluster.sh): srun plain, PMIx
+# and PMI-2, sbatch, scancel, Open MPI mpirun and MPICH mpiexec across 2 nodes, bad input,
+# weft-perf fabric over all 4 with one link slowed, and faults: loss and delay on the wire, a
+# link taken down, a rank killed (net_faults.sh).
 #   tests/slurm/run.sh BUILD_DIR [FILTER]    (root; FILTER keeps checks whose name has it;
 #                                             "a|b" keeps those with a or b)
 # Prints "ok - ..." / "not ok - ..." per check and ends with "N passed, M failed". The cluster
@@ -63,10 +64,12 @@ trap 'echo "# interrupted"; exit 130' INT TERM HUP
 
 [ -x "$PERF" ] && [ -x "$BUILD/tests/coll_check" ] ||
     { echo "not ok - $PERF or $BUILD/tests/coll_check missing: build first"; echo "0 passed, 1 failed"; exit 1; }
-if ! "$CL" up --nodes 2 --cpus 2 >"$D.up.log" 2>&1; then
+# 4 nodes for weft-perf fabric's all-pairs check; every other check uses -N 2 (n1, n2).
+NNODES=${WEFT_SLURM_NODES:-4}
+if ! "$CL" up --nodes "$NNODES" --cpus 2 >"$D.up.log" 2>&1; then
     bad "cluster up"; sed 's/^/#   /' "$D.up.log"; echo "$pass passed, $fail failed"; exit 1
 fi
-ok "cluster up: 2 nodes x 2 CPUs"
+ok "cluster up: $NNODES nodes x 2 CPUs"
 eval "$("$CL" env)"
 W=$D/jobs # on the shared filesystem: every node and the batch script see it
 rm -rf "$W"
@@ -278,6 +281,54 @@ bad_run "size disagreement: rank 3 sees SLURM_NTASKS=5 (plain srun)" $((T + 10))
 bad_run "bad nodelist: SLURM_STEP_NODELIST='n[1-' (plain srun)" $((T + 10)) \
     'SLURM_STEP_NODELIST' "0 1 2 3" \
     "export SLURM_STEP_NODELIST='n[1-' SLURM_NODELIST='n[1-' SLURM_JOB_NODELIST='n[1-'; exec \"\$P\" $PERFARGS"
+
+# ---- weft-perf fabric: a slowed link is found, and cleared ----------------------------
+# All pairs of the 4 nodes (3 rounds), healthy; then a tbf rate limit on both directions of
+# n3's link (its eth0 and the bridge side of its veth): --check must flag exactly the 3 pairs
+# with n3 and blame n3 alone; then, the limit removed, pass again.
+fab_pairs() { sed -n 's/^SLOW pair \([^ ]*\) <-> \([^:]*\):.*/\1-\2/p' "$1" | sort | tr '\n' ' '; }
+# Against a stated 1 Gb/s line, flagged below 25 %: this 2-CPU machine runs 4 nodes' ranks,
+# so the median swings with the load (healthy pairs measured 1.7-15 Gb/s); the tbf'd link
+# carries 0.05.
+fab_run() { # OUT: rc
+    timeout -k 5 120 srun -N 4 --ntasks-per-node=1 "$PERF" fabric -s 256K -n 8 --lat-iters 50 \
+        --against line --line-rate 1 --threshold 25 --check --json "$1.json" >"$1" 2>"$1.err"
+}
+fab_tbf() { # add|del
+    local pfx=${WFT_CLUSTER_PREFIX:-wft} rate=${WEFT_SLURM_FABRIC_RATE:-50mbit}
+    if [ "$1" = add ]; then
+        tc -n "$pfx-n3" qdisc replace dev eth0 root tbf rate "$rate" burst 32kbit latency 400ms &&
+            tc qdisc replace dev "${pfx}v-n3" root tbf rate "$rate" burst 32kbit latency 400ms
+    else
+        tc -n "$pfx-n3" qdisc del dev eth0 root 2>/dev/null
+        tc qdisc del dev "${pfx}v-n3" root 2>/dev/null
+        ! tc qdisc show dev "${pfx}v-n3" | grep -q tbf
+    fi
+}
+if want "fabric" && [ "$NNODES" -ge 4 ]; then
+    F=$W/fabric
+    t0=$SECONDS
+    fab_run "$F-clean.out"; rc1=$?
+    t1=$SECONDS
+    if [ $rc1 -ne 0 ] || ! grep -q '^fabric: OK' "$F-clean.out"; then
+        bad "fabric --check on 4 healthy nodes: exit $rc1"; show "$F-clean.out" "$F-clean.out.err"
+    elif ! fab_tbf add; then
+        bad "fabric: tc tbf on n3's link failed (sch_tbf missing?)"
+    else
+        fab_run "$F-slow.out"; rc2=$?
+        fab_tbf del || bad "fabric: the tbf qdiscs on n3 could not be removed"
+        fab_run "$F-again.out"; rc3=$?
+        got=$(fab_pairs "$F-slow.out")
+        if [ $rc2 -eq 1 ] && [ "$got" = "n1-n3 n2-n3 n3-n4 " ] &&
+            grep -q '^fabric: BAD nodes: n3 (3 of 6 pairs flagged)' "$F-slow.out" &&
+            [ $rc3 -eq 0 ] && grep -q '^fabric: OK' "$F-again.out"; then
+            ok "fabric --check: 4 nodes in 3 rounds ($(sed -n 's/.* \([0-9.]*\) s in all$/\1/p' "$F-clean.out") s of tests, $((t1 - t0)) s with srun); tbf on n3 flags exactly n1-n3 n2-n3 n3-n4 and blames n3 (exit 1); removed, OK again"
+        else
+            bad "fabric --check with n3 slowed: exit $rc2, pairs '$got'; after removal exit $rc3"
+            show "$F-slow.out" "$F-slow.out.err" "$F-again.out"
+        fi
+    fi
+fi
 
 # ---- network faults and kill -9 between the nodes (net_faults.sh) ---------------------
 . "$HERE/net_faults.sh"
