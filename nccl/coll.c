@@ -60,10 +60,9 @@ static ncclResult_t call(const struct call *c, ncclComm_t comm, cudaStream_t str
                                "int8 .. bfloat16; no fp8)",
                                c->name, (int)c->dtype);
     if (reduces(c->kind) && !weft_nccl_op(c->op, &op))
-        return weft_nccl_error(c->op >= ncclNumOps && c->op <= ncclMaxRedOp ? ncclInvalidUsage
-                                                                            : ncclInvalidArgument,
-                               "%s: operation %d is not sum, prod, max, min or avg (Weft has "
-                               "no pre-multiplied sum)",
+        return weft_nccl_error(ncclInvalidArgument,
+                               "%s: operation %d is not sum, prod, max, min or avg (and none "
+                               "can be created: Weft has no pre-multiplied sum)",
                                c->name, (int)c->op);
     ncclResult_t res = weft_nccl_enter(comm, c->name);
     if (res != ncclSuccess)

@@ -4,6 +4,7 @@
  * properties, buffer registration and ncclMemAlloc.
  */
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -70,8 +71,10 @@ weft_result_t weft_nccl_init_now(ncclComm_t comm)
     const int previous = weft_nccl_use_device(comm->device);
     comm->init_result = weft_comm_init_rank(&comm->weft, comm->nranks, comm->id, comm->rank);
     weft_nccl_restore_device(previous, comm->device);
-    if (comm->init_result != WEFT_OK)
+    if (comm->init_result != WEFT_OK) {
         comm->weft = NULL;
+        snprintf(comm->init_error, sizeof(comm->init_error), "%s", weft_last_error());
+    }
     comm->pending = false;
     return comm->init_result;
 }
@@ -163,6 +166,15 @@ ncclResult_t ncclCommInitAll(ncclComm_t *comm, int ndev, const int *devlist)
     if (weft_nccl_group_depth() > 0)
         return weft_nccl_error(ncclInvalidUsage,
                                "ncclCommInitAll: not inside ncclGroupStart/ncclGroupEnd");
+    /* Weft's shared-memory transport has one segment per process and job: ranks of one
+     * process must talk over another transport. Say so rather than fail in the transport. */
+    const char *tp = getenv("WEFT_TRANSPORT");
+    if (ndev > 1 && (!tp || (strcmp(tp, "tcp") != 0 && strcmp(tp, "ucx") != 0)))
+        return weft_nccl_error(ncclInvalidUsage,
+                               "ncclCommInitAll: %d ranks in one process need "
+                               "WEFT_TRANSPORT=tcp (or ucx) on Weft: its shared-memory "
+                               "transport serves one rank per process (WEFT_TRANSPORT=%s)",
+                               ndev, tp ? tp : "unset");
     ncclUniqueId id;
     ncclResult_t res = ncclGetUniqueId(&id);
     if (res != ncclSuccess)
@@ -186,6 +198,12 @@ ncclResult_t ncclCommInitAll(ncclComm_t *comm, int ndev, const int *devlist)
     weft_result_t r = weft_nccl_init_parallel(c, ndev);
     if (r != WEFT_OK) {
         res = weft_nccl_from_weft(r);
+        for (int i = 0; i < ndev; i++)
+            if (c[i]->init_result != WEFT_OK) {
+                weft_nccl_error(res, "ncclCommInitAll: rank %d of %d: %s", i, ndev,
+                                c[i]->init_error);
+                break;
+            }
         goto fail;
     }
     for (int i = 0; i < ndev; i++)

@@ -86,10 +86,17 @@ ncclResult_t ncclGroupEnd(void)
         return res;
     /* The communicators' inits, after the group's operations (none can be on them). */
     weft_result_t r = weft_nccl_init_parallel(group.inits, group.n);
+    if (res == ncclSuccess && r != WEFT_OK) {
+        res = weft_nccl_from_weft(r);
+        for (int i = 0; i < group.n; i++)
+            if (group.inits[i]->init_result != WEFT_OK) {
+                weft_nccl_error(res, "ncclGroupEnd: ncclCommInitRank of rank %d: %s",
+                                group.inits[i]->rank, group.inits[i]->init_error);
+                break;
+            }
+    }
     free(group.inits);
     group.inits = NULL;
     group.n = group.cap = 0;
-    if (res == ncclSuccess && r != WEFT_OK)
-        res = weft_nccl_from_weft(r);
     return res;
 }

@@ -28,6 +28,7 @@ struct ncclComm {
     bool local_destroy;
     weft_unique_id_t id;
     weft_result_t init_result;
+    char init_error[512]; /* its message, when the init ran on another thread */
 };
 
 /* ---- error.c ------------------------------------------------------------------------------ */
