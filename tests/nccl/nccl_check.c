@@ -114,8 +114,11 @@ static void sync_stream(void)
 static void to_dev(void *d, const void *h, size_t bytes)
 {
 #ifdef WEFT_HAVE_CUDA
+    /* On the test's stream: a plain cudaMemcpy goes on the legacy stream, which a
+     * non-blocking stream does not wait for (and may return before a pageable upload is done). */
     if (gpu) {
-        CUDA_OK(cudaMemcpy(d, h, bytes, cudaMemcpyHostToDevice));
+        CUDA_OK(cudaMemcpyAsync(d, h, bytes, cudaMemcpyHostToDevice, stream));
+        CUDA_OK(cudaStreamSynchronize(stream));
         return;
     }
 #endif
@@ -127,7 +130,8 @@ static void from_dev(void *h, const void *d, size_t bytes)
     sync_stream();
 #ifdef WEFT_HAVE_CUDA
     if (gpu) {
-        CUDA_OK(cudaMemcpy(h, d, bytes, cudaMemcpyDeviceToHost));
+        CUDA_OK(cudaMemcpyAsync(h, d, bytes, cudaMemcpyDeviceToHost, stream));
+        CUDA_OK(cudaStreamSynchronize(stream));
         return;
     }
 #endif
@@ -272,8 +276,12 @@ static void compare(const void *got, const void *want, size_t count, ncclDataTyp
     const size_t es = dsize(t);
     for (size_t i = 0; i < count; i++) {
         if (memcmp((const char *)got + i * es, (const char *)want + i * es, es) != 0) {
-            char detail[128];
-            snprintf(detail, sizeof(detail), "element %zu of %zu differs", i, count);
+            char detail[160];
+            uint64_t g = 0, w = 0;
+            memcpy(&g, (const char *)got + i * es, es);
+            memcpy(&w, (const char *)want + i * es, es);
+            snprintf(detail, sizeof(detail), "element %zu of %zu is 0x%llx, want 0x%llx", i,
+                     count, (unsigned long long)g, (unsigned long long)w);
             check(0, what, detail);
             return;
         }
@@ -638,22 +646,30 @@ static void check_init_all(void)
         ncclCommUserRank(c[i], &r);
         check(count == 2 && r == i, "ncclCommInitAll: sizes and ranks", NULL);
     }
+#ifdef WEFT_HAVE_CUDA
     if (gpu) {
+        /* One stream per communicator, as per device in NCCL programs: on one stream the
+         * second would wait for the first, which waits for the second. */
         int32_t *d[2], h[2] = {3, 4}, got = 0;
+        cudaStream_t s[2];
         expect(ncclGroupStart(), ncclSuccess, "ncclGroupStart");
         for (int i = 0; i < 2; i++) {
+            CUDA_OK(cudaStreamCreateWithFlags(&s[i], cudaStreamNonBlocking));
             d[i] = dev_alloc(sizeof(int32_t));
             to_dev(d[i], &h[i], sizeof(int32_t));
-            expect(ncclAllReduce(d[i], d[i], 1, ncclInt32, ncclSum, c[i], stream), ncclSuccess,
+            expect(ncclAllReduce(d[i], d[i], 1, ncclInt32, ncclSum, c[i], s[i]), ncclSuccess,
                    "ncclAllReduce on an ncclCommInitAll communicator");
         }
         expect(ncclGroupEnd(), ncclSuccess, "ncclGroupEnd over two communicators");
         for (int i = 0; i < 2; i++) {
+            CUDA_OK(cudaStreamSynchronize(s[i]));
             from_dev(&got, d[i], sizeof(got));
             check(got == 7, "ncclCommInitAll: allreduce over both in one group", NULL);
             dev_free(d[i]);
+            CUDA_OK(cudaStreamDestroy(s[i]));
         }
     }
+#endif
     for (int i = 0; i < 2; i++)
         expect(ncclCommDestroy(c[i]), ncclSuccess, "ncclCommDestroy of an ncclCommInitAll one");
 }
@@ -738,6 +754,9 @@ static void mismatch(void)
         check_allreduce(comm, ncclFloat, ncclSum, 8, 0, "sum float32 after the mismatch");
         expect(ncclCommDestroy(comm), ncclSuccess, "ncclCommDestroy");
     } else {
+        /* Let the slowest rank's worker meet the mismatch before this rank goes away. */
+        const struct timespec wait = {2, 0};
+        nanosleep(&wait, NULL);
         expect(ncclCommAbort(comm), ncclSuccess, "ncclCommAbort after the mismatch");
     }
     dev_free(d);
