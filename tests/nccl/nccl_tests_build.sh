@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
-# nccl_tests_build.sh - nccl-tests' unmodified sources build against Weft's nccl.h and link
-# against its libnccl.so.2: the header is source-compatible with what NCCL programs expect.
-# The sources are copied to a temporary directory (never built in place). Compile and link
-# only (no GPU needed); `<test>_perf -h` then runs to show the binary loads Weft's library.
+# nccl_tests_build.sh - nccl-tests' unmodified sources compile against Weft's nccl.h, and
+# what they call is in its libnccl.so.2: the header is source-compatible with what NCCL
+# programs expect. The sources are copied to a temporary directory (never built in place).
+# By default (CI: seconds) the files that call NCCL (common.cu and the tests named)
+# are compiled for PTX only and every nccl* symbol they reference must be exported by
+# libnccl.so.2. NCCL_TESTS_FULL=1 (and MPI=1, which implies it) builds the test binaries with
+# nccl-tests' own Makefile and links them against libnccl.so.2 (minutes: their verifiable.cu
+# alone takes about a minute of nvcc), then runs `-h` (MPI=0).
 #   tests/nccl/nccl_tests_build.sh BUILD [TESTS...]   (default: all_reduce sendrecv)
 # NCCL_TESTS_SRC: the nccl-tests tree (default ../shared/third_party/nccl-tests, or
 # /work/shared/third_party/nccl-tests). MPI=1 builds with MPI (mpicc's include and lib).
@@ -28,18 +32,55 @@ if [[ -z $src || ! -f $src/src/common.h ]]; then
     echo "skip: no nccl-tests sources (set NCCL_TESTS_SRC)"
     exit 77
 fi
-lib=$BUILD/lib/nccl
+lib=$(cd "$BUILD/lib/nccl" 2>/dev/null && pwd) || { echo "not ok - no $BUILD/lib/nccl (make nccl)"; exit 1; }
 for f in libnccl.so.2 libnccl.so nccl.h; do
     [[ -e $lib/$f ]] || { echo "not ok - $lib/$f is missing (make nccl)"; exit 1; }
 done
-work=$(mktemp -d "${TMPDIR:-/tmp}/weft-nccl-tests.XXXXXX")
-trap 'rm -rf "$work"' EXIT
+# NCCL_TESTS_WORK=DIR builds there and keeps it (bench/gpu_nccl.sh runs the binaries after).
+if [[ -n ${NCCL_TESTS_WORK:-} ]]; then
+    work=$NCCL_TESTS_WORK
+    rm -rf "$work/nccl-tests" && mkdir -p "$work"
+else
+    work=$(mktemp -d "${TMPDIR:-/tmp}/weft-nccl-tests.XXXXXX")
+    trap 'rm -rf "$work"' EXIT
+fi
 cp -r "$src" "$work/nccl-tests"
 # An NCCL_HOME as nccl-tests expects it: include/ and lib/.
 mkdir -p "$work/home/include" "$work/home/lib"
 cp "$lib/nccl.h" "$work/home/include/"
 cp -P "$lib/libnccl.so.2" "$lib/libnccl.so" "$work/home/lib/"
 cuda_home=$(dirname "$(dirname "$(readlink -f "$(command -v "$NVCC")")")")
+if [[ ${NCCL_TESTS_FULL:-0} != 1 && ${MPI:-0} != 1 ]]; then
+    # Compile only, the way nccl-tests' Makefile does (its defines, C++ standard, lambdas).
+    cd "$work/nccl-tests/src" || exit 1
+    files=(common.cu)
+    for t in "${TESTS[@]}"; do files+=("$t.cu"); done
+    echo "# nvcc -c ${files[*]} against $lib/nccl.h (PTX only)"
+    printf '%s\n' "${files[@]}" | xargs -P "${JOBS:-2}" -I{} "$NVCC" -std=c++17 \
+        --extended-lambda -DNCCL_OS_LINUX -I"$work/home/include" -I../os -I../verifiable \
+        -gencode arch=compute_80,code=compute_80 -c {} -o "$work/{}.o" >"$work/nvcc.log" 2>&1
+    if ! grep -q . <(for f in "${files[@]}"; do [[ -f $work/$f.o ]] || echo "$f"; done) &&
+        ! grep -q ' error' "$work/nvcc.log"; then
+        echo "ok - ${files[*]} compile against Weft's nccl.h"
+    else
+        echo "not ok - nccl-tests sources do not compile against Weft's nccl.h:"
+        grep -B2 -A3 ' error' "$work/nvcc.log" | head -40
+        exit 1
+    fi
+    # nccl-tests' own names (ncclTest*, ncclVerifiable*) are theirs; the rest must be Weft's.
+    wanted=$(for f in "${files[@]}"; do nm -u "$work/$f.o"; done | awk '{print $2}' |
+        grep '^nccl' | grep -v '^ncclTest\|^ncclVerifiable' | sort -u)
+    have=$(nm -D --defined-only "$lib/libnccl.so.2" | awk '{print $3}' | sort -u)
+    missing=$(comm -23 <(echo "$wanted") <(echo "$have"))
+    if [[ -z $missing ]]; then
+        echo "ok - the $(wc -l <<<"$wanted") NCCL calls they make are exported by libnccl.so.2:" \
+            "$(tr '\n' ' ' <<<"$wanted")"
+        echo "nccl-tests compile: 2 passed, 0 failed"
+        exit 0
+    fi
+    echo "not ok - called by nccl-tests but not in libnccl.so.2: $(tr '\n' ' ' <<<"$missing")"
+    exit 1
+fi
 mpi_args=(MPI=0)
 if [[ ${MPI:-0} == 1 ]]; then
     mpi_home=${MPI_HOME:-$(dirname "$(dirname "$(readlink -f "$(command -v mpicc)")")")}
@@ -66,7 +107,9 @@ for t in "${TESTS[@]}"; do
         fail=1
         continue
     fi
-    if LD_LIBRARY_PATH="$work/home/lib" timeout 30 "$bin" -h >"$work/$t.help" 2>&1 ||
+    if [[ ${MPI:-0} == 1 ]]; then
+        echo "ok - ${t}_perf builds (MPI=1) and links Weft's libnccl.so.2"
+    elif LD_LIBRARY_PATH="$work/home/lib" timeout 30 "$bin" -h >"$work/$t.help" 2>&1 ||
         grep -q -- '--minbytes' "$work/$t.help"; then
         echo "ok - ${t}_perf builds, links Weft's libnccl.so.2 and runs -h"
     else
