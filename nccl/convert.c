@@ -96,6 +96,8 @@ int weft_nccl_use_device(int device)
 #ifdef WEFT_HAVE_CUDA
     if (device >= 0 && previous >= 0 && previous != device)
         (void)cudaSetDevice(device);
+#else
+    (void)device;
 #endif
     return previous;
 }
