@@ -91,8 +91,11 @@ else
 fi
 
 # nccl_check against the shared library: host buffers (no CUDA in this program).
-if $CC -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -I"$lib" -o "$work/nccl_check" \
-    "$here/tests/nccl/nccl_check.c" -L"$lib" -Wl,-rpath,"$(cd "$lib" && pwd)" -lnccl -pthread; then
+# WEFT_TEST_CFLAGS: the sanitizer of a sanitized build, which the library's runtime needs.
+# shellcheck disable=SC2086
+if $CC -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror ${WEFT_TEST_CFLAGS:-} -I"$lib" \
+    -o "$work/nccl_check" "$here/tests/nccl/nccl_check.c" -L"$lib" \
+    -Wl,-rpath,"$(cd "$lib" && pwd)" -lnccl -pthread; then
     found=$(ldd "$work/nccl_check" | awk '$1 == "libnccl.so.2" {print $3}')
     if [[ $(readlink -f "$found") == $(readlink -f "$lib/libnccl.so.2") ]]; then
         ok "nccl_check links Weft's libnccl.so.2 ($found)"
