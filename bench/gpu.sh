@@ -50,6 +50,7 @@ has_header() { printf '#include <%s>\n' "$1" | ${CC:-cc} -E -x c - >/dev/null 2>
 for h in sodium.h mpi.h cmocka.h hwloc.h infiniband/verbs.h ucp/api/ucp.h; do
     printf '   %-18s %s\n' "<$h>" "$(has_header "$h" && echo yes || echo no)"
 done
+command -v mpicc >/dev/null 2>&1 && echo "   mpicc -showme:incdirs: $(mpicc -showme:incdirs 2>&1 | head -n 1)"
 timeout 120 python3 -c 'import torch; print("   torch", torch.__version__, "CUDA", torch.version.cuda, "GPUs", torch.cuda.device_count(), "nccl", torch.cuda.nccl.version())' 2>&1 | tail -n 1
 # libsodium (the one library Weft cannot build without): the carried Debian packages,
 # unpacked into the build folder, found through CPATH/LIBRARY_PATH/LD_LIBRARY_PATH.

@@ -67,7 +67,7 @@ fi
 # An MPI_HOME with include/mpi.h and lib/libmpi.so: from mpicc (Open MPI's -showme), else the
 # headers of the carried libopenmpi-dev (bench/gpu-deps) with the installed libmpi.so.40.
 mpi_home() {
-    local inc="" libdir="" h=$BUILD/mpi-home
+    local inc="" libdir="" h=$PWD/$BUILD/mpi-home
     if [[ -n ${MPI_HOME:-} && -f $MPI_HOME/include/mpi.h ]]; then
         echo "$MPI_HOME"
         return
@@ -87,7 +87,7 @@ mpi_home() {
     ln -s "$so" "$h/lib/libmpi.so"
     echo "$h"
 }
-NT_BIN=$BUILD/nccl-tests/build
+NT_BIN=$PWD/$BUILD/nccl-tests/build
 TESTS=(all_reduce all_gather reduce_scatter broadcast sendrecv)
 MPIRUN=$(command -v mpirun || command -v mpiexec || true)
 if step "nccl-tests: build with MPI=1 against Weft's nccl.h and libnccl.so.2" 90; then
@@ -102,8 +102,8 @@ if step "nccl-tests: build with MPI=1 against Weft's nccl.h and libnccl.so.2" 90
         # Every architecture of this GPU only (nvidia-smi's compute_cap: 9.0 -> sm_90).
         cc=$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader -i "$gpu" 2>/dev/null | tr -d ' .')
         gencode="-gencode=arch=compute_${cc:-90},code=sm_${cc:-90}"
-        if MPI=1 MPI_HOME=$mh NCCL_TESTS_WORK=$BUILD/nccl-tests NVCC_GENCODE="$gencode" \
-            JOBS=$(nproc) timeout 300 tests/nccl/nccl_tests_build.sh "$BUILD" "${TESTS[@]}" \
+        if MPI=1 MPI_HOME=$mh NCCL_TESTS_WORK=$PWD/$BUILD/nccl-tests NVCC_GENCODE="$gencode" \
+            JOBS=$(nproc) timeout "${NCCL_TESTS_BUILD_TIMEOUT:-300}" tests/nccl/nccl_tests_build.sh "$BUILD" "${TESTS[@]}" \
             >"$LOGS/nccl_tests_build.log" 2>&1; then
             note "ok - nccl-tests built (MPI=1, $gencode): ${TESTS[*]}"
         else

@@ -38,8 +38,8 @@ for f in libnccl.so.2 libnccl.so nccl.h; do
 done
 # NCCL_TESTS_WORK=DIR builds there and keeps it (bench/gpu_nccl.sh runs the binaries after).
 if [[ -n ${NCCL_TESTS_WORK:-} ]]; then
-    work=$NCCL_TESTS_WORK
-    rm -rf "$work/nccl-tests" && mkdir -p "$work"
+    mkdir -p "$NCCL_TESTS_WORK" && work=$(cd "$NCCL_TESTS_WORK" && pwd)
+    rm -rf "$work/nccl-tests"
 else
     work=$(mktemp -d "${TMPDIR:-/tmp}/weft-nccl-tests.XXXXXX")
     trap 'rm -rf "$work"' EXIT
