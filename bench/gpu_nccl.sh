@@ -7,13 +7,14 @@
 # (bench/torch_nccl_check.py: every dtype's all_reduce and the other collectives exact, a DDP
 # run whose loss must fall). Every step has a timeout; steps stop being started once
 # DEADLINE seconds (from START, the epoch second the caller began) have passed, and say so.
-#   bench/gpu_nccl.sh BUILD   (env: START, DEADLINE=480, OUT=dir for logs, MPI_HOME, NCCL_TESTS_SRC)
+#   bench/gpu_nccl.sh BUILD   (env: START, DEADLINE=480, OUT=a folder for nccl-logs.tgz, MPI_HOME,
+#   NCCL_TESTS_SRC, NCCL_TESTS_BUILD_TIMEOUT=300, PYTHON=python3)
 set -uo pipefail
 BUILD=${1:?usage: gpu_nccl.sh BUILD}
 cd "$(dirname "$0")/.." || exit 2
 START=${START:-$(date +%s)}
 DEADLINE=${DEADLINE:-480}
-LOGS=${OUT:-$BUILD/nccl-logs}
+LOGS=$PWD/$BUILD/nccl-logs
 mkdir -p "$LOGS"
 LIB=$(readlink -f "$BUILD/lib/nccl/libnccl.so.2")
 status=0
@@ -183,4 +184,9 @@ fi
 
 echo "== summary (Weft's NCCL on GPU $gpu; logs in $LOGS)"
 printf '  %s\n' "${summary[@]}"
+# The device call brings back a few files of $OUT: the logs as one archive.
+if [[ -n ${OUT:-} && -d $OUT ]]; then
+    printf '%s\n' "${summary[@]}" >"$LOGS/summary.txt"
+    tar czf "$OUT/nccl-logs.tgz" -C "$LOGS" . && echo "logs: \$OUT/nccl-logs.tgz"
+fi
 exit $status

@@ -9,7 +9,7 @@
 # alone takes about a minute of nvcc), then runs `-h` (MPI=0).
 #   tests/nccl/nccl_tests_build.sh BUILD [TESTS...]   (default: all_reduce sendrecv)
 # NCCL_TESTS_SRC: the nccl-tests tree (default ../shared/third_party/nccl-tests, or
-# /work/shared/third_party/nccl-tests). MPI=1 builds with MPI (mpicc's include and lib).
+# /work/shared/third_party/nccl-tests, or the copy bench/gpu-deps.sh makes). MPI=1 builds with MPI (mpicc's include and lib).
 # Skips (exit 77) without nvcc or without the sources.
 set -u
 BUILD=${1:?usage: nccl_tests_build.sh BUILD [TESTS...]}
@@ -19,7 +19,8 @@ TESTS=("$@")
 here=$(cd "$(dirname "$0")/../.." && pwd)
 src=${NCCL_TESTS_SRC:-}
 if [[ -z $src ]]; then
-    for d in "$here/../shared/third_party/nccl-tests" /work/shared/third_party/nccl-tests; do
+    for d in "$here/../shared/third_party/nccl-tests" /work/shared/third_party/nccl-tests \
+        "$here/bench/gpu-deps/nccl-tests"; do
         [[ -f $d/src/common.h ]] && { src=$d; break; }
     done
 fi
