@@ -45,7 +45,7 @@ else
     work=$(mktemp -d "${TMPDIR:-/tmp}/weft-nccl-tests.XXXXXX")
     trap 'rm -rf "$work"' EXIT
 fi
-cp -r "$src" "$work/nccl-tests"
+cp -rp "$src" "$work/nccl-tests" # -p: a rebuild in NCCL_TESTS_WORK is incremental
 # An NCCL_HOME as nccl-tests expects it: include/ and lib/.
 mkdir -p "$work/home/include" "$work/home/lib"
 cp "$lib/nccl.h" "$work/home/include/"
