@@ -29,6 +29,15 @@ step() {
     fi
     echo "== $1 ($(left) s left)"
 }
+# tmo SECONDS: a step's timeout, cut so that it ends within a minute after DEADLINE (the
+# device call's own limit is 10 minutes; a step killed there would lose what follows).
+tmo() {
+    local t=$1 l
+    l=$(left)
+    ((l + 60 < t)) && t=$((l + 60))
+    ((t < 20)) && t=20
+    echo "$t"
+}
 gpu=${CUDA_VISIBLE_DEVICES:-0}
 gpu=${gpu%%,*}
 
@@ -43,7 +52,7 @@ ldd "$LIB" | sed 's/^/     /'
 # ---- nccl_check: every call of nccl.h on device buffers, 2 and 3 ranks on one GPU ----------
 if step "nccl_check (every call of nccl.h, device buffers on a stream)" 60; then
     for n in 2 3; do
-        if CUDA_VISIBLE_DEVICES=$gpu timeout 120 "$BUILD/bin/weft-run" -n $n \
+        if CUDA_VISIBLE_DEVICES=$gpu timeout "$(tmo 120)" "$BUILD/bin/weft-run" -n $n \
             "$BUILD/tests/nccl_check" >"$LOGS/nccl_check_$n.log" 2>&1; then
             note "ok - nccl_check, $n ranks: $(grep -c ', 0 failed' "$LOGS/nccl_check_$n.log") ranks clean"
         else
@@ -54,7 +63,7 @@ if step "nccl_check (every call of nccl.h, device buffers on a stream)" 60; then
     done
     for m in mismatch dead-peer abort; do
         if CUDA_VISIBLE_DEVICES=$gpu WEFT_CHECK=$([[ $m == mismatch ]] && echo 1 || echo 0) \
-            timeout 60 "$BUILD/bin/weft-run" -n 2 "$BUILD/tests/nccl_check" $m \
+            timeout "$(tmo 60)" "$BUILD/bin/weft-run" -n 2 "$BUILD/tests/nccl_check" $m \
             >"$LOGS/nccl_check_$m.log" 2>&1; then
             note "ok - nccl_check $m, 2 ranks"
         else
@@ -104,7 +113,7 @@ if step "nccl-tests: build with MPI=1 against Weft's nccl.h and libnccl.so.2" 90
         cc=$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader -i "$gpu" 2>/dev/null | tr -d ' .')
         gencode="-gencode=arch=compute_${cc:-90},code=sm_${cc:-90}"
         if MPI=1 MPI_HOME=$mh NCCL_TESTS_WORK=$PWD/$BUILD/nccl-tests NVCC_GENCODE="$gencode" \
-            JOBS=$(nproc) timeout "${NCCL_TESTS_BUILD_TIMEOUT:-300}" tests/nccl/nccl_tests_build.sh "$BUILD" "${TESTS[@]}" \
+            JOBS=$(nproc) timeout "${NCCL_TESTS_BUILD_TIMEOUT:-$(tmo 300)}" tests/nccl/nccl_tests_build.sh "$BUILD" "${TESTS[@]}" \
             >"$LOGS/nccl_tests_build.log" 2>&1; then
             note "ok - nccl-tests built (MPI=1, $gencode): ${TESTS[*]}"
         else
@@ -118,11 +127,11 @@ fi
 nccl_test() {
     local t=$1 log=$LOGS/${1}_perf.log bin=$NT_BIN/${1}_perf
     [[ -x $bin ]] || return 1
-    step "nccl-tests ${t}_perf, 2 ranks, 8 B .. 256 MiB, -c 1" 45 || return 0
-    timeout 150 "$MPIRUN" --allow-run-as-root --oversubscribe -np 2 --bind-to none \
+    step "nccl-tests ${t}_perf, 2 ranks, 8 B .. 256 MiB, -c 1" 30 || return 0
+    timeout "$(tmo 150)" "$MPIRUN" --allow-run-as-root --oversubscribe -np 2 --bind-to none \
         -x NCCL_TESTS_DEVICE="$gpu" -x LD_LIBRARY_PATH="$(dirname "$LIB"):${LD_LIBRARY_PATH:-}" \
         -x WEFT_DEBUG="${WEFT_DEBUG:-WARN}" -x WEFT_TIMEOUT="${WEFT_TIMEOUT:-60}" \
-        "$bin" -b 8 -e 256M -f 2 -c 1 -n 10 -w 2 >"$log" 2>&1
+        "$bin" -b 8 -e 256M -f 2 -c 1 -n 5 -w 1 >"$log" 2>&1
     local rc=$? wrong bw
     # "# Out of bounds values : N OK" and the #wrong columns; "# Avg bus bandwidth : X".
     wrong=$(sed -n 's/^# *Out of bounds values *: *\([0-9]*\).*/\1/p' "$log" | tail -n 1)
@@ -137,13 +146,10 @@ nccl_test() {
     fi
     grep -v '^#' "$log" | awk 'NF >= 10' | sed 's/^/    /' | tail -n 13
 }
-if [[ -n $MPIRUN && -d $NT_BIN ]]; then
-    for t in "${TESTS[@]}"; do nccl_test "$t"; done
-fi
 
 # ---- PyTorch with Weft's libnccl.so.2 preloaded ---------------------------------------------
 PY=${PYTHON:-python3}
-if step "PyTorch: torch.distributed 'nccl' on Weft (LD_PRELOAD), 2 ranks on GPU $gpu" 90; then
+if step "PyTorch: torch.distributed 'nccl' on Weft (LD_PRELOAD), 2 ranks on GPU $gpu" 60; then
     tinfo=$(timeout 120 "$PY" -c 'import torch, os; print(torch.__version__, torch.version.cuda, os.path.dirname(torch.__file__))' 2>&1)
     if [[ $? -ne 0 ]]; then
         note "FAILED - PyTorch: cannot import torch: $(tail -n 1 <<<"$tinfo")"
@@ -167,7 +173,7 @@ if step "PyTorch: torch.distributed 'nccl' on Weft (LD_PRELOAD), 2 ranks on GPU 
                 status=1
             fi
         fi
-        if timeout 300 env LD_PRELOAD="$LIB" WEFT_LIBNCCL="$LIB" PYTHONUNBUFFERED=1 \
+        if timeout "$(tmo 300)" env LD_PRELOAD="$LIB" WEFT_LIBNCCL="$LIB" PYTHONUNBUFFERED=1 \
             WEFT_TORCH_DEVICE=0 CUDA_VISIBLE_DEVICES="$gpu" WEFT_TIMEOUT="${WEFT_TIMEOUT:-60}" \
             "$PY" -m torch.distributed.run --standalone --nnodes 1 --nproc_per_node 2 \
             bench/torch_nccl_check.py >"$LOGS/torch.log" 2>&1; then
@@ -180,6 +186,11 @@ if step "PyTorch: torch.distributed 'nccl' on Weft (LD_PRELOAD), 2 ranks on GPU 
         grep -a 'torch_nccl_check: rank' "$LOGS/torch.log"
         grep -qa '^not ok\|Error' "$LOGS/torch.log" && tail -n 30 "$LOGS/torch.log"
     fi
+fi
+
+# nccl-tests' runs last: PyTorch above takes a minute, each of these a fraction.
+if [[ -n $MPIRUN && -d $NT_BIN ]]; then
+    for t in "${TESTS[@]}"; do nccl_test "$t"; done
 fi
 
 echo "== summary (Weft's NCCL on GPU $gpu; logs in $LOGS)"
