@@ -26,8 +26,8 @@ static bool reduces(enum kind k)
     return k == ALLREDUCE || k == REDUCE || k == REDUCE_SCATTER;
 }
 
-static weft_result_t dispatch(const struct call *c, weft_dtype_t dt, weft_op_t op,
-                              weft_comm_t w, weft_stream_t s)
+static weft_result_t dispatch(const struct call *c, weft_dtype_t dt, weft_op_t op, weft_comm_t w,
+                              weft_stream_t s)
 {
     switch (c->kind) {
     case ALLREDUCE:
@@ -83,24 +83,22 @@ ncclResult_t ncclAllReduce(const void *sendbuff, void *recvbuff, size_t count,
 }
 
 ncclResult_t ncclBroadcast(const void *sendbuff, void *recvbuff, size_t count,
-                           ncclDataType_t datatype, int root, ncclComm_t comm,
-                           cudaStream_t stream)
+                           ncclDataType_t datatype, int root, ncclComm_t comm, cudaStream_t stream)
 {
-    const struct call c = {BROADCAST, "ncclBroadcast", sendbuff, recvbuff, count, datatype,
-                           ncclSum,   root};
+    const struct call c = {BROADCAST, "ncclBroadcast", sendbuff, recvbuff,
+                           count,     datatype,        ncclSum,  root};
     return call(&c, comm, stream);
 }
 
-ncclResult_t ncclBcast(void *buff, size_t count, ncclDataType_t datatype, int root,
-                       ncclComm_t comm, cudaStream_t stream)
+ncclResult_t ncclBcast(void *buff, size_t count, ncclDataType_t datatype, int root, ncclComm_t comm,
+                       cudaStream_t stream)
 {
     const struct call c = {BROADCAST, "ncclBcast", buff, buff, count, datatype, ncclSum, root};
     return call(&c, comm, stream);
 }
 
-ncclResult_t ncclReduce(const void *sendbuff, void *recvbuff, size_t count,
-                        ncclDataType_t datatype, ncclRedOp_t op, int root, ncclComm_t comm,
-                        cudaStream_t stream)
+ncclResult_t ncclReduce(const void *sendbuff, void *recvbuff, size_t count, ncclDataType_t datatype,
+                        ncclRedOp_t op, int root, ncclComm_t comm, cudaStream_t stream)
 {
     const struct call c = {REDUCE, "ncclReduce", sendbuff, recvbuff, count, datatype, op, root};
     return call(&c, comm, stream);
@@ -109,8 +107,8 @@ ncclResult_t ncclReduce(const void *sendbuff, void *recvbuff, size_t count,
 ncclResult_t ncclAllGather(const void *sendbuff, void *recvbuff, size_t sendcount,
                            ncclDataType_t datatype, ncclComm_t comm, cudaStream_t stream)
 {
-    const struct call c = {ALLGATHER, "ncclAllGather", sendbuff, recvbuff, sendcount, datatype,
-                           ncclSum,   0};
+    const struct call c = {ALLGATHER, "ncclAllGather", sendbuff, recvbuff,
+                           sendcount, datatype,        ncclSum,  0};
     return call(&c, comm, stream);
 }
 
@@ -118,8 +116,8 @@ ncclResult_t ncclReduceScatter(const void *sendbuff, void *recvbuff, size_t recv
                                ncclDataType_t datatype, ncclRedOp_t op, ncclComm_t comm,
                                cudaStream_t stream)
 {
-    const struct call c = {REDUCE_SCATTER, "ncclReduceScatter", sendbuff, recvbuff, recvcount,
-                           datatype,       op,                  0};
+    const struct call c = {
+        REDUCE_SCATTER, "ncclReduceScatter", sendbuff, recvbuff, recvcount, datatype, op, 0};
     return call(&c, comm, stream);
 }
 
@@ -127,8 +125,8 @@ ncclResult_t ncclReduceScatter(const void *sendbuff, void *recvbuff, size_t recv
 ncclResult_t ncclAlltoAll(const void *sendbuff, void *recvbuff, size_t count,
                           ncclDataType_t datatype, ncclComm_t comm, cudaStream_t stream)
 {
-    const struct call c = {ALLTOALL, "ncclAlltoAll", sendbuff, recvbuff, count, datatype,
-                           ncclSum,  0};
+    const struct call c = {ALLTOALL, "ncclAlltoAll", sendbuff, recvbuff,
+                           count,    datatype,       ncclSum,  0};
     return call(&c, comm, stream);
 }
 

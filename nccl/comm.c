@@ -255,7 +255,8 @@ ncclResult_t ncclCommSplit(ncclComm_t comm, int color, int key, ncclComm_t *newc
     c->weft = w;
     c->device = comm->device;
     c->blocking = blocking;
-    if ((r = weft_comm_rank(w, &c->rank)) != WEFT_OK || (r = weft_comm_size(w, &c->nranks)) != WEFT_OK) {
+    if ((r = weft_comm_rank(w, &c->rank)) != WEFT_OK ||
+        (r = weft_comm_size(w, &c->nranks)) != WEFT_OK) {
         (void)weft_comm_abort(w);
         free(c);
         return weft_nccl_from_weft(r);
@@ -410,8 +411,7 @@ ncclResult_t ncclMemAlloc(void **ptr, size_t size)
 #endif
     void *p = calloc(1, size);
     if (!p)
-        return weft_nccl_error(ncclSystemError, "ncclMemAlloc: out of memory for %zu bytes",
-                               size);
+        return weft_nccl_error(ncclSystemError, "ncclMemAlloc: out of memory for %zu bytes", size);
     *ptr = p;
     return ncclSuccess;
 }

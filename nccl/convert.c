@@ -15,11 +15,10 @@ bool weft_nccl_dtype(ncclDataType_t in, weft_dtype_t *out)
 {
     /* Indexed by NCCL's values, which differ from Weft's order. */
     static const weft_dtype_t table[ncclNumTypes] = {
-        [ncclInt8] = WEFT_INT8,       [ncclUint8] = WEFT_UINT8,
-        [ncclInt32] = WEFT_INT32,     [ncclUint32] = WEFT_UINT32,
-        [ncclInt64] = WEFT_INT64,     [ncclUint64] = WEFT_UINT64,
-        [ncclFloat16] = WEFT_FLOAT16, [ncclFloat32] = WEFT_FLOAT32,
-        [ncclFloat64] = WEFT_FLOAT64, [ncclBfloat16] = WEFT_BFLOAT16,
+        [ncclInt8] = WEFT_INT8,         [ncclUint8] = WEFT_UINT8,     [ncclInt32] = WEFT_INT32,
+        [ncclUint32] = WEFT_UINT32,     [ncclInt64] = WEFT_INT64,     [ncclUint64] = WEFT_UINT64,
+        [ncclFloat16] = WEFT_FLOAT16,   [ncclFloat32] = WEFT_FLOAT32, [ncclFloat64] = WEFT_FLOAT64,
+        [ncclBfloat16] = WEFT_BFLOAT16,
     };
     if ((unsigned)in >= (unsigned)ncclNumTypes)
         return false;

@@ -4,8 +4,8 @@
  * against a newer NCCL fails clearly instead of reaching NVIDIA's library with a Weft
  * communicator.
  */
-#include "internal.h"
 #include "later.h"
+#include "internal.h"
 
 static ncclResult_t unsupported(const char *call)
 {
@@ -85,8 +85,8 @@ ncclResult_t ncclCommMemStats(ncclComm_t comm, int stat, uint64_t *value)
     return unsupported("ncclCommMemStats");
 }
 
-ncclResult_t ncclGather(const void *sendbuff, void *recvbuff, size_t count,
-                        ncclDataType_t datatype, int root, ncclComm_t comm, cudaStream_t stream)
+ncclResult_t ncclGather(const void *sendbuff, void *recvbuff, size_t count, ncclDataType_t datatype,
+                        int root, ncclComm_t comm, cudaStream_t stream)
 {
     (void)sendbuff, (void)recvbuff, (void)count, (void)datatype, (void)root, (void)comm;
     (void)stream;

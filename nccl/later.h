@@ -19,12 +19,12 @@ ncclResult_t ncclAlltoAll(const void *sendbuff, void *recvbuff, size_t count,
                           ncclDataType_t datatype, ncclComm_t comm, cudaStream_t stream); /* 2.28 */
 
 /* Refused with ncclInvalidUsage and a message naming the call (later.c). */
-ncclResult_t ncclGroupSimulateEnd(void *simInfo);                                     /* 2.22 */
+ncclResult_t ncclGroupSimulateEnd(void *simInfo); /* 2.22 */
 ncclResult_t ncclCommShrink(ncclComm_t comm, int *excludeRanksList, int excludeRanksCount,
                             ncclComm_t *newcomm, ncclConfig_t *config, int shrinkFlags); /* 2.27 */
 ncclResult_t ncclCommWindowRegister(ncclComm_t comm, void *buff, size_t size, void **win,
-                                    int winFlags);                                    /* 2.27 */
-ncclResult_t ncclCommWindowDeregister(ncclComm_t comm, void *win);                    /* 2.27 */
+                                    int winFlags);                 /* 2.27 */
+ncclResult_t ncclCommWindowDeregister(ncclComm_t comm, void *win); /* 2.27 */
 ncclResult_t ncclWinGetUserPtr(ncclComm_t comm, void *win, void **outUserPtr);
 ncclResult_t ncclCommRevoke(ncclComm_t comm, int revokeFlags);
 ncclResult_t ncclCommGetUniqueId(ncclComm_t comm, ncclUniqueId *uniqueId);
@@ -33,8 +33,8 @@ ncclResult_t ncclCommGrow(ncclComm_t comm, int nRanks, const ncclUniqueId *uniqu
 ncclResult_t ncclCommSuspend(ncclComm_t comm, int flags);
 ncclResult_t ncclCommResume(ncclComm_t comm);
 ncclResult_t ncclCommMemStats(ncclComm_t comm, int stat, uint64_t *value);
-ncclResult_t ncclGather(const void *sendbuff, void *recvbuff, size_t count,
-                        ncclDataType_t datatype, int root, ncclComm_t comm, cudaStream_t stream);
+ncclResult_t ncclGather(const void *sendbuff, void *recvbuff, size_t count, ncclDataType_t datatype,
+                        int root, ncclComm_t comm, cudaStream_t stream);
 ncclResult_t ncclScatter(const void *sendbuff, void *recvbuff, size_t count,
                          ncclDataType_t datatype, int root, ncclComm_t comm, cudaStream_t stream);
 ncclResult_t ncclPutSignal(const void *localbuff, size_t count, ncclDataType_t datatype, int peer,

@@ -66,14 +66,14 @@ static double now_s(void)
 /* ---- buffers: device memory with a GPU, host memory without --------------------------- */
 
 #ifdef WEFT_HAVE_CUDA
-#define CUDA_OK(call)                                                                          \
-    do {                                                                                       \
-        cudaError_t e_ = (call);                                                               \
-        if (e_ != cudaSuccess) {                                                               \
-            printf("not ok - rank %d: %s:%d: %s: %s\n", rank, __FILE__, __LINE__, #call,        \
-                   cudaGetErrorString(e_));                                                    \
-            exit(1);                                                                           \
-        }                                                                                      \
+#define CUDA_OK(call)                                                                    \
+    do {                                                                                 \
+        cudaError_t e_ = (call);                                                         \
+        if (e_ != cudaSuccess) {                                                         \
+            printf("not ok - rank %d: %s:%d: %s: %s\n", rank, __FILE__, __LINE__, #call, \
+                   cudaGetErrorString(e_));                                              \
+            exit(1);                                                                     \
+        }                                                                                \
     } while (0)
 #endif
 
@@ -143,9 +143,8 @@ static void from_dev(void *h, const void *d, size_t bytes)
 static const ncclDataType_t dtypes[] = {ncclInt8,    ncclUint8,   ncclInt32,   ncclUint32,
                                         ncclInt64,   ncclUint64,  ncclFloat16, ncclFloat32,
                                         ncclFloat64, ncclBfloat16};
-static const char *const dtype_names[] = {"int8",    "uint8",   "int32",   "uint32",
-                                          "int64",   "uint64",  "float16", "float32",
-                                          "float64", "bfloat16"};
+static const char *const dtype_names[] = {"int8",   "uint8",   "int32",   "uint32",  "int64",
+                                          "uint64", "float16", "float32", "float64", "bfloat16"};
 #define NDTYPES (sizeof(dtypes) / sizeof(dtypes[0]))
 static const ncclRedOp_t ops[] = {ncclSum, ncclProd, ncclMax, ncclMin, ncclAvg};
 static const char *const op_names[] = {"sum", "prod", "max", "min", "avg"};
@@ -280,8 +279,8 @@ static void compare(const void *got, const void *want, size_t count, ncclDataTyp
             uint64_t g = 0, w = 0;
             memcpy(&g, (const char *)got + i * es, es);
             memcpy(&w, (const char *)want + i * es, es);
-            snprintf(detail, sizeof(detail), "element %zu of %zu is 0x%llx, want 0x%llx", i,
-                     count, (unsigned long long)g, (unsigned long long)w);
+            snprintf(detail, sizeof(detail), "element %zu of %zu is 0x%llx, want 0x%llx", i, count,
+                     (unsigned long long)g, (unsigned long long)w);
             check(0, what, detail);
             return;
         }
@@ -489,8 +488,8 @@ static void check_bad_arguments(ncclComm_t comm)
           "ncclGetLastError names the call", ncclGetLastError(NULL));
     expect(ncclAllReduce(a, b, 4, (ncclDataType_t)ncclNumTypes, ncclSum, comm, stream),
            ncclInvalidArgument, "ncclAllReduce with datatype ncclNumTypes (fp8 on newer NCCL)");
-    expect(ncclAllReduce(a, b, 4, (ncclDataType_t)-1, ncclSum, comm, stream),
-           ncclInvalidArgument, "ncclAllReduce with datatype -1");
+    expect(ncclAllReduce(a, b, 4, (ncclDataType_t)-1, ncclSum, comm, stream), ncclInvalidArgument,
+           "ncclAllReduce with datatype -1");
     expect(ncclAllReduce(a, b, 4, ncclFloat, (ncclRedOp_t)ncclNumOps, comm, stream),
            ncclInvalidArgument, "ncclAllReduce with an operation never created");
     expect(ncclAllReduce(NULL, b, 4, ncclFloat, ncclSum, comm, stream), ncclInvalidArgument,
@@ -785,13 +784,13 @@ static void dead_peer(void)
     }
     const double took = now_s() - t0;
     char detail[1400];
-    snprintf(detail, sizeof(detail), "call %d, async %d after %.1f s: %s", (int)r, (int)async,
-             took, ncclGetLastError(NULL));
-    check((r != ncclSuccess || async != ncclSuccess) && took < 30,
-          "a dead peer gives an error", detail);
+    snprintf(detail, sizeof(detail), "call %d, async %d after %.1f s: %s", (int)r, (int)async, took,
+             ncclGetLastError(NULL));
+    check((r != ncclSuccess || async != ncclSuccess) && took < 30, "a dead peer gives an error",
+          detail);
     expect(ncclCommGetAsyncError(comm, &async), ncclSuccess, "ncclCommGetAsyncError");
-    check(async == ncclRemoteError || async == ncclSystemError,
-          "ncclCommGetAsyncError reports it", ncclGetErrorString(async));
+    check(async == ncclRemoteError || async == ncclSystemError, "ncclCommGetAsyncError reports it",
+          ncclGetErrorString(async));
     expect(ncclCommAbort(comm), ncclSuccess, "ncclCommAbort after the failure");
     dev_free(d);
 }
@@ -879,7 +878,6 @@ int main(int argc, char **argv)
         CUDA_OK(cudaStreamDestroy(stream));
 #endif
     printf("nccl_check %s (%s): rank %d: %ld checks passed, %ld failed\n", mode,
-           gpu ? "device buffers on a stream" : "host buffers, stream NULL", rank, passed,
-           failed);
+           gpu ? "device buffers on a stream" : "host buffers, stream NULL", rank, passed, failed);
     return failed ? 1 : 0;
 }
