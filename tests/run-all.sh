@@ -425,6 +425,8 @@ if [[ $PART != unit ]]; then
         nccl_gpu="nccl: every call of nccl.h on device buffers on a stream"
         if [[ -n $GPU && -x $GPU/tests/nccl_check ]]; then
             run "$nccl_gpu, 4 ranks$GPU_NOTE" 300 "$GPU/bin/weft-run" -n 4 "$GPU/tests/nccl_check"
+            run "nccl: every call of nccl.h on device buffers on stream 0 (legacy default), 2 ranks$GPU_NOTE" 300 \
+                env NCCL_CHECK_NULL_STREAM=1 "$GPU/bin/weft-run" -n 2 "$GPU/tests/nccl_check"
             run "$nccl_gpu, over tcp (with ncclCommInitAll), 3 ranks$GPU_NOTE" 300 \
                 "$GPU/bin/weft-run" -n 3 --transport tcp "$GPU/tests/nccl_check"
             run "nccl: WEFT_CHECK=1 mismatch on a stream is ncclInvalidUsage, 3 ranks$GPU_NOTE" \

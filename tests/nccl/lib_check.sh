@@ -102,8 +102,10 @@ if $CC -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror ${WEFT_TEST_CFLAGS:-} -I"$li
     else
         bad "nccl_check's libnccl.so.2 resolves to '$found'"
     fi
-    if NCCL_CHECK_ID_FILE=$work/id "$BUILD/bin/weft-run" -n 2 "$work/nccl_check" \
-        >"$work/run.log" 2>&1; then
+    # Host buffers: the library must see no GPU (a real or a fake one), or it would take
+    # stream NULL for CUDA's default stream and these buffers for device memory.
+    if CUDA_VISIBLE_DEVICES="" FAKECUDA_DEVICES=0 NCCL_CHECK_ID_FILE=$work/id \
+        "$BUILD/bin/weft-run" -n 2 "$work/nccl_check" >"$work/run.log" 2>&1; then
         ok "nccl_check through libnccl.so.2, 2 ranks: $(grep -c 'checks passed, 0 failed' \
             "$work/run.log") ranks clean"
     else

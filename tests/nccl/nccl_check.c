@@ -798,12 +798,17 @@ static void dead_peer(void)
 struct aborter {
     ncclComm_t comm;
     ncclResult_t result;
+    int calling; /* set by the main thread just before its call */
 };
 
 static void *abort_main(void *arg)
 {
     struct aborter *a = arg;
-    const struct timespec wait = {1, 0};
+    /* Abort only once the call is under way (then 1 s more, for it to block): aborting
+     * first would free the communicator the call is about to use. */
+    const struct timespec ms = {0, 1000 * 1000}, wait = {1, 0};
+    while (!__atomic_load_n(&a->calling, __ATOMIC_ACQUIRE))
+        nanosleep(&ms, NULL);
     nanosleep(&wait, NULL);
     a->result = ncclCommAbort(a->comm);
     return NULL;
@@ -821,11 +826,12 @@ static void abort_case(void)
         return;
     }
     void *d = dev_alloc(64 * sizeof(float));
-    struct aborter a = {comm, ncclInternalError};
+    struct aborter a = {comm, ncclInternalError, 0};
     pthread_t t;
     if (pthread_create(&t, NULL, abort_main, &a) != 0)
         die("pthread_create");
     const double t0 = now_s();
+    __atomic_store_n(&a.calling, 1, __ATOMIC_RELEASE);
     ncclResult_t r = ncclAllReduce(d, d, 64, ncclFloat, ncclSum, comm, stream);
 #ifdef WEFT_HAVE_CUDA
     if (gpu && r == ncclSuccess)
@@ -856,7 +862,9 @@ int main(int argc, char **argv)
     gpu = cudaGetDeviceCount(&ndev) == cudaSuccess && ndev > 0;
     if (gpu) {
         CUDA_OK(cudaSetDevice(0)); /* several ranks share one GPU in the tests */
-        CUDA_OK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+        /* NCCL_CHECK_NULL_STREAM=1: every call on stream 0, CUDA's legacy default stream. */
+        if (!getenv("NCCL_CHECK_NULL_STREAM"))
+            CUDA_OK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
     } else {
         (void)cudaGetLastError();
     }
@@ -874,10 +882,12 @@ int main(int argc, char **argv)
         return 2;
     }
 #ifdef WEFT_HAVE_CUDA
-    if (gpu)
+    if (gpu && stream)
         CUDA_OK(cudaStreamDestroy(stream));
 #endif
     printf("nccl_check %s (%s): rank %d: %ld checks passed, %ld failed\n", mode,
-           gpu ? "device buffers on a stream" : "host buffers, stream NULL", rank, passed, failed);
+           gpu ? (stream ? "device buffers on a stream" : "device buffers on stream 0")
+               : "host buffers, stream NULL",
+           rank, passed, failed);
     return failed ? 1 : 0;
 }
