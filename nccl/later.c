@@ -140,3 +140,41 @@ ncclResult_t ncclCommQueryProperties(ncclComm_t comm, void *props)
     (void)comm, (void)props;
     return unsupported("ncclCommQueryProperties");
 }
+
+#define REFUSE(name)               \
+    ncclResult_t name(void)        \
+    {                              \
+        return unsupported(#name); \
+    }
+REFUSE(ncclGetLsaMultimemDevicePointer)
+REFUSE(ncclGetMultimemDevicePointer)
+REFUSE(ncclGetLsaDevicePointer)
+REFUSE(ncclGetPeerDevicePointer)
+REFUSE(ncclLsaBarrierCreateRequirement)
+REFUSE(ncclGinBarrierCreateRequirement)
+REFUSE(ncclGinOutboxCreateRequirement)
+REFUSE(ncclGinInboxA2ACreateRequirement)
+REFUSE(ncclParamBind)
+REFUSE(ncclParamGetI8)
+REFUSE(ncclParamGetI16)
+REFUSE(ncclParamGetI32)
+REFUSE(ncclParamGetI64)
+REFUSE(ncclParamGetU8)
+REFUSE(ncclParamGetU16)
+REFUSE(ncclParamGetU32)
+REFUSE(ncclParamGetU64)
+REFUSE(ncclParamGetStr)
+REFUSE(ncclParamGet)
+REFUSE(ncclParamGetParameter)
+REFUSE(ncclParamGetAllParameterKeys)
+
+int ncclTeamRankToLsa(void)
+{
+    (void)unsupported("ncclTeamRankToLsa");
+    return -1;
+}
+
+void ncclParamDumpAll(void)
+{
+    (void)unsupported("ncclParamDumpAll");
+}

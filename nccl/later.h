@@ -48,4 +48,32 @@ ncclResult_t ncclDevCommCreate(ncclComm_t comm, const void *reqs, void *outDevCo
 ncclResult_t ncclDevCommDestroy(ncclComm_t comm, const void *devComm);
 ncclResult_t ncclCommQueryProperties(ncclComm_t comm, void *props);
 
+/* Host functions of nccl_device.h (2.28+) and the parameter registry (2.30) that only
+ * return a status: refused without reading their arguments, so they are declared without
+ * any (a caller's arguments are its own to clean up in the x86-64 and Arm64 C ABIs). */
+ncclResult_t ncclGetLsaMultimemDevicePointer(void);
+ncclResult_t ncclGetMultimemDevicePointer(void);
+ncclResult_t ncclGetLsaDevicePointer(void);
+ncclResult_t ncclGetPeerDevicePointer(void);
+ncclResult_t ncclLsaBarrierCreateRequirement(void);
+ncclResult_t ncclGinBarrierCreateRequirement(void);
+ncclResult_t ncclGinOutboxCreateRequirement(void);
+ncclResult_t ncclGinInboxA2ACreateRequirement(void);
+ncclResult_t ncclParamBind(void);
+ncclResult_t ncclParamGetI8(void);
+ncclResult_t ncclParamGetI16(void);
+ncclResult_t ncclParamGetI32(void);
+ncclResult_t ncclParamGetI64(void);
+ncclResult_t ncclParamGetU8(void);
+ncclResult_t ncclParamGetU16(void);
+ncclResult_t ncclParamGetU32(void);
+ncclResult_t ncclParamGetU64(void);
+ncclResult_t ncclParamGetStr(void);
+ncclResult_t ncclParamGet(void);
+ncclResult_t ncclParamGetParameter(void);
+ncclResult_t ncclParamGetAllParameterKeys(void);
+/* Returns a rank, -1 here. */
+int ncclTeamRankToLsa(void);
+void ncclParamDumpAll(void);
+
 #endif /* WEFT_NCCL_LATER_H */
