@@ -128,8 +128,8 @@ GPU_COLL_TEST := $(BUILD)/tests/coll_gpu_check
 
 .SECONDARY:
 .PHONY: all lib tools tests test unit-test integration-test run install clean format features \
-        gpu-bench fakecuda fuzz fuzz-bins
-all: features lib tools
+        gpu-bench fakecuda fuzz fuzz-bins nccl install-nccl
+all: features lib tools nccl
 
 features:
 	@echo "weft: $(CC), features: $(FEATURES)"
@@ -291,6 +291,53 @@ SAN_TEST_ENV = $(if $(SAN),WEFT_TEST_TIME_SCALE=$(if $(findstring thread,$(SAN))
                    WEFT_TEST_CFLAGS="$(SAN_FLAGS)" \
                    LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp) \
                $(if $(findstring thread,$(SAN)),UCX_MEM_MMAP_HOOK_MODE=none)
+
+# ---- nccl/: libnccl.so.2, the NCCL API on Weft (docs/nccl.md) ----------------------------
+# One self-contained library: the nccl/ layer over include/weft.h with libweft.a linked in
+# (libweft's symbols and the CUDA runtime stay hidden; nccl/libnccl.map exports nccl* only),
+# so that LD_PRELOAD or LD_LIBRARY_PATH of this one file is all a user needs. Installed
+# apart, in NCCL_PREFIX, so that nothing picks it up unless asked (an NCCL_HOME layout).
+NCCL_SRCS   := $(wildcard nccl/*.c)
+NCCL_OBJS   := $(NCCL_SRCS:%.c=$(BUILD)/obj/%.o)
+NCCL_DIR    := $(BUILD)/lib/nccl
+NCCL_LIB    := $(NCCL_DIR)/libnccl.so.2
+NCCL_VERSION := $(shell sed -n 's/^\#define NCCL_\(MAJOR\|MINOR\|PATCH\) \([0-9]*\)$$/\2/p' \
+                  nccl/nccl.h | paste -sd.)
+NCCL_PREFIX ?= $(PREFIX)/lib/nccl-weft
+NCCL_TESTS  := $(BUILD)/tests/nccl_check
+$(NCCL_OBJS) $(BUILD)/obj/tests/nccl/nccl_check.o: ALL_CFLAGS += -Inccl
+# The API itself must be visible (the version script then keeps it to nccl*).
+$(NCCL_OBJS): ALL_CFLAGS += -fvisibility=default
+nccl: $(NCCL_LIB) $(NCCL_DIR)/libnccl.so $(NCCL_DIR)/nccl.h $(NCCL_DIR)/nccl.pc
+$(NCCL_LIB): $(NCCL_OBJS) $(BUILD)/lib/libweft.a nccl/libnccl.map
+	@mkdir -p $(dir $@)
+	$(CC) -shared -pthread -Wl,-soname,libnccl.so.2 -Wl,--version-script=nccl/libnccl.map \
+	    $(SO_UNDEF) $(CUDA_SO_LDFLAGS) -o $@ $(NCCL_OBJS) $(BUILD)/lib/libweft.a $(LDLIBS)
+$(NCCL_DIR)/libnccl.so: $(NCCL_LIB)
+	ln -sf libnccl.so.2 $@
+$(NCCL_DIR)/nccl.h: nccl/nccl.h
+	@mkdir -p $(dir $@)
+	cp $< $@
+$(NCCL_DIR)/nccl.pc: nccl/nccl.pc.in nccl/nccl.h
+	@mkdir -p $(dir $@)
+	d=$$(cd $(NCCL_DIR) && pwd); sed -e "s|@PREFIX@|$$d|" -e "s|@LIBDIR@|$$d|" \
+	    -e "s|@INCLUDEDIR@|$$d|" -e 's|@NCCL_VERSION@|$(NCCL_VERSION)|' $< >$@
+install-nccl: nccl
+	install -d $(DESTDIR)$(NCCL_PREFIX)/lib/pkgconfig $(DESTDIR)$(NCCL_PREFIX)/include
+	install -m 755 $(NCCL_LIB) $(DESTDIR)$(NCCL_PREFIX)/lib/libnccl.so.2
+	ln -sf libnccl.so.2 $(DESTDIR)$(NCCL_PREFIX)/lib/libnccl.so
+	install -m 644 nccl/nccl.h $(DESTDIR)$(NCCL_PREFIX)/include/
+	sed -e 's|@PREFIX@|$(NCCL_PREFIX)|' -e 's|@LIBDIR@|$(NCCL_PREFIX)/lib|' \
+	    -e 's|@INCLUDEDIR@|$(NCCL_PREFIX)/include|' -e 's|@NCCL_VERSION@|$(NCCL_VERSION)|' \
+	    nccl/nccl.pc.in >$(DESTDIR)$(NCCL_PREFIX)/lib/pkgconfig/nccl.pc
+install: install-nccl
+# tests/nccl: every call of nccl.h at 2 to 4 ranks; linked statically here, so that under
+# the fake CUDA it shares the fake runtime with the library (tests/nccl/lib_check.sh links
+# libnccl.so.2 itself).
+tests: $(NCCL_TESTS)
+$(BUILD)/tests/nccl_check: $(BUILD)/obj/tests/nccl/nccl_check.o $(NCCL_OBJS) $(BUILD)/lib/libweft.a
+	@mkdir -p $(dir $@)
+	$(CC) -pthread -o $@ $^ $(LDLIBS)
 
 # ---- the main job ---------------------------------------------------------------------
 run:

@@ -8,13 +8,20 @@
 # IPC, each as a fraction of the IPC algorithm's HBM floor at the measured copy rate.
 # Without nvcc or without a GPU it says so and exits 0. Each part is meant to fit one
 # 10-minute device call (both build first, incrementally): check (tests/gpu,
-# compute-sanitizer, coll_gpu_check), perf (the timings); all (the default) runs both.
-#   bench/gpu.sh [all|check|perf]  BUILD=build-gpu BYTES=268435456 ITERS=20 JOBS=$(nproc)
+# compute-sanitizer, coll_gpu_check, then bench/gpu_nccl.sh: nccl_check, nccl-tests over
+# Weft's libnccl.so.2 with MPI=1, PyTorch's "nccl" backend on it), perf (the timings); nccl
+# (gpu_nccl.sh alone); all (the default) runs check and perf. It first prints what the machine
+# has (compilers, headers, MPI, PyTorch). Without libsodium's headers it unpacks the .debs
+# that bench/gpu-deps.sh fetched into bench/gpu-deps/ (carry that folder) into $BUILD, never /.
+# Every step has a timeout; check stops starting steps after DEADLINE seconds (default 480).
+#   bench/gpu.sh [all|check|perf|nccl]  BUILD=build-gpu BYTES=268435456 ITERS=20 JOBS=$(nproc)
 set -uo pipefail
 PART=${1:-all}
-case $PART in all | check | perf) ;; *) echo "usage: bench/gpu.sh [all|check|perf]" >&2; exit 2 ;; esac
+case $PART in all | check | perf | nccl) ;; *) echo "usage: bench/gpu.sh [all|check|perf|nccl]" >&2; exit 2 ;; esac
+START=$(date +%s)
+export START DEADLINE=${DEADLINE:-480}
 
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 2
 BUILD=${BUILD:-build-gpu}
 BYTES=${BYTES:-268435456}
 ITERS=${ITERS:-20}
@@ -33,11 +40,40 @@ fi
 echo "== nvcc: $(nvcc --version | tail -n 1)"
 command -v nvidia-smi >/dev/null 2>&1 &&
     nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.memory --format=csv,noheader
+# What this machine has, before anything depends on it.
+# shellcheck disable=SC1091
+echo "== machine: $(. /etc/os-release 2>/dev/null && echo "$PRETTY_NAME"), $(uname -r), $(nproc) cores"
+for t in cc gcc clang mpicc mpirun pkg-config compute-sanitizer python3; do
+    printf '   %-18s %s\n' "$t" "$(command -v $t >/dev/null 2>&1 && { command -v $t; $t --version 2>&1 | head -n 1; } | tr '\n' ' ' || echo -)"
+done
+has_header() { printf '#include <%s>\n' "$1" | ${CC:-cc} -E -x c - >/dev/null 2>&1; }
+for h in sodium.h mpi.h cmocka.h hwloc.h infiniband/verbs.h ucp/api/ucp.h; do
+    printf '   %-18s %s\n' "<$h>" "$(has_header "$h" && echo yes || echo no)"
+done
+command -v mpicc >/dev/null 2>&1 && echo "   mpicc -showme:incdirs: $(mpicc -showme:incdirs 2>&1 | head -n 1)"
+timeout 120 python3 -c 'import torch; print("   torch", torch.__version__, "CUDA", torch.version.cuda, "GPUs", torch.cuda.device_count(), "nccl", torch.cuda.nccl.version())' 2>&1 | tail -n 1
+# libsodium (the one library Weft cannot build without): the carried Debian packages,
+# unpacked into the build folder, found through CPATH/LIBRARY_PATH/LD_LIBRARY_PATH.
+if ! has_header sodium.h; then
+    debs=(bench/gpu-deps/*.deb)
+    if [[ -f ${debs[0]} ]]; then
+        root=$PWD/$BUILD/deps-root
+        mkdir -p "$root"
+        for d in "${debs[@]}"; do dpkg -x "$d" "$root" || echo "cannot unpack $d"; done
+        multi=$(ls -d "$root"/usr/lib/*-linux-gnu 2>/dev/null | head -n 1)
+        export CPATH=$root/usr/include${CPATH:+:$CPATH}
+        export LIBRARY_PATH=$multi${LIBRARY_PATH:+:$LIBRARY_PATH}
+        export LD_LIBRARY_PATH=$multi${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+        echo "   unpacked ${#debs[@]} carried packages into $root: <sodium.h> $(has_header sodium.h && echo found || echo 'still missing')"
+    else
+        echo "   no <sodium.h> and no bench/gpu-deps/*.deb (bench/gpu-deps.sh fetches them): the build will fail"
+    fi
+fi
 
 echo "== build ($BUILD)"
 t0=$SECONDS
-if ! make -s -j"$JOBS" BUILD="$BUILD" all "$BUILD/tests/gpu_check" "$BUILD/tests/coll_gpu_check" \
-    gpu-bench; then
+if ! timeout 400 make -s -j"$JOBS" BUILD="$BUILD" all "$BUILD/tests/gpu_check" \
+    "$BUILD/tests/coll_gpu_check" "$BUILD/tests/nccl_check" nccl gpu-bench; then
     echo "FAILED: build (missing -dev packages? the Makefile needs libsodium; see README)"
     exit 1
 fi
@@ -45,7 +81,7 @@ echo "built in $((SECONDS - t0)) s"
 "$BUILD/bin/weft-info" --version
 
 echo "== tests/gpu: weft_gpu_reduce against the host kernels"
-out=$("$BUILD/tests/gpu_check" 2>&1)
+out=$(timeout 120 "$BUILD/tests/gpu_check" 2>&1)
 rc=$?
 echo "$out"
 if [[ $rc -eq 77 ]]; then
@@ -64,17 +100,27 @@ status=0
 coll_check() {
     local out
     echo "== tests/gpu: coll_gpu_check $*"
-    out=$("$BUILD/bin/weft-run" "$@" "$BUILD/tests/coll_gpu_check" 2>&1) || status=1
+    out=$(timeout 180 "$BUILD/bin/weft-run" "$@" "$BUILD/tests/coll_gpu_check" 2>&1) || status=1
     grep -v '^ok' <<<"$out" | tail -n 20
 }
 run_checks() {
     local SAN
+    for n in 2 3 4; do
+        coll_check -n $n
+    done
+    WEFT_GPU_IPC=0 WEFT_GPU_CHUNK_SIZE=1K coll_check -n 3 --quick
+    # NCCL programs on Weft (issue 16): nccl_check, nccl-tests, PyTorch.
+    bench/gpu_nccl.sh "$BUILD" || status=1
     SAN=$(command -v compute-sanitizer ||
         ls /usr/local/cuda*/bin/compute-sanitizer 2>/dev/null | head -n 1)
     if [[ -n $SAN ]]; then
         for tool in memcheck racecheck; do
             echo "== compute-sanitizer --tool $tool tests/gpu --quick"
-            if "$SAN" --tool "$tool" --error-exitcode 3 "$BUILD/tests/gpu_check" --quick \
+            if (($(date +%s) - START > DEADLINE - 60)); then
+                echo "NOT RUN (time): compute-sanitizer --tool $tool (DEADLINE=$DEADLINE)"
+                continue
+            fi
+            if timeout 120 "$SAN" --tool "$tool" --error-exitcode 3 "$BUILD/tests/gpu_check" --quick \
                 >"$BUILD/sanitizer-$tool.log" 2>&1; then
                 tail -n 2 "$BUILD/sanitizer-$tool.log"
             else
@@ -86,11 +132,11 @@ run_checks() {
     else
         echo "# skip - compute-sanitizer: not installed"
     fi
-    for n in 2 3 4; do
-        coll_check -n $n
-    done
-    WEFT_GPU_IPC=0 WEFT_GPU_CHUNK_SIZE=1K coll_check -n 3
 }
+if [[ $PART == nccl ]]; then
+    bench/gpu_nccl.sh "$BUILD"
+    exit
+fi
 [[ $PART != perf ]] && run_checks
 [[ $PART == check ]] && exit $status
 

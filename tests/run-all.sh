@@ -404,6 +404,56 @@ if [[ $PART != unit ]]; then
     else
         skip "kvs: Open MPI mpirun (PMIx), 3 ranks" "mpirun.openmpi or PMIx support missing"
     fi
+    # --- nccl (issue 16): Weft's libnccl.so.2, the NCCL API over include/weft.h ---
+    # tests/nccl/nccl_check.c is an NCCL program (nccl.h and the CUDA runtime only) run under
+    # weft-run: every call of nccl.h with exact results (all dtypes, float16/bfloat16 as bit
+    # patterns, all ops), bad arguments, then WEFT_CHECK=1 mismatches (ncclInvalidUsage), a
+    # dead peer (ncclCommGetAsyncError) and ncclCommAbort from another thread. Host buffers
+    # without a GPU; device buffers on a stream on a GPU or the fake CUDA. lib_check.sh checks
+    # the shared library itself (exports, header as C/C++, nccl.pc, install) and runs
+    # nccl_check linked against it; nccl_tests_build.sh builds nccl-tests' own sources with
+    # nvcc against nccl.h and libnccl.so.2 (skipped without nvcc).
+    WEFT_TEST_CFLAGS_SEEN=${WEFT_TEST_CFLAGS-}
+    if [[ -x $T/nccl_check ]]; then
+        run "nccl: libnccl.so.2 exports, nccl.h as C/C++, nccl.pc, install, linked run" 300 \
+            tests/nccl/lib_check.sh "$BUILD"
+        run "nccl: every call of nccl.h on host buffers over shm, 3 ranks" 300 \
+            "$BIN/weft-run" -n 3 --transport shm "$T/nccl_check"
+        run "nccl: every call of nccl.h on host buffers over tcp (with ncclCommInitAll), 4 ranks" \
+            300 "$BIN/weft-run" -n 4 --transport tcp "$T/nccl_check"
+        run "nccl: WEFT_CHECK=1 mismatch is ncclInvalidUsage, 3 ranks" 120 env WEFT_CHECK=1 \
+            "$BIN/weft-run" -n 3 "$T/nccl_check" mismatch
+        run "nccl: a dead peer is ncclRemoteError and the async error, 3 ranks" 120 \
+            "$BIN/weft-run" -n 3 "$T/nccl_check" dead-peer
+        run "nccl: ncclCommAbort from another thread unblocks a call, 2 ranks" 120 \
+            "$BIN/weft-run" -n 2 "$T/nccl_check" abort
+        nccl_gpu="nccl: every call of nccl.h on device buffers on a stream"
+        if [[ -n $GPU && -x $GPU/tests/nccl_check ]]; then
+            run "$nccl_gpu, 4 ranks$GPU_NOTE" 300 "$GPU/bin/weft-run" -n 4 "$GPU/tests/nccl_check"
+            run "nccl: every call of nccl.h on device buffers on stream 0 (legacy default), 2 ranks$GPU_NOTE" 300 \
+                env NCCL_CHECK_NULL_STREAM=1 "$GPU/bin/weft-run" -n 2 "$GPU/tests/nccl_check"
+            run "$nccl_gpu, over tcp (with ncclCommInitAll), 3 ranks$GPU_NOTE" 300 \
+                "$GPU/bin/weft-run" -n 3 --transport tcp "$GPU/tests/nccl_check"
+            run "nccl: WEFT_CHECK=1 mismatch on a stream is ncclInvalidUsage, 3 ranks$GPU_NOTE" \
+                120 env WEFT_CHECK=1 "$GPU/bin/weft-run" -n 3 "$GPU/tests/nccl_check" mismatch
+            run "nccl: a dead peer on a stream is the async error, 3 ranks$GPU_NOTE" 120 \
+                "$GPU/bin/weft-run" -n 3 "$GPU/tests/nccl_check" dead-peer
+            run "nccl: ncclCommAbort releases a stream, 2 ranks$GPU_NOTE" 120 \
+                "$GPU/bin/weft-run" -n 2 "$GPU/tests/nccl_check" abort
+        else
+            skip_gpu "$nccl_gpu"
+        fi
+        # nvcc's verdict on the header does not depend on a sanitizer: once, unsanitized.
+        nccl_nvcc="nccl: nccl-tests sources compile against nccl.h, their calls all exported (nvcc)"
+        if [[ $WEFT_TEST_CFLAGS_SEEN == *sanitize* ]]; then
+            skip "$nccl_nvcc" "sanitized run: the unsanitized run compiles them (no sanitizer involved)"
+        else
+            run "$nccl_nvcc" 600 tests/nccl/nccl_tests_build.sh "$BUILD" sendrecv
+        fi
+    else
+        fail_case "nccl: libnccl.so.2 and nccl_check" "$T/nccl_check was not built (make tests)"
+    fi
+    # --- end nccl ---
     # Multi-node: a real Slurm cluster in network namespaces (tests/slurm/run.sh brings it up
     # and always down). It needs root and namespaces with bridges; elsewhere it is skipped,
     # counted neither passed nor failed.
