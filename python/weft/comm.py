@@ -14,7 +14,7 @@ def get_unique_id():
     rendezvous) and pass it to every rank's Comm(unique_id=...)."""
     uid = _lib.UniqueIdStruct()
     _errors.check(_L.weft_get_unique_id(ctypes.byref(uid)), "weft_get_unique_id")
-    return bytes(uid.internal)
+    return bytes(uid)  # not uid.internal: a char array field stops at its first NUL
 
 
 def version():
@@ -90,7 +90,7 @@ class Comm:
                 raise _arg("weft_comm_init_rank", "need unique_id (%d bytes from "
                            "weft.get_unique_id()), rank and nranks" % _lib.UNIQUE_ID_BYTES)
             s = _lib.UniqueIdStruct()
-            s.internal = uid
+            ctypes.memmove(ctypes.byref(s), uid, len(uid))
             _errors.check(_L.weft_comm_init_rank(ctypes.byref(self._h), int(nranks), s,
                                                  int(rank)), "weft_comm_init_rank")
         self.rank = self._int(_L.weft_comm_rank, "weft_comm_rank")
