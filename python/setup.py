@@ -1,6 +1,7 @@
 # setup.py - only to remember, in the installed package (weft/_where.py), the build tree it was
 # installed from, so that `pip install ./python` after `make` finds build/lib/libweft.so
-# without WEFT_SO_PATH. Everything else is in pyproject.toml.
+# without WEFT_SO_PATH. BUILD=DIR (make's BUILD: relative to the repository, or absolute)
+# names another build tree. Everything else is in pyproject.toml.
 import os
 
 from setuptools import setup

@@ -151,7 +151,8 @@ comm.barrier()
 try:
     import numpy as np
 except ImportError:
-    print("# skip - numpy arrays: numpy is not installed for %s" % sys.executable)
+    if R == 0:
+        print("# skip - numpy arrays: numpy is not installed for %s" % sys.executable)
     np = None
 if np is not None:
     for name in ("int8", "uint8", "int32", "uint32", "int64", "uint64", "float16", "float32",
