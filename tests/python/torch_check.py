@@ -16,7 +16,7 @@ import torch
 import torch.distributed as dist
 
 import weft
-import weft.torch
+import weft.torch  # noqa: F401 - registers the backend "weft"
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
                                 "examples"))

@@ -9,7 +9,8 @@ PY=${2:-/usr/bin/python3}
 cd "$(dirname "$0")/../.."
 if ! "$PY" -c 'import setuptools, wheel, venv' 2>/dev/null ||
     ! "$PY" -m pip --version >/dev/null 2>&1; then
-    echo "skip: $PY lacks venv, pip, wheel or setuptools (Debian: python3-venv python3-pip python3-wheel)"
+    echo "skip: $PY lacks venv, pip, wheel or setuptools (Debian: python3-venv python3-pip"\
+        "python3-wheel)"
     exit 77
 fi
 tmp=$(mktemp -d)

@@ -19,7 +19,6 @@ import torch
 import torch.distributed as dist
 
 import weft
-from weft._buffers import SUPPORTED as _SUPPORTED_BUFFERS
 from weft._dtypes import from_torch
 
 __all__ = ["ProcessGroupWeft", "create_process_group", "BACKEND"]
@@ -90,7 +89,10 @@ def _one(tensors, call):
     return tensors[0]
 
 
-class _Work(dist._Work):
+_WorkBase = getattr(dist, "_Work", None) or torch._C._distributed_c10d.Work
+
+
+class _Work(_WorkBase):
     """One call of a ProcessGroupWeft: run on its worker (or by wait()), then complete."""
 
     def __init__(self, pg, fn, result, call):
@@ -474,8 +476,7 @@ def _weft_rendezvous(url, timeout=timedelta(minutes=30), **kwargs):
 
 
 def _register():
-    if BACKEND.upper() not in dist.Backend._plugins if hasattr(dist.Backend, "_plugins") \
-            else not hasattr(dist.Backend, BACKEND.upper()):
+    if BACKEND.upper() not in getattr(dist.Backend, "_plugins", {}):
         dist.Backend.register_backend(BACKEND, create_process_group)
     from torch.distributed.rendezvous import register_rendezvous_handler
 
