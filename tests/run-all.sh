@@ -408,7 +408,7 @@ if [[ $PART != unit ]]; then
     # them: Python would need the sanitizer runtime preloaded.
     py_san=""
     [[ ${WEFT_TEST_CFLAGS-} == *-fsanitize* ]] && py_san="a sanitized libweft cannot be loaded into an unsanitized python3"
-    py_env=(env WEFT_SO_PATH="$BUILD/lib/libweft.so" PYTHONPATH=python)
+    py_env=(env WEFT_SO_PATH="$BUILD/lib/libweft.so" PYTHONPATH=python PYTHONDONTWRITEBYTECODE=1)
     sys_py=/usr/bin/python3
     py_cases=("python: weft.Comm, every collective x dtype x op, errors, 3 ranks (python3 on PATH)"
         "python: weft.Comm with NumPy arrays, 2 ranks ($sys_py)"

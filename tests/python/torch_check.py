@@ -18,6 +18,7 @@ import torch.distributed as dist
 import weft
 import weft.torch  # noqa: F401 - registers the backend "weft"
 
+sys.dont_write_bytecode = True  # no __pycache__ left in examples/
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
                                 "examples"))
 import torch_ddp  # noqa: E402
