@@ -77,16 +77,22 @@ def to_numpy(dtype):
     return numpy.dtype(dtype.name.lower())
 
 
+_TORCH = {}  # torch dtype -> Dtype, filled on first use (no torch import before that)
+
+
 def from_torch(torch_dtype):
     """The Dtype of a torch dtype, or None (bool, complex, int16, quantized: not in Weft)."""
-    import torch
+    if not _TORCH:
+        import torch
 
-    return {torch.int8: Dtype.INT8, torch.uint8: Dtype.UINT8, torch.int32: Dtype.INT32,
-            torch.int64: Dtype.INT64, torch.float16: Dtype.FLOAT16, torch.bfloat16: Dtype.BFLOAT16,
-            torch.float32: Dtype.FLOAT32, torch.float64: Dtype.FLOAT64,
-            **{getattr(torch, n): d for n, d in (("uint32", Dtype.UINT32),
-                                                 ("uint64", Dtype.UINT64))
-               if hasattr(torch, n)}}.get(torch_dtype)
+        _TORCH.update({torch.int8: Dtype.INT8, torch.uint8: Dtype.UINT8,
+                       torch.int32: Dtype.INT32, torch.int64: Dtype.INT64,
+                       torch.float16: Dtype.FLOAT16, torch.bfloat16: Dtype.BFLOAT16,
+                       torch.float32: Dtype.FLOAT32, torch.float64: Dtype.FLOAT64})
+        for name, d in (("uint32", Dtype.UINT32), ("uint64", Dtype.UINT64)):
+            if hasattr(torch, name):
+                _TORCH[getattr(torch, name)] = d
+    return _TORCH.get(torch_dtype)
 
 
 def to_torch(dtype):

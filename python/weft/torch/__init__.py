@@ -4,14 +4,18 @@ torch.distributed.init_process_group("weft", ...) under any launcher torch suppo
 Rank 0 of each process group creates a Weft unique id and shares it through the store that
 init_process_group hands the backend; every rank then joins a weft.Comm with it.
 Host-tensor calls run in order on one worker thread per process group (the GIL is released
-inside Weft), so async_op=True overlaps with computation; wait() on a call no worker has
-started yet runs it on the waiting thread, which spares synchronous calls a thread switch.
+inside Weft), so async_op=True overlaps with computation; a synchronous call (async_op=False
+in the torch.distributed function that called us), or wait() on a call the worker has not
+started, runs on the calling thread when nothing is ahead of it: no thread switch.
 CUDA tensors are enqueued on the caller's current stream instead (code path not yet run on
-a GPU). Work objects stay referenced until well after they complete: torch 1.13 calls the
+a GPU). Work objects stay referenced until well after they complete (the last _KEEP_DONE calls): torch 1.13 calls the
 Python methods of a Work through its C++ handle, and a Work whose Python side was collected
 falls back to c10d's base wait(), which never returns (DDP's constructor hangs there).
 """
+import _thread
 import collections
+import queue
+import sys
 import threading
 from datetime import timedelta
 
@@ -20,6 +24,8 @@ import torch.distributed as dist
 
 import weft
 from weft._dtypes import from_torch
+from weft._errors import check as _check_result
+from weft._lib import lib as _L
 
 __all__ = ["ProcessGroupWeft", "create_process_group", "BACKEND"]
 BACKEND = "weft"
@@ -40,7 +46,13 @@ class Unsupported(weft.UnsupportedError, RuntimeError):
         super().__init__(5, what, "torch.distributed backend weft")
 
 
+_OP_BY_TYPE = {t.op: w for t, w in _OPS if hasattr(t, "op")}
+
+
 def _weft_op(op, call):
+    w = _OP_BY_TYPE.get(getattr(op, "op", None))
+    if w is not None:
+        return w
     for t, w in _OPS:
         if op == t:
             return w
@@ -54,6 +66,13 @@ def _weft_op(op, call):
 
 def _check(tensors, call):
     """Every tensor dense, contiguous, of a Weft dtype, all on one device (cpu or cuda)."""
+    if len(tensors) == 1:  # the common case, kept short: it is on every call's path
+        t = tensors[0]
+        if isinstance(t, torch.Tensor) and t.layout == torch.strided and \
+                from_torch(t.dtype) is not None and t.is_contiguous():
+            d = t.device
+            if d.type in ("cpu", "cuda"):
+                return d
     devices = set()
     for t in tensors:
         if not isinstance(t, torch.Tensor):
@@ -93,17 +112,23 @@ _WorkBase = getattr(dist, "_Work", None) or torch._C._distributed_c10d.Work
 
 
 class _Work(_WorkBase):
-    """One call of a ProcessGroupWeft: run on its worker (or by wait()), then complete."""
+    """One call of a ProcessGroupWeft: run on its worker, by wait(), or at once, then
+    complete. Completion is a plain lock released once (cheaper to make than an Event)."""
 
     def __init__(self, pg, fn, result, call):
         super().__init__()
-        self._pg = pg
+        self._runner = pg._runner
         self._fn = fn
         self._result = result
         self._call = call
-        self._done = threading.Event()
+        self._seq = -1
+        self._taken = False
+        self._completed = False
         self._exc = None
-        self._fut = torch.futures.Future()
+        self._fut = None  # made by get_future() only: most calls are never asked for one
+        self._futlock = pg._futlock
+        self._gate = _thread.allocate_lock()
+        self._gate.acquire()
 
     def _run(self):
         try:
@@ -111,31 +136,38 @@ class _Work(_WorkBase):
         except BaseException as e:  # noqa: B036 - handed to the waiter, not swallowed
             self._exc = e
         self._fn = None
-        self._done.set()
-        self._pg._completed(self)
+        with self._futlock:
+            self._completed = True
+            fut = self._fut
+        self._gate.release()
+        if fut is not None:
+            self._settle(fut)
+
+    def _settle(self, fut):
         if self._exc is None:
-            self._fut.set_result(self._result)
+            fut.set_result(self._result)
         else:
-            self._fut.set_exception(self._exc)
+            fut.set_exception(self._exc)
 
     def wait(self, timeout=None):
-        if not self._done.is_set():
-            self._pg._runner.run_now(self)
-            secs = None
+        if not self._completed:
+            self._runner.try_run(self)
+            secs = -1
             if isinstance(timeout, timedelta) and timeout != timedelta(0) and \
                     timeout.total_seconds() < 1e8:
                 secs = timeout.total_seconds()
-            if not self._done.wait(secs):
+            if not self._gate.acquire(timeout=secs):
                 raise RuntimeError("weft: %s did not complete within %s" % (self._call, timeout))
+            self._gate.release()
         if self._exc is not None:
             raise self._exc
         return True
 
     def is_completed(self):
-        return self._done.is_set()
+        return self._completed
 
     def is_success(self):
-        return self._done.is_set() and self._exc is None
+        return self._completed and self._exc is None
 
     def exception(self):
         return self._exc
@@ -144,73 +176,92 @@ class _Work(_WorkBase):
         return self._result
 
     def get_future(self):
-        return self._fut
+        with self._futlock:
+            if self._fut is not None:
+                return self._fut
+            fut = self._fut = torch.futures.Future()
+            done = self._completed
+        if done:
+            self._settle(fut)
+        return fut
 
     def synchronize(self):
         pass  # CUDA work was enqueued on the caller's current stream: nothing to join
 
 
 class _Runner:
-    """Runs a group's calls one at a time, in submission order, on a daemon thread; run_now
-    lets a waiter run the call itself when it is next and nothing is running."""
+    """Runs a group's calls one at a time in submission order: on a daemon thread, or on the
+    calling thread when the call is next and nothing runs (a synchronous call, or wait() on
+    a call the worker has not started), which spares it two thread switches."""
 
     def __init__(self, name):
-        self._cv = threading.Condition()
-        self._queue = collections.deque()
-        self._running = False
+        self._q = queue.SimpleQueue()
+        self._mu = _thread.allocate_lock()    # submission order
+        self._exec = _thread.allocate_lock()  # held while a call runs
+        self._submitted = 0
+        self._next = 0  # sequence number of the next call to run
         self._closed = False
         self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
         self._thread.start()
 
-    def submit(self, work):
-        with self._cv:
+    def _run_locked(self, work):
+        """With _exec held: runs work if it is next and not yet taken."""
+        if work._taken or work._seq != self._next:
+            return False
+        work._taken = True
+        try:
+            work._run()
+        finally:
+            self._next += 1
+        return True
+
+    def submit(self, work, inline):
+        with self._mu:
             if self._closed:
                 raise RuntimeError("weft: the process group was destroyed")
-            self._queue.append(work)
-            self._cv.notify_all()
+            work._seq = self._submitted
+            self._submitted += 1
+            if inline and self._next == work._seq and self._exec.acquire(False):
+                try:
+                    if self._run_locked(work):
+                        return
+                finally:
+                    self._exec.release()
+            self._q.put(work)
 
-    def _take(self, work=None):
-        """The next work to run (work itself, when given, only if it is next); caller holds
-        the lock."""
-        if self._running or not self._queue or (work is not None and self._queue[0] is not work):
-            return None
-        self._running = True
-        return self._queue.popleft()
-
-    def _finish(self):
-        with self._cv:
-            self._running = False
-            self._cv.notify_all()
-
-    def run_now(self, work):
-        with self._cv:
-            w = self._take(work)
-        if w is not None:
+    def try_run(self, work):
+        if self._exec.acquire(False):
             try:
-                w._run()
+                self._run_locked(work)
             finally:
-                self._finish()
+                self._exec.release()
 
     def _loop(self):
         while True:
-            with self._cv:
-                w = self._take()
-                while w is None:
-                    if self._closed and not self._queue and not self._running:
-                        return
-                    self._cv.wait()
-                    w = self._take()
-            try:
-                w._run()
-            finally:
-                self._finish()
+            w = self._q.get()
+            if w is None:
+                return
+            if w._taken:
+                continue
+            with self._exec:
+                self._run_locked(w)
 
     def close(self):
-        with self._cv:
+        with self._mu:
             self._closed = True
-            self._cv.notify_all()
+            self._q.put(None)
         if threading.current_thread() is not self._thread:
             self._thread.join()
+
+
+def _sync_caller():
+    """Whether the torch.distributed function that called us has async_op=False: it will
+    wait at once, so the call may as well run on this thread. C++ callers (DDP) and the
+    functions without async_op (send, recv) go to the worker."""
+    f = sys._getframe(3)  # _sync_caller <- _submit <- the group's method <- torch's wrapper
+    if f.f_code.co_filename.endswith("distributed_c10d.py"):
+        return f.f_locals.get("async_op") is False
+    return False
 
 
 class ProcessGroupWeft(dist.ProcessGroup):
@@ -228,9 +279,8 @@ class ProcessGroupWeft(dist.ProcessGroup):
             comm = weft.Comm(unique_id=uid, rank=rank, nranks=size)
         self.comm = comm
         self._runner = _Runner("weft-pg-r%d" % rank)
-        self._lock = threading.Lock()
-        self._pending = set()
-        self._done = collections.deque(maxlen=_KEEP_DONE)
+        self._futlock = _thread.allocate_lock()
+        self._recent = collections.deque(maxlen=_KEEP_DONE)  # see the module's note
 
     def getBackendName(self):  # noqa: N802 (torch's name)
         return BACKEND
@@ -239,20 +289,14 @@ class ProcessGroupWeft(dist.ProcessGroup):
         return BACKEND
 
     # ---- plumbing -----------------------------------------------------------------------
-    def _completed(self, work):
-        with self._lock:
-            self._pending.discard(work)
-            self._done.append(work)
-
     def _submit(self, call, tensors, fn, result):
         device = _check(tensors, call)
         work = _Work(self, fn, result, call)
-        with self._lock:
-            self._pending.add(work)
+        self._recent.append(work)
         if device.type == "cuda":
             work._run()  # enqueued on the caller's current stream: complete for the host
         else:
-            self._runner.submit(work)
+            self._runner.submit(work, _sync_caller())
         return work
 
     def shutdown(self):
@@ -267,7 +311,16 @@ class ProcessGroupWeft(dist.ProcessGroup):
         call = "all_reduce"
         t = _one(tensors, call)
         op = _weft_op(opts.reduceOp if opts is not None else _R.SUM, call)
-        return self._submit(call, [t], lambda: self.comm.allreduce(t, op=op), [t])
+        if t.device.type != "cpu":
+            return self._submit(call, [t], lambda: self.comm.allreduce(t, op=op), [t])
+        comm = self.comm
+
+        def fn():  # DDP's hot path: straight to the C call (_check vetted the tensor)
+            p = t.data_ptr()
+            _check_result(_L.weft_allreduce(p, p, t.numel(), from_torch(t.dtype), op,
+                                            comm._live("weft_allreduce"), None),
+                          "weft_allreduce")
+        return self._submit(call, [t], fn, [t])
 
     def allreduce_coalesced(self, tensors, opts=None):
         call = "all_reduce_coalesced"
