@@ -3,7 +3,8 @@
 per backend, rounds of the two interleaved; the bus bandwidth (algbw * 2(n-1)/n) and per
 call latency of each and their ratio; the same sizes through weft.Comm directly (the
 binding without torch); then the DDP step time of examples/torch_ddp.py over each backend.
-weft-perf's own figures for the same sizes come from bench/torch_vs_gloo.sh beside it.
+For the binding's cost against C, run weft-perf on the same sizes in the same session:
+    weft-run -n 2 build/bin/weft-perf allreduce -b 8 -e 256M -f 4 -c 0
 
     weft-run -n 2 /usr/bin/python3 bench/torch_vs_gloo.py [MAXBYTES] [ROUNDS]
 """

@@ -411,7 +411,7 @@ if [[ $PART != unit ]]; then
     py_env=(env WEFT_SO_PATH="$BUILD/lib/libweft.so" PYTHONPATH=python PYTHONDONTWRITEBYTECODE=1)
     sys_py=/usr/bin/python3
     py_cases=("python: weft.Comm, every collective x dtype x op, errors, 3 ranks (python3 on PATH)"
-        "python: weft.Comm with NumPy arrays, 2 ranks ($sys_py)"
+        "python: weft.Comm with NumPy arrays, 2 ranks, torchrun-style RANK/MASTER_ADDR ($sys_py)"
         "python: pip install ./python into a venv, 2-rank allreduce"
         "python torch: every op vs gloo, async, errors, DDP, 2 ranks (weft-run, weft://)"
         "python torch: every op vs gloo, async, errors, DDP, 3 ranks (env:// from Python), then tcp://, file://")
@@ -423,8 +423,8 @@ if [[ $PART != unit ]]; then
         run "${py_cases[0]}" 120 "${py_env[@]}" "$BIN/weft-run" -n 3 python3 \
             tests/python/comm_check.py
         if "$sys_py" -c 'import numpy' >/dev/null 2>&1; then
-            run "${py_cases[1]}" 120 "${py_env[@]}" "$BIN/weft-run" -n 2 "$sys_py" \
-                tests/python/comm_check.py
+            run "${py_cases[1]}" 120 "${py_env[@]}" "$sys_py" tests/python/spawn.py 2 \
+                "$sys_py" tests/python/comm_check.py
         else
             skip "${py_cases[1]}" "python3-numpy is not installed for $sys_py (tools/install-deps.sh --ci)"
         fi
