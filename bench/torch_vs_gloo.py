@@ -54,7 +54,7 @@ def main():
     size = 8
     while size <= maxbytes:
         t = torch.ones(size // 4)
-        iters = max(3, min(2000, int(2e8 // size)))
+        iters = max(3, min(300, int(5e7 // size)))
         res = {"weft": [], "gloo": [], "comm": []}
         fns = {"weft": lambda: dist.all_reduce(t),
                "gloo": lambda: dist.all_reduce(t, group=gloo),

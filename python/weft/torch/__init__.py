@@ -17,6 +17,7 @@ import collections
 import queue
 import sys
 import threading
+import weakref
 from datetime import timedelta
 
 import torch
@@ -108,6 +109,18 @@ def _one(tensors, call):
     return tensors[0]
 
 
+def _weak(x):
+    if isinstance(x, list):
+        return [_weak(i) for i in x]
+    return x if isinstance(x, weakref.ref) else weakref.ref(x)
+
+
+def _strong(x):
+    if isinstance(x, list):
+        return [_strong(i) for i in x]
+    return x() if isinstance(x, weakref.ref) else x
+
+
 _WorkBase = getattr(dist, "_Work", None) or torch._C._distributed_c10d.Work
 
 
@@ -139,13 +152,16 @@ class _Work(_WorkBase):
         with self._futlock:
             self._completed = True
             fut = self._fut
-        self._gate.release()
         if fut is not None:
             self._settle(fut)
+        # The group keeps this object referenced for a while (the module's note), but not
+        # the caller's tensors: a future asked for already holds them.
+        self._result = _weak(self._result)
+        self._gate.release()
 
     def _settle(self, fut):
         if self._exc is None:
-            fut.set_result(self._result)
+            fut.set_result(_strong(self._result))
         else:
             fut.set_exception(self._exc)
 
@@ -173,7 +189,7 @@ class _Work(_WorkBase):
         return self._exc
 
     def result(self):
-        return self._result
+        return _strong(self._result)
 
     def get_future(self):
         with self._futlock:
