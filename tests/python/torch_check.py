@@ -252,6 +252,24 @@ def overlap():
               "async all_reduce returned after %.3f s, completed=%s" % (issued, done_early))
 
 
+def no_retention():
+    """The group keeps its Work objects alive (torch 1.13 needs it), but not the tensors of
+    completed calls: fresh tensors reduced in a loop are all freed."""
+    import weakref
+
+    refs = []
+    for i in range(20):
+        t = torch.ones(1000)
+        refs.append(weakref.ref(t))
+        if i % 2:
+            dist.all_reduce(t)
+        else:
+            dist.all_reduce(t, async_op=True).wait()
+        del t
+    check(all(r() is None for r in refs), "%d of %d tensors of completed calls still alive" %
+          (sum(r() is not None for r in refs), len(refs)))
+
+
 def errors():
     cases = [
         (lambda: dist.all_reduce(torch.ones(3), op=dist._make_nccl_premul_sum(2.0)),
@@ -311,6 +329,7 @@ def main():
     every_op(gloo)
     t1 = time.monotonic()
     overlap()
+    no_retention()
     errors()
     ddp(gloo)
     if R == 0:
