@@ -118,7 +118,12 @@ def _weak(x):
 def _strong(x):
     if isinstance(x, list):
         return [_strong(i) for i in x]
-    return x() if isinstance(x, weakref.ref) else x
+    if not isinstance(x, weakref.ref):
+        return x
+    t = x()
+    if t is not None and hasattr(t, "_fix_weakref"):
+        t._fix_weakref()  # torch 1.13 asks for it after a weak reference is followed
+    return t
 
 
 _WorkBase = getattr(dist, "_Work", None) or torch._C._distributed_c10d.Work
