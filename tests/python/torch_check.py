@@ -252,6 +252,25 @@ def overlap():
               "async all_reduce returned after %.3f s, completed=%s" % (issued, done_early))
 
 
+def sync_inline():
+    """Synchronous calls run on the calling thread (no switch to the worker); async_op=True
+    calls go to the worker."""
+    runner = dist.distributed_c10d._get_default_group()._runner
+    seen = []
+    orig = runner.submit
+    runner.submit = lambda w, inline: (seen.append((w._call, inline)), orig(w, inline))[1]
+    try:
+        t = torch.ones(4)
+        dist.all_reduce(t)
+        dist.broadcast(t, 0)
+        dist.all_reduce(t, async_op=True).wait()
+        dist.broadcast(t, 0, async_op=True).wait()
+    finally:
+        del runner.submit
+    check(seen == [("all_reduce", True), ("broadcast", True), ("all_reduce", False),
+                   ("broadcast", False)], "calls run inline / on the worker: %s" % seen)
+
+
 def no_retention():
     """The group keeps its Work objects alive (torch 1.13 needs it), but not the tensors of
     completed calls: fresh tensors reduced in a loop are all freed."""
@@ -329,6 +348,7 @@ def main():
     every_op(gloo)
     t1 = time.monotonic()
     overlap()
+    sync_inline()
     no_retention()
     errors()
     ddp(gloo)

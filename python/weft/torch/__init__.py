@@ -275,11 +275,11 @@ class _Runner:
             self._thread.join()
 
 
-def _sync_caller():
+def _sync_caller(depth=3):
     """Whether the torch.distributed function that called us has async_op=False: it will
     wait at once, so the call may as well run on this thread. C++ callers (DDP) and the
     functions without async_op (send, recv) go to the worker."""
-    f = sys._getframe(3)  # _sync_caller <- _submit <- the group's method <- torch's wrapper
+    f = sys._getframe(depth)  # 3: _sync_caller <- _submit <- the group's method <- torch's
     if f.f_code.co_filename.endswith("distributed_c10d.py"):
         return f.f_locals.get("async_op") is False
     return False
@@ -332,16 +332,21 @@ class ProcessGroupWeft(dist.ProcessGroup):
         call = "all_reduce"
         t = _one(tensors, call)
         op = _weft_op(opts.reduceOp if opts is not None else _R.SUM, call)
-        if t.device.type != "cpu":
+        dt = from_torch(t.dtype)
+        if not (t.is_cpu and dt is not None and t.layout == torch.strided and
+                t.is_contiguous()):
             return self._submit(call, [t], lambda: self.comm.allreduce(t, op=op), [t])
-        comm = self.comm
+        # The hot path (DDP, synchronous calls): one dense host tensor, vetted just above,
+        # straight to the C call.
+        h, n = self.comm._live(call), t.numel()
 
-        def fn():  # DDP's hot path: straight to the C call (_check vetted the tensor)
+        def fn():
             p = t.data_ptr()
-            _check_result(_L.weft_allreduce(p, p, t.numel(), from_torch(t.dtype), op,
-                                            comm._live("weft_allreduce"), None),
-                          "weft_allreduce")
-        return self._submit(call, [t], fn, [t])
+            _check_result(_L.weft_allreduce(p, p, n, dt, op, h, None), "weft_allreduce")
+        work = _Work(self, fn, [t], call)
+        self._recent.append(work)
+        self._runner.submit(work, _sync_caller(2))
+        return work
 
     def allreduce_coalesced(self, tensors, opts=None):
         call = "all_reduce_coalesced"
