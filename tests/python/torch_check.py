@@ -312,7 +312,7 @@ def errors():
 
 def ddp(gloo):
     """examples/torch_ddp.py's model over weft and over gloo, from the same start."""
-    steps = 100
+    steps = 60
     losses, model, w_s = torch_ddp.train(None, steps)
     ref_losses, ref, g_s = torch_ddp.train(gloo, steps)
     first, last = sum(losses[:10]) / 10, sum(losses[-10:]) / 10
