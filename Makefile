@@ -345,6 +345,21 @@ run:
 	@$(MAKE) --no-print-directory all
 	$(BUILD)/bin/weft-run -n 4 $(BUILD)/bin/weft-perf allreduce -b 8 -e 64M -f 4 -c 1
 
+# ---- Python package (python/, docs/python.md) ---------------------------------------
+# `make python` builds the library and a wheel of the weft package into $(BUILD)/python (it
+# remembers $(BUILD)/lib, so it finds libweft there when installed on this host);
+# `make python-install PYTHON=/path/to/venv/bin/python` pip-installs that wheel for PYTHON.
+# Offline: setuptools and wheel must be installed for PYTHON (Debian: python3-wheel).
+PYTHON    ?= python3
+.PHONY: python python-install
+python: lib
+	rm -rf $(BUILD)/python && mkdir -p $(BUILD)/python && cp -r python $(BUILD)/python/src
+	cd $(BUILD)/python/src && BUILD=$(abspath $(BUILD)) $(PYTHON) -m pip wheel -q --no-deps \
+	    --no-index --no-build-isolation -w .. .
+	@echo "weft: $$(ls $(BUILD)/python/*.whl); install it with make python-install PYTHON=..."
+python-install: python
+	$(PYTHON) -m pip install --force-reinstall --no-deps --no-index $(BUILD)/python/weft-*.whl
+
 # ---- install --------------------------------------------------------------------------
 install: all
 	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/bin

@@ -51,4 +51,6 @@ X(GPU_STREAM_RELEASE, STRING, "auto",   "How a stream waits for the host to fini
 X(GPU_IPC,            STRING, "auto",   "Collectives on device buffers with every rank on one host: auto moves and reduces the data on the GPUs through CUDA IPC (mapping the peers' buffers), falling back to staging when any rank cannot share its buffers; 0 always stages through pinned host memory. Same value on every rank")
 X(GPU_CHUNK_SIZE,     SIZE,   "4M",     "Device buffers of a collective staged through pinned host memory go in chunks of at most this many bytes per buffer, the copies of one chunk overlapping the wire time of the next; a stream call whose buffers fit in one chunk is staged whole on its stream. Same value on every rank")
 X(GPU_IPC_CACHE,      INT,    "64",     "CUDA IPC mappings of peers' allocations kept open per peer (least recently used ones are closed; at least 2)")
+/* Python package */
+X(SO_PATH,            STRING, "",       "Read by the Python package (python/, docs/python.md), not the library: the libweft.so it loads, or a directory holding it; unset: the build tree, pkg-config weft, then the system loader")
 /* clang-format on */

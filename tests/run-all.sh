@@ -454,6 +454,46 @@ if [[ $PART != unit ]]; then
         fail_case "nccl: libnccl.so.2 and nccl_check" "$T/nccl_check was not built (make tests)"
     fi
     # --- end nccl ---
+    # ---- Python package and weft.torch (issue 13; tests/python, docs/python.md) ----------
+    # weft.Comm on plain buffers with the python3 on PATH (NumPy arrays too where it has
+    # NumPy), then with /usr/bin/python3 (Debian's python3-numpy); `pip install ./python` into
+    # a venv; the torch backend "weft" (Debian's python3-torch 1.13 for /usr/bin/python3):
+    # every op against gloo and exactly, async, errors, DDP weft vs gloo, under weft-run and
+    # under env:// ranks started from Python (then tcp:// and file://). Sanitized builds skip
+    # them: Python would need the sanitizer runtime preloaded.
+    py_san=""
+    [[ ${WEFT_TEST_CFLAGS-} == *-fsanitize* ]] && py_san="a sanitized libweft cannot be loaded into an unsanitized python3"
+    py_env=(env WEFT_SO_PATH="$BUILD/lib/libweft.so" PYTHONPATH=python PYTHONDONTWRITEBYTECODE=1)
+    sys_py=/usr/bin/python3
+    py_cases=("python: weft.Comm, every collective x dtype x op, errors, 3 ranks (python3 on PATH)"
+        "python: weft.Comm with NumPy arrays, 2 ranks, torchrun-style RANK/MASTER_ADDR ($sys_py)"
+        "python: pip install ./python into a venv, 2-rank allreduce"
+        "python torch: every op vs gloo, async, errors, DDP, 2 ranks (weft-run, weft://)"
+        "python torch: every op vs gloo, async, errors, DDP, 3 ranks (env:// from Python), then tcp://, file://")
+    if [[ -n $py_san ]]; then
+        for c in "${py_cases[@]}"; do skip "$c" "$py_san"; done
+    elif ! command -v python3 >/dev/null 2>&1; then
+        for c in "${py_cases[@]}"; do skip "$c" "python3 is not installed"; done
+    else
+        run "${py_cases[0]}" 120 "${py_env[@]}" "$BIN/weft-run" -n 3 python3 \
+            tests/python/comm_check.py
+        if "$sys_py" -c 'import numpy' >/dev/null 2>&1; then
+            run "${py_cases[1]}" 120 "${py_env[@]}" "$sys_py" tests/python/spawn.py 2 \
+                "$sys_py" tests/python/comm_check.py
+        else
+            skip "${py_cases[1]}" "python3-numpy is not installed for $sys_py (tools/install-deps.sh --ci)"
+        fi
+        run "${py_cases[2]}" 180 tests/python/venv_check.sh "$BUILD" "$sys_py"
+        if "$sys_py" -c 'import torch.distributed' >/dev/null 2>&1; then
+            run "${py_cases[3]}" 300 "${py_env[@]}" "$BIN/weft-run" -n 2 "$sys_py" \
+                tests/python/torch_check.py weft://
+            run "${py_cases[4]}" 300 "${py_env[@]}" "$sys_py" tests/python/spawn.py 3 "$sys_py" \
+                tests/python/torch_check.py env:// tcp:// file://
+        else
+            skip "${py_cases[3]}" "python3-torch is not installed for $sys_py (tools/install-deps.sh --ci)"
+            skip "${py_cases[4]}" "python3-torch is not installed for $sys_py (tools/install-deps.sh --ci)"
+        fi
+    fi
     # Multi-node: a real Slurm cluster in network namespaces (tests/slurm/run.sh brings it up
     # and always down). It needs root and namespaces with bridges; elsewhere it is skipped,
     # counted neither passed nor failed.

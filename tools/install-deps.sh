@@ -2,7 +2,8 @@
 # install-deps.sh - installs the Debian/Ubuntu packages Weft needs to build and test, when
 # they are missing. As root it runs apt-get; otherwise it says what to install.
 #   tools/install-deps.sh [--ci] [--slurm] [--rxe]
-# --ci adds clang, for the second compiler build, fuzzing and sanitizers; --slurm what the multi-node Slurm harness
+# --ci adds clang, for the second compiler build, fuzzing and sanitizers, and Python with
+# NumPy and torch for tests/python; --slurm what the multi-node Slurm harness
 # (tests/slurm) needs: Slurm's daemons and client, munge, PMIx, Open MPI and MPICH; --rxe what
 # the soft-RoCE VM harness (tests/rxe) needs: qemu, initramfs tools, rdma-core's verbs
 # providers and utilities, perftest.
@@ -12,7 +13,10 @@ pkgs="$pkgs ucx-utils iproute2 procps"
 pkgs="$pkgs libjansson-dev gnuplot-nox" # weft-perf: links --compare reads JSON; --plot
 for opt in "$@"; do
     case $opt in
-        --ci) pkgs="$pkgs clang libclang-rt-14-dev" ;;
+        --ci) pkgs="$pkgs clang libclang-rt-14-dev"
+              # the Python package's and weft.torch's cases (tests/python)
+              pkgs="$pkgs python3 python3-venv python3-pip python3-wheel python3-setuptools"
+              pkgs="$pkgs python3-numpy python3-torch" ;;
         --slurm) pkgs="$pkgs slurmctld slurmd slurm-client munge libpmix2 libpmix-dev util-linux"
                  pkgs="$pkgs iptables libnetfilter-queue-dev iputils-ping" # net_faults.sh
                  pkgs="$pkgs openmpi-bin libopenmpi-dev mpich libmpich-dev bc" ;;

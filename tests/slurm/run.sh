@@ -152,6 +152,37 @@ else
     bad "MPICH: mpiexec.mpich not installed (tools/install-deps.sh --slurm)"
 fi
 
+# ---- Python (tests/python, docs/python.md): weft.Comm() from plain srun's variables across
+# the nodes, and the torch backend "weft" with init_method="weft://" (DDP, one rank per node)
+# where /usr/bin/python3 has torch. Skipped, and said so, without python3 (or torch).
+SRC=$(cd "$HERE/../.." && pwd)
+PY_ENV=(env WEFT_SO_PATH="$BUILD/lib/libweft.so" PYTHONPATH="$SRC/python" PYTHONDONTWRITEBYTECODE=1)
+if want "srun python"; then
+    name="srun -N 2 -n 4 python3 comm_check.py (weft.Comm, every collective)"
+    f=$W/py_comm
+    if ! command -v python3 >/dev/null; then
+        echo "# skip - $name: python3 is not installed"
+    elif timeout -k 5 120 srun -N 2 -n 4 -l "${PY_ENV[@]}" python3 \
+        "$SRC/tests/python/comm_check.py" >"$f.out" 2>"$f.err" &&
+        [ "$(grep -Ec 'comm_check .*, 4 ranks, .*: [0-9]+ checks passed$' "$f.out")" = 4 ]; then
+        ok "$name: 4 ranks passed"
+    else
+        bad "$name"; show "$f.out" "$f.err"
+    fi
+    name="srun -N 2 -n 2 torch_ddp.py over \"weft\" (weft://, one rank per node)"
+    f=$W/py_ddp
+    if ! /usr/bin/python3 -c 'import torch.distributed' 2>/dev/null; then
+        echo "# skip - $name: python3-torch is not installed for /usr/bin/python3"
+    elif timeout -k 5 180 srun -N 2 -n 2 "${PY_ENV[@]}" /usr/bin/python3 \
+        "$SRC/examples/torch_ddp.py" --steps 60 >"$f.out" 2>"$f.err" &&
+        awk '/^weft, 2 ranks: loss [0-9.]+ -> [0-9.]+ over 60 steps/ { n++; if ($7 + 0 < $5 + 0) d++ }
+             END { exit !(n == 1 && d == 1) }' "$f.out"; then
+        ok "$name: $(head -n 1 "$f.out")"
+    else
+        bad "$name"; show "$f.out" "$f.err"
+    fi
+fi
+
 # ---- sbatch, waited on with squeue ---------------------------------------------------
 # wait_gone JOB SECONDS: until the job has left the queue.
 wait_gone() {
