@@ -88,6 +88,7 @@ struct weft_coll_ctx {
     uint64_t check_seq;
     void *check_buf;  /* nranks fingerprints, allocated at the first check */
     uint32_t logged_plans[16]; /* bitsets of size buckets already logged, per kind */
+    struct weft_sharp *sharp;  /* SHARP offload (sharp.c), NULL when off */
 };
 
 weft_result_t weft_coll_ctx_init(struct weft_coll_ctx *ctx, struct weft_net *net);
