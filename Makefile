@@ -245,6 +245,11 @@ $(BUILD)/tests/test_collectives: $(BUILD)/obj/tests/unit/test_collectives.o \
         $(BUILD)/obj/tests/unit/fake_net.o $(filter-out $(BUILD)/obj/transport/%,$(LIB_OBJS))
 	@mkdir -p $(dir $@)
 	$(CC) -pthread -o $@ $^ -lcmocka $(LDLIBS)
+# The registration cache's test registers through a fake ibv_reg_mr/ibv_dereg_mr (--wrap).
+$(BUILD)/tests/test_verbs_regcache: $(BUILD)/obj/tests/unit/test_verbs_regcache.o \
+        $(BUILD)/lib/libweft.a
+	@mkdir -p $(dir $@)
+	$(CC) -pthread -Wl,--wrap=ibv_reg_mr -Wl,--wrap=ibv_dereg_mr -o $@ $^ -lcmocka $(LDLIBS)
 $(BUILD)/tests/test_%: $(BUILD)/obj/tests/unit/test_%.o $(BUILD)/lib/libweft.a
 	@mkdir -p $(dir $@)
 	$(CC) -pthread -o $@ $^ -lcmocka $(LDLIBS)

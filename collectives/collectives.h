@@ -78,6 +78,7 @@ struct weft_coll_ctx {
     size_t scratch_size;
     void *wide;           /* int8/uint8 AVG's int32 chunks (avg_wide.c), at most 1 MiB */
     size_t wide_size;
+    void *scratch_reg, *wide_reg; /* their registrations (weft_coll_keep_registered) */
     /* tuning, read from the config once */
     enum weft_coll_algo algo;
     size_t small_msg_size;
