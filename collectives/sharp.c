@@ -272,7 +272,7 @@ weft_result_t weft_coll_sharp_init(struct weft_coll_ctx *ctx)
         return WEFT_OK;
     const char *path = weft_config_str(WEFT_CFG_SHARP_LIB);
     struct weft_sharp *s = calloc(1, sizeof(*s));
-    struct vote *all = calloc((size_t)ctx->nranks, sizeof(*all));
+    struct vote *all = calloc((unsigned)ctx->nranks, sizeof(*all));
     if (!s || !all) {
         free(s);
         free(all);
@@ -351,7 +351,7 @@ weft_result_t weft_coll_sharp_init(struct weft_coll_ctx *ctx)
     }
 
     /* 3. The group: every rank of the communicator. */
-    s->world_ranks = calloc((size_t)ctx->nranks, sizeof(*s->world_ranks));
+    s->world_ranks = calloc((unsigned)ctx->nranks, sizeof(*s->world_ranks));
     if (!s->world_ranks) {
         rc = SHARP_COLL_ENOMEM;
     } else {
