@@ -149,7 +149,7 @@ guest() {
     # Issue 14, registration: allreduces from buffers freed and allocated again at the same
     # address with other contents; the registration cache (on by default where libucm's memory
     # events work, which the INFO line must say) must not hand out the stale registration.
-    check "verbs: registration cache, buffers freed and reused at the same address, 2 ranks" 300 \
+    check "verbs: registration cache, buffers freed and reused at the same address, 2 ranks" 120 \
         sh -c 'out=$("$@" 2>&1); rc=$?; printf "%s\n" "$out"; [ $rc -eq 0 ] || exit $rc
             printf "%s\n" "$out" | grep -q "registration cache on" || {
                 echo "the registration cache was not on: nothing was tested"; exit 1; }' sh \
