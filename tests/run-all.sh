@@ -408,7 +408,7 @@ if [[ $PART != unit ]]; then
         run "sharp: fake switch, WEFT_SHARP=1, every dtype/op and barrier offloaded, $n ranks" 120 \
             tests/integration/sharp_check.sh "$BUILD" offload $n
     done
-    run "sharp: WEFT_SHARP=1 without the library fails at init, 3 ranks" 60 \
+    run "sharp: no library: WEFT_SHARP=1 fails at init, auto runs on the host, 3 ranks" 60 \
         tests/integration/sharp_check.sh "$BUILD" missing 3
     run "sharp: auto, rank 1's library refuses the group: all on the host, 3 ranks" 120 \
         tests/integration/sharp_check.sh "$BUILD" refused 3

@@ -2,7 +2,8 @@
 # sharp_check.sh BUILD CASE NRANKS - SHARP offload against the fake switch (tests/fakesharp):
 #   offload   WEFT_SHARP=1: exact results, every supported call counted by the fake, one INFO
 #             line for a dtype the switch lacks (int8) and one for an op (prod)
-#   missing   WEFT_SHARP=1 with no library: init fails on every rank naming the path tried
+#   missing   WEFT_SHARP=1 with no library: init fails on every rank naming the path tried;
+#             WEFT_SHARP=auto: every rank says so in one INFO line and runs on the host
 #   refused   WEFT_SHARP=auto, rank 1's library refuses the group: every rank falls back to
 #             the host algorithms (one INFO line), results exact, the fake counts nothing
 set -u
@@ -30,7 +31,12 @@ offload)
 missing)
     WEFT_SHARP=1 WEFT_SHARP_LIB=$tmp/nowhere/libsharp_coll.so "$BUILD/bin/weft-run" -n "$N" \
         "$BUILD/tests/sharp_check" --expect-init-fail "dlopen(\"$tmp/nowhere/libsharp_coll.so\") failed" ||
-        bad=1 ;;
+        bad=1
+    rm -f "$tmp"/weft-*.log
+    WEFT_SHARP=auto WEFT_SHARP_LIB=$tmp/nowhere/libsharp_coll.so "$BUILD/bin/weft-run" -n "$N" \
+        "$BUILD/tests/sharp_check" --stats "$tmp/stats" --expect host || bad=1
+    expect_log "$N" "SHARP off: loading libsharp_coll: dlopen(\"$tmp/nowhere/libsharp_coll.so\") failed"
+    expect_log 0 "SHARP offload" ;;
 refused)
     FAKESHARP_REFUSE=comm FAKESHARP_REFUSE_RANK=1 WEFT_SHARP=auto WEFT_SHARP_LIB=$FAKE \
         "$BUILD/bin/weft-run" -n "$N" "$BUILD/tests/sharp_check" --stats "$tmp/stats" \
