@@ -125,10 +125,11 @@ FUZZ_TARGETS := $(filter-out replay,$(basename $(notdir $(wildcard tests/fuzz/*.
 FUZZ_REPLAY := $(FUZZ_TARGETS:%=$(BUILD)/tests/fuzz_%)
 GPU_TEST  := $(BUILD)/tests/gpu_check
 GPU_COLL_TEST := $(BUILD)/tests/coll_gpu_check
+FAKESHARP := $(BUILD)/fakesharp/libsharp_coll.so
 
 .SECONDARY:
 .PHONY: all lib tools tests test unit-test integration-test run install clean format features \
-        gpu-bench fakecuda fuzz fuzz-bins nccl install-nccl
+        gpu-bench fakecuda fakesharp fuzz fuzz-bins nccl install-nccl
 all: features lib tools nccl
 
 features:
@@ -188,7 +189,8 @@ $(BUILD)/bin/weft-info: $(BUILD)/obj/tools/weft_info.o $(BUILD)/lib/libweft.a
 	$(CC) -pthread -o $@ $^ $(LDLIBS)
 
 # ---- tests ----------------------------------------------------------------------------
-tests: $(UNIT_BINS) $(ITEST_BINS) $(GPU_TEST) $(GPU_COLL_TEST) $(FAKE_TEST) $(FUZZ_REPLAY)
+tests: $(UNIT_BINS) $(ITEST_BINS) $(GPU_TEST) $(GPU_COLL_TEST) $(FAKE_TEST) $(FUZZ_REPLAY) \
+       $(FAKESHARP)
 
 # tests/fuzz: each fuzz target with a main that replays files instead of libFuzzer, so that
 # `make test` runs the seed corpus and every kept crash input with any compiler.
@@ -245,6 +247,15 @@ else
 	    all tests
 endif
 
+# tests/fakesharp: a libsharp_coll double (a shared-memory segment plays the switch) that the
+# SHARP cases load through WEFT_SHARP_LIB; `make fakesharp` builds it alone. Its entry points
+# are declared by collectives/sharp_api.h only through function-pointer types, hence
+# -Wno-missing-prototypes.
+fakesharp: $(FAKESHARP)
+$(FAKESHARP): tests/fakesharp/fakesharp.c collectives/sharp_api.h
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Wno-missing-prototypes -shared -o $@ $< $(if $(SAN),$(SAN_FLAGS))
+
 # bench/gpu.sh builds this: reduction kernels against cudaMemcpy device-to-device.
 gpu-bench: $(BUILD)/bench/gpu_reduce_bench
 $(BUILD)/bench/gpu_reduce_bench: $(BUILD)/obj/bench/gpu_reduce_bench.o $(BUILD)/lib/libweft.a
@@ -256,6 +267,11 @@ $(BUILD)/tests/test_collectives: $(BUILD)/obj/tests/unit/test_collectives.o \
         $(BUILD)/obj/tests/unit/fake_net.o $(filter-out $(BUILD)/obj/transport/%,$(LIB_OBJS))
 	@mkdir -p $(dir $@)
 	$(CC) -pthread -o $@ $^ -lcmocka $(LDLIBS)
+# The registration cache's test registers through a fake ibv_reg_mr/ibv_dereg_mr (--wrap).
+$(BUILD)/tests/test_verbs_regcache: $(BUILD)/obj/tests/unit/test_verbs_regcache.o \
+        $(BUILD)/lib/libweft.a
+	@mkdir -p $(dir $@)
+	$(CC) -pthread -Wl,--wrap=ibv_reg_mr -Wl,--wrap=ibv_dereg_mr -o $@ $^ -lcmocka $(LDLIBS)
 $(BUILD)/tests/test_%: $(BUILD)/obj/tests/unit/test_%.o $(BUILD)/lib/libweft.a
 	@mkdir -p $(dir $@)
 	$(CC) -pthread -o $@ $^ -lcmocka $(LDLIBS)

@@ -25,6 +25,7 @@ static weft_result_t wide_scratch(struct weft_coll_ctx *ctx, size_t bytes, int32
             return WEFT_ERROR(WEFT_ERR_NO_MEMORY,
                               "rank %d: cannot allocate %zu bytes to average 8-bit integers",
                               ctx->rank, bytes);
+        weft_coll_keep_registered(ctx, &ctx->wide_reg, p, weft_coll_align_up(bytes));
         free(ctx->wide);
         ctx->wide = p;
         ctx->wide_size = weft_coll_align_up(bytes);

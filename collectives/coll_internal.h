@@ -96,6 +96,12 @@ static inline weft_result_t weft_coll_recv(struct weft_coll_ctx *ctx, enum weft_
     return weft_coll_sendrecv(ctx, kind, -1, NULL, peer, buf, len, step);
 }
 
+/* Weft's own buffers stay registered with the transports that register memory (verbs) for
+ * as long as they live, so that no transfer from or to them pays a registration: releases
+ * *reg and, when buf is not NULL, registers [buf, buf+len) into it. Best effort: a buffer
+ * that cannot be registered is registered per transfer instead, as user buffers are. */
+void weft_coll_keep_registered(struct weft_coll_ctx *ctx, void **reg, void *buf, size_t len);
+
 /* Chunks of `count` elements of `elsize` bytes in a pipeline: at least one, so that an empty
  * block still travels (as one empty message) and the peers' message counts agree. */
 size_t weft_coll_nchunks(const struct weft_coll_ctx *ctx, size_t count, size_t elsize);

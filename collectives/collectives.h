@@ -78,6 +78,7 @@ struct weft_coll_ctx {
     size_t scratch_size;
     void *wide;           /* int8/uint8 AVG's int32 chunks (avg_wide.c), at most 1 MiB */
     size_t wide_size;
+    void *scratch_reg, *wide_reg; /* their registrations (weft_coll_keep_registered) */
     /* tuning, read from the config once */
     enum weft_coll_algo algo;
     size_t small_msg_size;
@@ -88,6 +89,7 @@ struct weft_coll_ctx {
     uint64_t check_seq;
     void *check_buf;  /* nranks fingerprints, allocated at the first check */
     uint32_t logged_plans[16]; /* bitsets of size buckets already logged, per kind */
+    struct weft_sharp *sharp;  /* SHARP offload (sharp.c), NULL when off */
 };
 
 weft_result_t weft_coll_ctx_init(struct weft_coll_ctx *ctx, struct weft_net *net);

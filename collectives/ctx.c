@@ -54,8 +54,22 @@ weft_result_t weft_coll_ctx_init(struct weft_coll_ctx *ctx, struct weft_net *net
     return WEFT_OK;
 }
 
+void weft_coll_keep_registered(struct weft_coll_ctx *ctx, void **reg, void *buf, size_t len)
+{
+    if (*reg)
+        weft_net_dereg(ctx->net, *reg);
+    *reg = NULL;
+    if (buf && weft_net_reg(ctx->net, buf, len, reg) != WEFT_OK) {
+        *reg = NULL;
+        WEFT_INFO(COLL, "rank %d: %zu bytes of scratch stay unregistered: %s", ctx->rank, len,
+                  weft_last_error());
+    }
+}
+
 void weft_coll_ctx_fini(struct weft_coll_ctx *ctx)
 {
+    weft_coll_keep_registered(ctx, &ctx->scratch_reg, NULL, 0);
+    weft_coll_keep_registered(ctx, &ctx->wide_reg, NULL, 0);
     free(ctx->scratch);
     ctx->scratch = NULL;
     ctx->scratch_size = 0;
@@ -75,6 +89,7 @@ weft_result_t weft_coll_scratch(struct weft_coll_ctx *ctx, size_t bytes, void **
         if (!p)
             return WEFT_ERROR(WEFT_ERR_NO_MEMORY, "rank %d: cannot allocate %zu bytes of scratch",
                               ctx->rank, size);
+        weft_coll_keep_registered(ctx, &ctx->scratch_reg, p, size);
         free(ctx->scratch);
         ctx->scratch = p;
         ctx->scratch_size = size;

@@ -5,6 +5,7 @@
 #include <stdio.h>
 
 #include "collectives/coll_internal.h"
+#include "collectives/sharp.h"
 #include "core/error.h"
 #include "core/log.h"
 
@@ -131,6 +132,9 @@ weft_result_t weft_coll_collective(struct weft_coll_ctx *ctx, const struct weft_
     /* Summed in int32 chunks, each of them a collective of its own. */
     if (ctx->nranks > 1 && weft_coll_avg_widens(op))
         return weft_coll_avg_wide(ctx, op);
+    /* SHARP offload first, when on and the library supports the dtype and op (sharp.c). */
+    if (weft_coll_sharp_takes(ctx, op))
+        return weft_coll_sharp_run(ctx, op);
     const struct plan plan = pick(ctx, op, bytes);
     if (!plan.run)
         return WEFT_ERROR(WEFT_ERR_INTERNAL, "rank %d: %s is not a collective", ctx->rank,

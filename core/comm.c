@@ -15,6 +15,7 @@
 #include "exec.h"
 #include "log.h"
 #include "collectives/device.h"
+#include "collectives/sharp.h"
 #include "gpu/stream.h"
 #include "launcher/launch.h"
 
@@ -52,6 +53,7 @@ static void comm_free(struct weft_comm *comm)
     weft_exec_stop(comm->exec);
     weft_dev_coll_destroy(comm->dev);
     weft_stream_gate_destroy(comm->gate, weft_config_double(WEFT_CFG_TIMEOUT));
+    weft_coll_sharp_fini(&comm->coll);
     weft_coll_ctx_fini(&comm->coll);
     weft_net_destroy(comm->net);
     weft_boot_destroy(comm->boot);
@@ -88,6 +90,7 @@ weft_result_t weft_comm_init_rank(weft_comm_t *out, int nranks, weft_unique_id_t
     const struct weft_oob oob = {comm->boot, oob_allgather, oob_barrier};
     WEFT_CHECK_GOTO(weft_net_create(&params, &oob, &comm->net), r, fail);
     WEFT_CHECK_GOTO(weft_coll_ctx_init(&comm->coll, comm->net), r, fail);
+    WEFT_CHECK_GOTO(weft_coll_sharp_init(&comm->coll), r, fail);
     WEFT_INFO(INIT, "communicator ready: rank %d of %d on %s, %d host(s), job %s", rank, nranks,
               weft_log_hostname(), weft_net_nhosts(comm->net), params.job_tag);
     *out = comm;

@@ -494,6 +494,19 @@ if [[ $PART != unit ]]; then
             skip "${py_cases[4]}" "python3-torch is not installed for $sys_py (tools/install-deps.sh --ci)"
         fi
     fi
+    # SHARP offload (issue 14) against tests/fakesharp, a libsharp_coll double whose "switch"
+    # is a shared-memory segment: exact results of every dtype/op and barrier with the offload
+    # counted by the fake (a silent fallback fails), the INFO lines of what it cannot take,
+    # WEFT_SHARP=1 without the library failing at init, and a refusal on one rank sending every
+    # rank to the host algorithms. No SHARP hardware is tested here (docs/sharp.md).
+    for n in 2 4; do
+        run "sharp: fake switch, WEFT_SHARP=1, every dtype/op and barrier offloaded, $n ranks" 120 \
+            tests/integration/sharp_check.sh "$BUILD" offload $n
+    done
+    run "sharp: no library: WEFT_SHARP=1 fails at init, auto runs on the host, 3 ranks" 60 \
+        tests/integration/sharp_check.sh "$BUILD" missing 3
+    run "sharp: auto, rank 1's library refuses the group: all on the host, 3 ranks" 120 \
+        tests/integration/sharp_check.sh "$BUILD" refused 3
     # Multi-node: a real Slurm cluster in network namespaces (tests/slurm/run.sh brings it up
     # and always down). It needs root and namespaces with bridges; elsewhere it is skipped,
     # counted neither passed nor failed.

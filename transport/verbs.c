@@ -240,7 +240,6 @@ static weft_result_t verbs_init(const struct weft_transport_params *params, stru
     tp->slots = (uint32_t)weft_config_int(WEFT_CFG_IB_EAGER_SLOTS);
     tp->sq_depth = (uint32_t)weft_config_int(WEFT_CFG_IB_QP_DEPTH);
     tp->max_inline = (uint32_t)weft_config_size(WEFT_CFG_IB_INLINE);
-    tp->reg_cache = weft_config_bool(WEFT_CFG_IB_REG_CACHE);
     tp->reg_cache_max = (size_t)weft_config_int(WEFT_CFG_IB_REG_CACHE_MAX);
     const char *rndv = weft_config_str(WEFT_CFG_IB_RNDV);
     tp->read_mode = strcmp(rndv, "read") == 0;
@@ -299,6 +298,7 @@ static weft_result_t verbs_init(const struct weft_transport_params *params, stru
     WEFT_CHECK_GOTO(alloc_registered(tp, tp->nrings * ring_bytes, IBV_ACCESS_LOCAL_WRITE,
                                      "send staging", &tp->staging, &tp->staging_mr),
                     r, fail);
+    WEFT_CHECK_GOTO(weft_verbs_mr_init(tp), r, fail);
     uint32_t ring = 0;
     for (int p = 0; p < tp->nranks; p++) {
         if (!params->serves[p])

@@ -108,7 +108,8 @@ _Static_assert(sizeof(struct verbs_peer_addr) <= WEFT_TRANSPORT_ADDR_PER_RANK,
                "a verbs peer address must fit the bootstrap's room per rank");
 
 /* A registered range. Registrations the user made (weft_mem_register) and, with
- * WEFT_IB_REG_CACHE, those made on the fly live in the transport's cache list. */
+ * WEFT_IB_REG_CACHE, those made on the fly live in the transport's cache list; memory
+ * released to the kernel (verbs_memhook.c) drops the latter from it. */
 struct verbs_mr {
     struct ibv_mr *mr;
     uintptr_t start;
@@ -192,6 +193,8 @@ struct weft_tp {
     uint32_t slot_bytes, slots;
     bool read_mode;
     bool reg_cache;
+    bool reg_cache_device;         /* WEFT_IB_REG_CACHE=1: device memory too */
+    struct weft_memhook *memhook;  /* released memory, for the cache; NULL: none */
     size_t reg_cache_max, reg_cache_count;
     /* receive rings (each peer's registered on its own, see weft_ep.ring_mr) and send
      * staging, one ring's worth per peer */
@@ -211,6 +214,9 @@ struct weft_tp {
 };
 
 /* verbs_mr.c */
+/* WEFT_IB_REG_CACHE: whether on-the-fly registrations are cached, and the memory events that
+ * keep the cache correct; one INFO line says which. */
+weft_result_t weft_verbs_mr_init(struct weft_tp *tp);
 /* A registration covering [buf, buf+len): a cached one (reference taken) or a new one.
  * Host and managed memory go through ibv_reg_mr; device memory through ibv_reg_dmabuf_mr,
  * else ibv_reg_mr (nvidia-peermem), else WEFT_ERR_UNSUPPORTED: the caller stages it. */

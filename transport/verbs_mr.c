@@ -5,11 +5,14 @@
  * memory: host (and managed) memory takes ibv_reg_mr; device memory takes dma-buf first
  * (ibv_reg_dmabuf_mr on a descriptor the GPU layer exports), then ibv_reg_mr on the device
  * address (works when nvidia-peermem is loaded), else WEFT_ERR_UNSUPPORTED so that the layer
- * above stages through host memory. The cache holds the buffers the user registered
- * (weft_mem_register) and, with WEFT_IB_REG_CACHE=1, registrations made on the fly for
- * rendezvous, least recently used first out. Without it an on-the-fly registration lives as
- * long as its request: a cached registration of memory the application freed and reused
- * would point at stale pages.
+ * above stages through host memory. The cache holds the buffers registered once (the user's
+ * weft_mem_register, Weft's own scratch) and, with WEFT_IB_REG_CACHE, registrations made on
+ * the fly for rendezvous, least recently used first out. A registration pins the pages its
+ * range had when it was made: once the application gives the range back to the kernel
+ * (free() of a large block, munmap, madvise), a new allocation there gets other pages and
+ * the cached registration would point at the old ones. So the cache is on (auto) only where
+ * verbs_memhook.c reports every such release; each lookup first drops the registrations the
+ * released ranges overlap. Device memory (cudaFree is no munmap) is cached only when forced.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -17,9 +20,13 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <strings.h>
+
+#include "core/config.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "gpu/gpu.h"
+#include "transport/verbs_memhook.h"
 
 #ifdef WEFT_HAVE_VERBS
 #include "transport/verbs_internal.h"
@@ -185,9 +192,63 @@ static void trim_cache(struct weft_tp *tp)
     }
 }
 
+/* Drops on-the-fly registrations that overlap [start, end), which the process released: one
+ * in use stays with its request (the application freed a buffer in flight) and goes when
+ * that ends. Registrations made once (user, scratch) are their owners' to drop. */
+static void released(void *arg, uintptr_t start, uintptr_t end)
+{
+    struct weft_tp *tp = arg;
+    struct verbs_mr **pp = &tp->mrs;
+    while (*pp) {
+        struct verbs_mr *m = *pp;
+        if (m->user || m->start >= end || m->start + (m->len ? m->len : 1) <= start) {
+            pp = &m->next;
+            continue;
+        }
+        *pp = m->next;
+        m->next = NULL;
+        m->cached = false;
+        tp->reg_cache_count--;
+        if (m->refs == 0)
+            unregister(tp, m);
+    }
+}
+
+weft_result_t weft_verbs_mr_init(struct weft_tp *tp)
+{
+    const char *mode = weft_config_str(WEFT_CFG_IB_REG_CACHE);
+    const bool forced = !strcmp(mode, "1") || !strcasecmp(mode, "on");
+    if (!strcmp(mode, "0") || !strcasecmp(mode, "off"))
+        return WEFT_OK;
+    if (!forced && strcasecmp(mode, "auto") && mode[0])
+        return WEFT_ERROR(WEFT_ERR_INVALID_ARG, "WEFT_IB_REG_CACHE=%s: expected auto, 0 or 1",
+                          mode);
+    char why[256];
+    if (weft_memhook_open(&tp->memhook, why, sizeof(why)) == WEFT_OK) {
+        tp->reg_cache = true;
+        tp->reg_cache_device = forced;
+        WEFT_INFO(NET, "verbs: rank %d: registration cache on, up to %zu registrations of %s "
+                       "memory; memory the application releases leaves it (libucm events)",
+                  tp->rank, tp->reg_cache_max, forced ? "host and device" : "host");
+    } else if (forced) {
+        tp->reg_cache = tp->reg_cache_device = true;
+        WEFT_WARN(NET, "verbs: rank %d: WEFT_IB_REG_CACHE=1 without memory events (%s): "
+                       "memory the application frees and reuses while cached gets a stale "
+                       "registration",
+                  tp->rank, why);
+    } else {
+        WEFT_INFO(NET, "verbs: rank %d: registration cache off (%s): buffers are registered "
+                       "per transfer, Weft's own buffers once",
+                  tp->rank, why);
+    }
+    return WEFT_OK;
+}
+
 weft_result_t weft_verbs_mr_get(struct weft_tp *tp, void *buf, size_t len, struct verbs_mr **out)
 {
     const uintptr_t start = (uintptr_t)buf;
+    if (tp->memhook)
+        weft_memhook_drain(tp->memhook, released, tp);
     for (struct verbs_mr **pp = &tp->mrs; *pp; pp = &(*pp)->next) {
         struct verbs_mr *m = *pp;
         if (start >= m->start && start + len <= m->start + m->len) {
@@ -202,7 +263,8 @@ weft_result_t weft_verbs_mr_get(struct weft_tp *tp, void *buf, size_t len, struc
     struct verbs_mr *m;
     WEFT_CHECK(register_range(tp, buf, len, &m));
     m->refs = 1;
-    if (tp->reg_cache) {
+    if (tp->reg_cache &&
+        (tp->reg_cache_device || weft_gpu_pointer_kind(buf) != WEFT_GPU_MEM_DEVICE)) {
         m->cached = true;
         m->next = tp->mrs;
         tp->mrs = m;
@@ -250,6 +312,8 @@ weft_result_t weft_verbs_dereg(struct weft_tp *tp, void *handle)
 
 void weft_verbs_mr_fini(struct weft_tp *tp)
 {
+    weft_memhook_close(tp->memhook);
+    tp->memhook = NULL;
     tp->mrs = NULL;
     while (tp->all_mrs)
         unregister(tp, tp->all_mrs);

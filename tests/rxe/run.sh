@@ -149,6 +149,15 @@ guest() {
         "$B/bin/weft-run" -n 3 --transport verbs "$B/tests/errors_check" never-match
     check "verbs: each peer can write only into its own receive ring, 3 ranks" 120 \
         "$B/tests/verbs_rkey_check"
+    # Issue 14, registration: allreduces from buffers freed and allocated again at the same
+    # address with other contents; the registration cache (on by default where libucm's memory
+    # events work, which the INFO line must say) must not hand out the stale registration.
+    check "verbs: registration cache, buffers freed and reused at the same address, 2 ranks" 120 \
+        sh -c 'out=$("$@" 2>&1); rc=$?; printf "%s\n" "$out"; [ $rc -eq 0 ] || exit $rc
+            printf "%s\n" "$out" | grep -q "registration cache on" || {
+                echo "the registration cache was not on: nothing was tested"; exit 1; }' sh \
+        env WEFT_DEBUG=INFO WEFT_DEBUG_SUBSYS=NET "$B/bin/weft-run" -n 2 --transport verbs \
+        "$B/tests/regcache_check"
 
     # ---- faults (issue 12; helper "faults"): kill -9 of one rank during a 256 MiB allreduce
     # (every survivor: WEFT_ERR_REMOTE within 5 s, naming the dead rank and host; nothing left
@@ -252,7 +261,7 @@ fi
 
 # ---------------------------------------------------------------- host side
 BUILD=${1:-build}
-EXPECTED=58     # at least this many ok/not ok lines when the guest runs to the end
+EXPECTED=59     # at least this many ok/not ok lines when the guest runs to the end
 if [[ $(id -u) -ne 0 ]]; then
     echo "skip: soft-RoCE VM: needs root (apt-get, and qemu exports / to the guest)"
     exit 77
