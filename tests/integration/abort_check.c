@@ -3,9 +3,9 @@
  * thread of the last rank calls weft_comm_abort. That rank's call must return WEFT_ERR_ABORTED
  * and every other rank's WEFT_ERR_REMOTE, within LIMIT s of the abort (WEFT_TIMEOUT is long).
  *   abort_check [MIB] [LIMIT] [DELAY_MS]   prints "abort at T" (aborter) or "returned at T"
- * The abort comes DELAY_MS (100) into the call: long enough that the main thread is inside
- * the library (an abort that frees the communicator before the call enters it would be the
- * program's race, not the library's), short enough that the call is still in flight.
+ * The abort comes DELAY_MS (100) into the call, once the main thread has run inside it: an
+ * abort that frees the communicator before the call enters it would be the program's race,
+ * not the library's. Short enough that the call is still in flight.
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -30,12 +30,32 @@ static double wall_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-/* Aborts DELAY_MS into the call, unless the call is over by then (the test then says so). */
+/* CPU seconds a thread has run. */
+static double cpu_s(clockid_t clock)
+{
+    struct timespec ts;
+    clock_gettime(clock, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* Aborts DELAY_MS into the call, and not before the main thread has run MIN_CALL_CPU_S of
+ * CPU since it set in_call: on a starved VM the wall-clock delay alone passed once before the
+ * main thread had entered the library, and the abort freed the communicator under it.
+ * Unless the call is over by then (the test then says so). */
+#define MIN_CALL_CPU_S 0.02
+static pthread_t main_thread;
+static _Atomic double call_cpu; /* the main thread's CPU time when it set in_call */
 static void *aborter(void *arg)
 {
     (void)arg;
+    clockid_t main_clock;
+    if (pthread_getcpuclockid(main_thread, &main_clock) != 0)
+        return NULL;
     struct timespec d = {delay_ms / 1000, (delay_ms % 1000) * 1000 * 1000};
     nanosleep(&d, NULL);
+    const struct timespec ms = {0, 1000 * 1000};
+    while (atomic_load(&in_call) && cpu_s(main_clock) - atomic_load(&call_cpu) < MIN_CALL_CPU_S)
+        nanosleep(&ms, NULL);
     if (!atomic_load(&in_call))
         return NULL;
     atomic_store(&abort_at, wall_s());
@@ -69,9 +89,11 @@ int main(int argc, char **argv)
         return 1;
     }
     pthread_t th;
+    main_thread = pthread_self();
+    atomic_store(&call_cpu, cpu_s(CLOCK_THREAD_CPUTIME_ID));
+    atomic_store(&in_call, 1);
     if (rank == victim)
         pthread_create(&th, NULL, aborter, NULL);
-    atomic_store(&in_call, 1);
     const double t0 = wall_s();
     weft_result_t r = weft_allreduce(buf, buf, count, WEFT_FLOAT32, WEFT_SUM, comm, NULL);
     atomic_store(&in_call, 0);
