@@ -41,9 +41,12 @@ X(SHM_CMA,            BOOL,   "0",      "Single-copy cross-memory attach (proces
 X(SHM_CMA_THRESHOLD,  SIZE,   "64K",    "Messages at least this large use single-copy when WEFT_SHM_CMA allows")
 X(SPIN_COUNT,         INT,    "2000",   "Polls of an idle wait before it starts yielding the CPU; when a host runs more ranks than it has CPUs and this is unset, waits yield at once")
 /* Collectives */
-X(ALGO,               STRING, "auto",   "Force an algorithm for allreduce: auto, ring or rd (recursive doubling)")
-X(SMALL_MSG_SIZE,     SIZE,   "64K",    "Allreduce below this many bytes uses recursive doubling (with WEFT_ALGO=auto)")
-X(CHUNK_SIZE,         SIZE,   "256K",   "Pipeline chunk of ring algorithms, in bytes")
+X(ALGO,               STRING, "auto",   "Force algorithms: auto (the cost model picks), or a comma-separated list of NAME (every collective that has it) or COLLECTIVE=NAME; allreduce: ring, rd, rabenseifner, tree; allgather: ring, bruck; reduce_scatter: ring, halving; broadcast: binomial, chain, scatter_allgather; reduce: binomial, chain (docs/algorithms.md)")
+X(SMALL_MSG_SIZE,     SIZE,   "0",      "0: the cost model picks each algorithm; else the fixed rule of old: allreduce below this many bytes uses recursive doubling and the ring above, broadcast and reduce a binomial tree below and a chain above")
+X(CHUNK_SIZE,         SIZE,   "256K",   "Pipeline chunk of ring, chain and tree algorithms, in bytes; when not set, the cost model picks one per call between 64K and 1M")
+X(MODEL_LATENCY_US,   DOUBLE, "0",      "Cost model: latency of one message in microseconds; 0 takes the default of the slowest transport in use (shm 1, verbs/ucx 3, tcp 20)")
+X(MODEL_BW_GBPS,      DOUBLE, "0",      "Cost model: bandwidth of one link in GB/s; 0 takes the default of the slowest transport in use (shm 6, verbs/ucx 10, tcp 1.5)")
+X(MODEL_REDUCE_GBPS,  DOUBLE, "0",      "Cost model: host reduction speed in GB/s of output; 0 takes the default, 5")
 X(PIPELINE_DEPTH,     INT,    "4",      "Chunks in flight per peer in pipelined algorithms, sends and receives each")
 X(CHECK,              BOOL,   "0",      "Before every collective (host and stream calls) the ranks exchange a 40-byte fingerprint of the call (kind, count, dtype, op, root, sequence number); a mismatch fails on every rank with WEFT_ERR_INVALID_ARG naming both calls and both ranks. Costs ceil(log2 nranks) extra message rounds per call; same value on every rank")
 /* GPU */
