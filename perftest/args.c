@@ -112,6 +112,8 @@ void perf_args_usage(FILE *out)
             "                        the device and blocking calls, for hosts without a GPU\n"
             "      --csv             rows as CSV with a header line\n"
             "      --json            one JSON object with an array of rows\n"
+            "      --verbose         (table) per size, the algorithm chosen, its chunk, the\n"
+            "                        cost model's predicted time and the measured one\n"
             "  -h, --help            this text\n"
             "point-to-point tests (send_bw send_lat write_bw write_lat read_bw read_lat;\n"
             "2 ranks: rank 0 the server, rank 1 the client), with perftest's options:\n"
@@ -256,6 +258,7 @@ enum perf_args_status perf_args_parse(int argc, char **argv, struct perf_args *a
         {"json", no_argument, NULL, 'J'},
         {"gpu", no_argument, NULL, 'U'},
         {"fake-gpu", no_argument, NULL, 'F'},
+        {"verbose", no_argument, NULL, 'V'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -344,6 +347,9 @@ enum perf_args_status perf_args_parse(int argc, char **argv, struct perf_args *a
             break;
         case 'J':
             a.format = PERF_FORMAT_JSON;
+            break;
+        case 'V':
+            a.verbose = true;
             break;
         case 'U':
         case 'F':
