@@ -175,9 +175,11 @@ weft_result_t weft_coll_parse_algo(const char *text, uint8_t forced[WEFT_COLL_KI
 
 /* The cost model (model.c): the link from the peers' transports and the WEFT_MODEL_* knobs,
  * and an algorithm's predicted seconds for `bytes` (the public call's count in bytes) on p
- * ranks; for pipelined ones *chunk gets the chunk that prediction assumes: forced_chunk when
- * not 0, else the model's best between these bounds. INFINITY for an unknown algorithm. */
+ * ranks; for chains and the tree *chunk gets the chunk that prediction assumes: forced_chunk
+ * when not 0, else the model's best between these bounds; rings leave it 0 (WEFT_CHUNK_SIZE).
+ * INFINITY for an unknown algorithm. */
 #define WEFT_MODEL_MIN_CHUNK ((size_t)64 << 10)
+#define WEFT_MODEL_MIN_TREE_CHUNK ((size_t)16 << 10)
 #define WEFT_MODEL_MAX_CHUNK ((size_t)1 << 20)
 void weft_coll_model_init(struct weft_coll_ctx *ctx);
 double weft_coll_model_time(const struct weft_coll_model *m, enum weft_coll_kind kind,

@@ -70,9 +70,10 @@ static double log2ceil(int n)
 
 /* A pipeline of `stages` hops that moves `bytes` through each in chunks, each hop costing
  * alpha + chunk * per_byte: (stages - 1 + C) * (alpha + bytes / C * per_byte), least at
- * C = sqrt((stages - 1) * bytes * per_byte / alpha). With a chunk forced, C follows from it. */
+ * C = sqrt((stages - 1) * bytes * per_byte / alpha), as a chunk between min_chunk and
+ * WEFT_MODEL_MAX_CHUNK. With a chunk forced, C follows from it. */
 static double pipeline(const struct weft_coll_model *m, double stages, double bytes,
-                       double per_byte, size_t forced_chunk, size_t *chunk)
+                       double per_byte, size_t min_chunk, size_t forced_chunk, size_t *chunk)
 {
     double c;
     if (forced_chunk) {
@@ -82,7 +83,7 @@ static double pipeline(const struct weft_coll_model *m, double stages, double by
         c = nchunks > 1 ? bytes / nchunks : bytes;
         /* below this the per-message costs the model leaves out (tags, progress passes)
          * dominate; above it the transports no longer overlap copy and wire */
-        c = fmin(fmax(c, (double)WEFT_MODEL_MIN_CHUNK), (double)WEFT_MODEL_MAX_CHUNK);
+        c = fmin(fmax(c, (double)min_chunk), (double)WEFT_MODEL_MAX_CHUNK);
     }
     if (c <= 0)
         c = 1;
@@ -104,8 +105,10 @@ double weft_coll_model_time(const struct weft_coll_model *m, enum weft_coll_kind
         *chunk = 0;
     switch (kind) {
     case WEFT_COLL_ALLREDUCE:
+        /* Every link busy at every step: chunking overlaps the reduction with the wire
+         * but moves no fewer bytes, so the rings keep WEFT_CHUNK_SIZE (tuned on shm). */
         if (!strcmp(algo, "ring"))
-            return pipeline(m, 2.0 * (p - 1), S / p, B + g / 2, forced_chunk, chunk);
+            return 2.0 * (p - 1) * a + 2.0 * (p - 1) / p * S * B + (p - 1.0) / p * S * g;
         if (!strcmp(algo, "rd"))
             return (lp + 2 * fold) * (a + S * B) + (lp + fold) * S * g;
         if (!strcmp(algo, "rabenseifner"))
@@ -113,19 +116,22 @@ double weft_coll_model_time(const struct weft_coll_model *m, enum weft_coll_kind
                    ((double)(pof2 - 1) / pof2 + fold) * S * g;
         if (!strcmp(algo, "tree")) {
             /* each tree carries half; a rank's links carry both trees' chunks */
+            /* each tree carries half; a rank sends S in all at 2 ranks, about 2S above,
+             * and an inner node reduces two halves */
             const double depth = floor(log2((double)p)) + 1;
-            return pipeline(m, 2 * depth, S / 2, 2 * B + g, forced_chunk, chunk);
+            return pipeline(m, 2 * depth, S / 2, (p == 2 ? 2 : 4) * B + 2 * g,
+                            WEFT_MODEL_MIN_TREE_CHUNK, forced_chunk, chunk);
         }
         break;
     case WEFT_COLL_ALLGATHER: /* S: one rank's block */
         if (!strcmp(algo, "ring"))
-            return pipeline(m, p - 1, S, B, forced_chunk, chunk);
+            return (p - 1) * (a + S * B);
         if (!strcmp(algo, "bruck"))
             return L * a + (p - 1) * S * B + p * S * g / 2;
         break;
     case WEFT_COLL_REDUCE_SCATTER: /* S: one rank's block */
         if (!strcmp(algo, "ring"))
-            return pipeline(m, p - 1, S, B + g, forced_chunk, chunk);
+            return (p - 1) * (a + S * B + S * g);
         if (!strcmp(algo, "halving"))
             return (lp + 2 * fold) * a +
                    ((double)(pof2 - 1) / pof2 * p * S + fold * (p * S + S)) * (B + g);
@@ -134,16 +140,15 @@ double weft_coll_model_time(const struct weft_coll_model *m, enum weft_coll_kind
         if (!strcmp(algo, "binomial"))
             return L * (a + S * B);
         if (!strcmp(algo, "chain"))
-            return pipeline(m, p - 1, S, B, forced_chunk, chunk);
+            return pipeline(m, p - 1, S, B, WEFT_MODEL_MIN_CHUNK, forced_chunk, chunk);
         if (!strcmp(algo, "scatter_allgather"))
-            return L * a + (p - 1.0) / p * S * B +
-                   pipeline(m, p - 1, S / p, B, forced_chunk, chunk);
+            return L * a + (p - 1.0) / p * S * B + (p - 1) * (a + S / p * B);
         break;
     case WEFT_COLL_REDUCE:
         if (!strcmp(algo, "binomial"))
             return L * (a + S * B + S * g);
         if (!strcmp(algo, "chain"))
-            return pipeline(m, p - 1, S, B + g, forced_chunk, chunk);
+            return pipeline(m, p - 1, S, B + g, WEFT_MODEL_MIN_CHUNK, forced_chunk, chunk);
         break;
     case WEFT_COLL_ALLTOALL: return (p - 1) * (a + S * B);
     case WEFT_COLL_BARRIER: return L * a;
