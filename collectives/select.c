@@ -28,35 +28,42 @@ static const char *kind_name(enum weft_coll_kind kind)
     return "?";
 }
 
-/* Every algorithm: its kind, its WEFT_ALGO name, and its name in the plan log. */
+/* Every algorithm: its kind, its WEFT_ALGO name, its name in the plan log, and the scratch it
+ * takes in units of the call's bytes (times n where `per_rank`: whole vectors of n blocks). */
 struct algo {
     enum weft_coll_kind kind;
     const char *name;
     const char *label;
     bool pipelined;
     weft_result_t (*run)(struct weft_coll_ctx *ctx, const struct weft_coll_op *op);
+    double scratch;
+    bool per_rank;
 };
 
+/* The model does not pick an algorithm that needs more scratch than this (WEFT_ALGO may):
+ * the pipelined ones do with a few chunks. */
+#define AUTO_MAX_SCRATCH ((double)(64 << 20))
+
 static const struct algo algos[] = {
-    {WEFT_COLL_ALLREDUCE, "ring", "ring", true, weft_coll_allreduce_ring},
-    {WEFT_COLL_ALLREDUCE, "rd", "recursive doubling", false, weft_coll_allreduce_rd},
+    {WEFT_COLL_ALLREDUCE, "ring", "ring", true, weft_coll_allreduce_ring, 0, false},
+    {WEFT_COLL_ALLREDUCE, "rd", "recursive doubling", false, weft_coll_allreduce_rd, 1, false},
     {WEFT_COLL_ALLREDUCE, "rabenseifner", "Rabenseifner", false,
-     weft_coll_allreduce_rabenseifner},
-    {WEFT_COLL_ALLREDUCE, "tree", "double binary tree", true, weft_coll_allreduce_tree},
-    {WEFT_COLL_ALLGATHER, "ring", "ring", true, weft_coll_allgather_ring},
-    {WEFT_COLL_ALLGATHER, "bruck", "Bruck", false, weft_coll_allgather_bruck},
-    {WEFT_COLL_REDUCE_SCATTER, "ring", "ring", true, weft_coll_reduce_scatter_ring},
+     weft_coll_allreduce_rabenseifner, 1, false},
+    {WEFT_COLL_ALLREDUCE, "tree", "double binary tree", true, weft_coll_allreduce_tree, 0, false},
+    {WEFT_COLL_ALLGATHER, "ring", "ring", true, weft_coll_allgather_ring, 0, false},
+    {WEFT_COLL_ALLGATHER, "bruck", "Bruck", false, weft_coll_allgather_bruck, 1, true},
+    {WEFT_COLL_REDUCE_SCATTER, "ring", "ring", true, weft_coll_reduce_scatter_ring, 0, false},
     {WEFT_COLL_REDUCE_SCATTER, "halving", "recursive halving", false,
-     weft_coll_reduce_scatter_halving},
-    {WEFT_COLL_BROADCAST, "binomial", "binomial tree", false, weft_coll_broadcast_tree},
-    {WEFT_COLL_BROADCAST, "chain", "chain", true, weft_coll_broadcast_chain},
+     weft_coll_reduce_scatter_halving, 2, true},
+    {WEFT_COLL_BROADCAST, "binomial", "binomial tree", false, weft_coll_broadcast_tree, 0, false},
+    {WEFT_COLL_BROADCAST, "chain", "chain", true, weft_coll_broadcast_chain, 0, false},
     {WEFT_COLL_BROADCAST, "scatter_allgather", "scatter-allgather", true,
-     weft_coll_broadcast_sag},
-    {WEFT_COLL_REDUCE, "binomial", "binomial tree", false, weft_coll_reduce_tree},
-    {WEFT_COLL_REDUCE, "chain", "chain", true, weft_coll_reduce_chain},
-    {WEFT_COLL_ALLTOALL, "pairwise", "pairwise", false, weft_coll_alltoall_pairwise},
+     weft_coll_broadcast_sag, 0, false},
+    {WEFT_COLL_REDUCE, "binomial", "binomial tree", false, weft_coll_reduce_tree, 2, false},
+    {WEFT_COLL_REDUCE, "chain", "chain", true, weft_coll_reduce_chain, 0, false},
+    {WEFT_COLL_ALLTOALL, "pairwise", "pairwise", false, weft_coll_alltoall_pairwise, 0, false},
     {WEFT_COLL_BARRIER, "dissemination", "dissemination", false,
-     weft_coll_barrier_dissemination},
+     weft_coll_barrier_dissemination, 0, false},
 };
 #define NALGOS (sizeof(algos) / sizeof(algos[0]))
 
@@ -198,6 +205,10 @@ static struct plan pick(const struct weft_coll_ctx *ctx, const struct weft_coll_
             continue;
         /* The tree keeps two streams per peer: at depth 1 it would exceed the window. */
         if (!fixed && algos[i].run == weft_coll_allreduce_tree && ctx->pipeline_depth < 2)
+            continue;
+        const double scratch = algos[i].scratch * (double)model_bytes(op) *
+                               (algos[i].per_rank ? ctx->nranks : 1);
+        if (!fixed && scratch > AUTO_MAX_SCRATCH)
             continue;
         const struct plan p = plan_of(ctx, op, &algos[i]);
         if (!best.algo || p.predicted_s < best.predicted_s)
