@@ -156,7 +156,7 @@ WEFT_API weft_result_t weft_group_end(void);
  * (count as the call takes it: per rank for allgather and reduce_scatter): the algorithm's
  * WEFT_ALGO name, its pipeline chunk and the cost model's predicted time. Nothing is sent. */
 typedef struct {
-    char algorithm[32];  /* e.g. "ring", "tree", "rabenseifner" */
+    char algorithm[32];  /* e.g. "ring", "tree", "rabenseifner"; "local copy" on one rank */
     size_t chunk_size;   /* bytes per pipeline chunk; 0 when the algorithm is not pipelined */
     double predicted_us; /* the model's time for the call (docs/algorithms.md) */
 } weft_plan_t;
