@@ -122,9 +122,75 @@ weft_result_t weft_coll_alltoall_pairwise(struct weft_coll_ctx *ctx,
 weft_result_t weft_coll_barrier_dissemination(struct weft_coll_ctx *ctx,
                                               const struct weft_coll_op *op);
 
+/* The broadcast's allgather phase (bcast_sag.c): `count` elements of `es` bytes in buf, cut
+ * in n nearly equal blocks of which this rank holds block `owner` (rank r + 1 holds owner +
+ * 1), gathered by the pipelined ring. */
+weft_result_t weft_coll_ring_allgather_blocks(struct weft_coll_ctx *ctx, enum weft_coll_kind kind,
+                                              void *buf, size_t count, size_t es, int owner);
+weft_result_t weft_coll_allreduce_tree(struct weft_coll_ctx *ctx, const struct weft_coll_op *op);
+weft_result_t weft_coll_allreduce_rabenseifner(struct weft_coll_ctx *ctx,
+                                               const struct weft_coll_op *op);
+weft_result_t weft_coll_reduce_scatter_halving(struct weft_coll_ctx *ctx,
+                                               const struct weft_coll_op *op);
+weft_result_t weft_coll_allgather_bruck(struct weft_coll_ctx *ctx, const struct weft_coll_op *op);
+weft_result_t weft_coll_broadcast_sag(struct weft_coll_ctx *ctx, const struct weft_coll_op *op);
+
+/* Non-power-of-two rank counts (halving.c): the largest power of two <= n; the first 2*extra
+ * ranks pair up and the odd one of each pair stands for both (fold_vrank: -1 for the even
+ * one), the others are renumbered down by extra. */
+int weft_coll_pof2_below(int n);
+int weft_coll_fold_vrank(int rank, int extra);
+int weft_coll_fold_rank(int vrank, int extra);
+
+/* Recursive halving over the pof2 group: vrank v ends up owning elements [first(v),
+ * first(v + 1)); `cur` holds this rank's whole input, `acc` (indexed like it, may be cur)
+ * receives the partial sums, `tmp` holds the largest range kept by the first step. Steps are
+ * tagged step0, step0 + 1, ... */
+struct weft_halving {
+    int pof2, extra, vrank;
+    size_t block;
+    size_t (*first)(const struct weft_halving *h, int vrank);
+    uint32_t step0;
+};
+weft_result_t weft_coll_halving(struct weft_coll_ctx *ctx, const struct weft_coll_op *op,
+                                const struct weft_halving *h, const char *cur, char *acc,
+                                char *tmp);
+
+/* Algorithms that drive several peers at once poll (poll.c): weft_coll_poll makes one pass
+ * of progress and, when nothing moved (busy false), spins then yields, and fails after
+ * WEFT_TIMEOUT without progress; on a broken net it reports the wait of `pending` (may be
+ * NULL). */
+struct weft_coll_poller {
+    unsigned long idle;
+    double deadline;
+};
+bool weft_coll_req_done(const struct weft_request *req);
+weft_result_t weft_coll_poll(struct weft_coll_ctx *ctx, struct weft_coll_poller *poller,
+                             bool busy, const char *what, struct weft_request *pending);
+/* weft_coll_sendrecv with lengths of its own per direction. */
+weft_result_t weft_coll_exchange(struct weft_coll_ctx *ctx, enum weft_coll_kind kind,
+                                 int send_peer, const void *sendbuf, size_t send_len,
+                                 int recv_peer, void *recvbuf, size_t recv_len, uint32_t step);
+
 /* int8/uint8 AVG (weft_coll_avg_widens): in chunks widened to int32, each summed by
  * weft_coll_collective, then divided and narrowed; ctx->seq is bumped per chunk. */
 weft_result_t weft_coll_avg_wide(struct weft_coll_ctx *ctx, const struct weft_coll_op *op);
+
+/* WEFT_ALGO parsed into ctx->forced (select.c). */
+weft_result_t weft_coll_parse_algo(const char *text, uint8_t forced[WEFT_COLL_KINDS]);
+
+/* The cost model (model.c): the link from the peers' transports and the WEFT_MODEL_* knobs,
+ * and an algorithm's predicted seconds for `bytes` (the public call's count in bytes) on p
+ * ranks; for chains and the tree *chunk gets the chunk that prediction assumes: forced_chunk
+ * when not 0, else the model's best between these bounds; rings leave it 0 (WEFT_CHUNK_SIZE).
+ * INFINITY for an unknown algorithm. */
+#define WEFT_MODEL_MIN_CHUNK ((size_t)64 << 10)
+#define WEFT_MODEL_MIN_TREE_CHUNK ((size_t)16 << 10)
+#define WEFT_MODEL_MAX_CHUNK ((size_t)1 << 20)
+void weft_coll_model_init(struct weft_coll_ctx *ctx);
+double weft_coll_model_time(const struct weft_coll_model *m, enum weft_coll_kind kind,
+                            const char *algo, int p, size_t bytes, size_t forced_chunk,
+                            size_t *chunk);
 
 /* Picks the algorithm for one collective (bumping ctx->seq) and runs it. */
 weft_result_t weft_coll_collective(struct weft_coll_ctx *ctx, const struct weft_coll_op *op);

@@ -66,7 +66,15 @@ bool weft_coll_avg_widens(const struct weft_coll_op *op);
 /* The public call behind a kind, for messages: "weft_allreduce". */
 const char *weft_coll_call_name(enum weft_coll_kind kind);
 
-enum weft_coll_algo { WEFT_ALGO_AUTO = 0, WEFT_ALGO_RING, WEFT_ALGO_RD };
+/* Kinds index per-kind arrays: they stay below this. */
+#define WEFT_COLL_KINDS 16
+
+/* The cost model's link (collectives/model.c): seconds per message, per byte sent, per byte
+ * reduced; `link` names the transport it was taken from. */
+struct weft_coll_model {
+    double alpha, beta, gamma;
+    const char *link;
+};
 
 /* Per-communicator state of the collective layer. */
 struct weft_coll_ctx {
@@ -80,9 +88,12 @@ struct weft_coll_ctx {
     size_t wide_size;
     void *scratch_reg, *wide_reg; /* their registrations (weft_coll_keep_registered) */
     /* tuning, read from the config once */
-    enum weft_coll_algo algo;
-    size_t small_msg_size;
+    uint8_t forced[WEFT_COLL_KINDS]; /* WEFT_ALGO per kind: 1 + index in select.c, 0: auto */
+    size_t small_msg_size;           /* 0: the model picks; else the fixed thresholds */
     size_t chunk_size;
+    bool chunk_forced;               /* WEFT_CHUNK_SIZE set: no chunk from the model */
+    size_t call_chunk;               /* the running call's chunk (0: chunk_size) */
+    struct weft_coll_model model;
     int pipeline_depth;
     double timeout_s; /* WEFT_TIMEOUT, for the pipeline's own waits */
     bool check;       /* WEFT_CHECK: fingerprint every call (check.c) */
@@ -94,6 +105,13 @@ struct weft_coll_ctx {
 
 weft_result_t weft_coll_ctx_init(struct weft_coll_ctx *ctx, struct weft_net *net);
 void weft_coll_ctx_fini(struct weft_coll_ctx *ctx);
+
+/* The plan weft_coll_collective would follow for `count` elements of `dtype` (the public
+ * call's count): the algorithm's WEFT_ALGO name, its chunk (0 when not pipelined) and the
+ * model's prediction in seconds. */
+weft_result_t weft_coll_plan_query(const struct weft_coll_ctx *ctx, enum weft_coll_kind kind,
+                                   size_t count, weft_dtype_t dtype, const char **algo,
+                                   size_t *chunk, double *predicted_s);
 
 /* Runs ops[0..n) as one group: point-to-point operations are posted first, all at once,
  * then collectives run in order, then everything is waited for. Blocking (host buffers). */

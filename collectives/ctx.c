@@ -11,24 +11,11 @@
 #include "core/error.h"
 #include "core/log.h"
 
-static weft_result_t parse_algo(const char *text, enum weft_coll_algo *algo)
-{
-    if (!strcasecmp(text, "auto") || !text[0])
-        *algo = WEFT_ALGO_AUTO;
-    else if (!strcasecmp(text, "ring"))
-        *algo = WEFT_ALGO_RING;
-    else if (!strcasecmp(text, "rd"))
-        *algo = WEFT_ALGO_RD;
-    else
-        return WEFT_ERROR(WEFT_ERR_INVALID_ARG, "WEFT_ALGO=%s: expected auto, ring or rd", text);
-    return WEFT_OK;
-}
-
 weft_result_t weft_coll_ctx_init(struct weft_coll_ctx *ctx, struct weft_net *net)
 {
-    enum weft_coll_algo algo = WEFT_ALGO_AUTO;
+    uint8_t forced[WEFT_COLL_KINDS];
     WEFT_CHECK(weft_config_load());
-    WEFT_CHECK(parse_algo(weft_config_str(WEFT_CFG_ALGO), &algo));
+    WEFT_CHECK(weft_coll_parse_algo(weft_config_str(WEFT_CFG_ALGO), forced));
     const size_t chunk = weft_config_size(WEFT_CFG_CHUNK_SIZE);
     if (chunk == 0)
         return WEFT_ERROR(WEFT_ERR_INVALID_ARG, "WEFT_CHUNK_SIZE=0: must be at least 1 byte");
@@ -45,12 +32,14 @@ weft_result_t weft_coll_ctx_init(struct weft_coll_ctx *ctx, struct weft_net *net
     ctx->net = net;
     ctx->rank = weft_net_rank(net);
     ctx->nranks = weft_net_nranks(net);
-    ctx->algo = algo;
+    memcpy(ctx->forced, forced, sizeof(forced));
     ctx->small_msg_size = weft_config_size(WEFT_CFG_SMALL_MSG_SIZE);
     ctx->chunk_size = chunk;
+    ctx->chunk_forced = weft_config_is_set(WEFT_CFG_CHUNK_SIZE);
     ctx->pipeline_depth = (int)depth;
     ctx->timeout_s = weft_config_double(WEFT_CFG_TIMEOUT);
     ctx->check = weft_config_bool(WEFT_CFG_CHECK);
+    weft_coll_model_init(ctx);
     return WEFT_OK;
 }
 
@@ -100,7 +89,7 @@ weft_result_t weft_coll_scratch(struct weft_coll_ctx *ctx, size_t bytes, void **
 
 size_t weft_coll_nchunks(const struct weft_coll_ctx *ctx, size_t count, size_t elsize)
 {
-    size_t chunk = ctx->chunk_size / elsize;
+    size_t chunk = (ctx->call_chunk ? ctx->call_chunk : ctx->chunk_size) / elsize;
     if (chunk == 0)
         chunk = 1;
     return count ? (count + chunk - 1) / chunk : 1;

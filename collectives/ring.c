@@ -193,3 +193,15 @@ weft_result_t weft_coll_allgather_ring(struct weft_coll_ctx *ctx, const struct w
     WEFT_CHECK(ring_run(ctx, &p, WEFT_COLL_ALLGATHER, false));
     return WEFT_OK;
 }
+
+weft_result_t weft_coll_ring_allgather_blocks(struct weft_coll_ctx *ctx, enum weft_coll_kind kind,
+                                              void *buf, size_t count, size_t es, int owner)
+{
+    /* The ring's neighbours do not depend on the numbering: rank + 1 holds owner + 1. */
+    struct ring_plan p = {
+        .rank = owner, .n = ctx->nranks, .count = count, .es = es, .rs_steps = 0,
+        .ag_steps = (size_t)ctx->nranks - 1, .src = {buf, -1}, .out = {buf, -1},
+    };
+    WEFT_CHECK(ring_run(ctx, &p, kind, false));
+    return WEFT_OK;
+}

@@ -151,6 +151,20 @@ WEFT_API weft_result_t weft_barrier(weft_comm_t comm, weft_stream_t stream);
 WEFT_API weft_result_t weft_group_start(void);
 WEFT_API weft_result_t weft_group_end(void);
 
+/* ---- plans -------------------------------------------------------------------------------- */
+/* What a host collective of `count` elements of `dtype` would run on this communicator
+ * (count as the call takes it: per rank for allgather and reduce_scatter): the algorithm's
+ * WEFT_ALGO name, its pipeline chunk and the cost model's predicted time. Nothing is sent. */
+typedef struct {
+    char algorithm[32];  /* e.g. "ring", "tree", "rabenseifner"; "local copy" on one rank */
+    size_t chunk_size;   /* bytes per pipeline chunk; 0 when the algorithm is not pipelined */
+    double predicted_us; /* the model's time for the call (docs/algorithms.md) */
+} weft_plan_t;
+/* `collective`: "allreduce", "broadcast", "reduce", "allgather", "reduce_scatter",
+ * "alltoall" or "barrier". */
+WEFT_API weft_result_t weft_coll_plan(weft_comm_t comm, const char *collective, size_t count,
+                                      weft_dtype_t dtype, weft_plan_t *plan);
+
 /* ---- memory registration ---------------------------------------------------------------- */
 /* Registers a user buffer for zero-copy transfers on transports that need it: over verbs the
  * buffer is pinned and registered once, so that large messages in it skip per-message

@@ -115,6 +115,8 @@ void perf_args_usage(FILE *out)
             "      --csv             rows as CSV with a header line\n"
             "      --json            one JSON object with an array of rows\n"
             "      --plot FILE       bandwidth and time against size, FILE.svg or .png (gnuplot)\n"
+            "      --verbose         (table) per size, the algorithm chosen, its chunk, the\n"
+            "                        cost model's predicted time and the measured one\n"
             "  -h, --help            this text\n"
             "point-to-point tests (send_bw send_lat write_bw write_lat read_bw read_lat;\n"
             "2 ranks: rank 0 the server, rank 1 the client), with perftest's options:\n"
@@ -317,6 +319,7 @@ enum perf_args_status perf_args_parse(int argc, char **argv, struct perf_args *a
         {"gpu", no_argument, NULL, 'U'},
         {"fake-gpu", no_argument, NULL, 'F'},
         {"plot", required_argument, NULL, 'P'},
+        {"verbose", no_argument, NULL, 'V'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -405,6 +408,9 @@ enum perf_args_status perf_args_parse(int argc, char **argv, struct perf_args *a
             break;
         case 'J':
             a.format = PERF_FORMAT_JSON;
+            break;
+        case 'V':
+            a.verbose = true;
             break;
         case 'U':
         case 'F':

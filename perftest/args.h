@@ -32,6 +32,7 @@ struct perf_args {
     int root;
     enum perf_format format;
     enum perf_memory memory;
+    bool verbose; /* --verbose: the plan (weft_coll_plan) beside each row */
     /* Point-to-point tests (send_bw, send_lat, ...) take perftest's options instead. */
     bool p2p;
     size_t size;       /* -s; 0: the test's default */

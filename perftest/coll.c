@@ -293,6 +293,19 @@ static size_t total_count(const struct coll_desc *d, size_t bytes, size_t tsize,
     return d->blocks ? total / (size_t)nranks * (size_t)nranks : total;
 }
 
+/* --verbose: the plan of the host call beside the row (table only; device buffers and
+ * sendrecv have none). */
+static void print_plan(const struct perf_ctx *ctx, const struct perf_report *rep,
+                       const char *name, const struct sweep *s, const struct perf_row *row)
+{
+    weft_plan_t plan;
+    if (!rep->active || ctx->args->format != PERF_FORMAT_TABLE || s->dev != NULL ||
+        !row->place[0].valid || weft_coll_plan(ctx->comm, name, s->count, s->dtype, &plan))
+        return;
+    fprintf(rep->out, "#   plan: %s, chunk %zu, predicted %.1f us, measured %.1f us\n",
+            plan.algorithm, plan.chunk_size, plan.predicted_us, row->place[0].time_us);
+}
+
 int perf_coll_run(const struct perf_ctx *ctx, const struct perf_cmd *cmd)
 {
     const struct perf_args *a = ctx->args;
@@ -347,6 +360,8 @@ int perf_coll_run(const struct perf_ctx *ctx, const struct perf_cmd *cmd)
             if (d->in_place)
                 row.place[1] = measure(&s, true, row.bytes);
             perf_report_row(&rep, &row);
+            if (a->verbose)
+                print_plan(ctx, &rep, d->name, &s, &row);
         }
         if (bytes > a->maxbytes / a->stepfactor)
             break;

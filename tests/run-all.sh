@@ -507,6 +507,16 @@ if [[ $PART != unit ]]; then
         tests/integration/sharp_check.sh "$BUILD" missing 3
     run "sharp: auto, rank 1's library refuses the group: all on the host, 3 ranks" 120 \
         tests/integration/sharp_check.sh "$BUILD" refused 3
+    # --- algorithms (issue 14): every WEFT_ALGO on communicators of 2 to 9 ranks split from
+    # one launch (shm), 2 to 5 over tcp, and random draws (size, dtype, op, algorithms, chunk,
+    # rank count) from a seed the log prints; bench/algo_random.sh runs many more. ---
+    run "algorithms: every WEFT_ALGO, 2 to 9 ranks over shm" 300 "$BIN/weft-run" -n 9 \
+        --transport shm "$T/algo_check"
+    run "algorithms: every WEFT_ALGO, 2 to 5 ranks over tcp" 300 "$BIN/weft-run" -n 5 \
+        --transport tcp "$T/algo_check"
+    run "algorithms: 30 random draws, up to 6 ranks" 300 "$BIN/weft-run" -n 6 \
+        "$T/algo_check" --random 0 30
+    # --- end algorithms ---
     # Multi-node: a real Slurm cluster in network namespaces (tests/slurm/run.sh brings it up
     # and always down). It needs root and namespaces with bridges; elsewhere it is skipped,
     # counted neither passed nor failed.

@@ -30,7 +30,7 @@ void fake_net_stats(struct weft_net *any, int *max_sends, int *max_recvs, size_t
 weft_result_t fake_net_create_group(int nranks, int rendezvous, double timeout_s,
                                     struct weft_net **nets);
 
-#define MAX_RANKS 8
+#define MAX_RANKS 9
 #define BIG_COUNT ((size_t)65536 + 3)
 #define POISON 0xA5
 
@@ -622,6 +622,42 @@ static void test_depth1_odd_chunks(void **state)
     run_suite(&cov, 0);
 }
 
+/* Every algorithm WEFT_ALGO can force, at 2 to 9 ranks: the new ones with small and odd
+ * chunks (many in flight, uneven last ones) and the default chunk. */
+static void test_forced_algorithms(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *algo, *chunk, *depth;
+        unsigned kinds;
+    } runs[] = {
+        {"allreduce=tree,broadcast=scatter_allgather,allgather=bruck,reduce_scatter=halving",
+         "100", "2", K_ALLREDUCE | K_BROADCAST | K_ALLGATHER | K_REDUCE_SCATTER},
+        {"tree", "1K", "8", K_ALLREDUCE},
+        {"allreduce=rabenseifner,broadcast=scatter_allgather", "256K", "4",
+         K_ALLREDUCE | K_BROADCAST},
+        {"ring,binomial", "1K", "3", K_ALLREDUCE | K_BROADCAST | K_REDUCE | K_ALLGATHER |
+                                          K_REDUCE_SCATTER},
+        {"rd,chain", "1K", "3", K_ALLREDUCE | K_BROADCAST | K_REDUCE},
+    };
+    for (size_t i = 0; i < sizeof(runs) / sizeof(runs[0]); i++) {
+        configure(runs[i].algo, "0", runs[i].chunk, runs[i].depth);
+        const struct coverage cov = {runs[i].kinds, (1u << WEFT_INT8) | (1u << WEFT_FLOAT32),
+                                     i == 0};
+        for (int n = 2; n <= 9; n++) {
+            /* the algorithms of before at a few rank counts only */
+            if (i >= 3 && n != 3 && n != 6 && n != 9)
+                continue;
+            struct world w = {.cov = &cov, .body = suite_body};
+            int failures = run_world(&w, n, (int)(i % 2), 30.0);
+            if (failures)
+                fprintf(stderr, "WEFT_ALGO=%s: %d failed checks with %d ranks\n",
+                        runs[i].algo, failures, n);
+            assert_int_equal(failures, 0);
+        }
+    }
+}
+
 /* ---- float results are the same bits on every rank ---------------------------------------- */
 
 static void consistency_body(struct world *w, int rank, struct weft_coll_ctx *ctx)
@@ -904,6 +940,7 @@ int main(void)
         cmocka_unit_test(test_ring_pipelined),
         cmocka_unit_test(test_rd_rendezvous),
         cmocka_unit_test(test_depth1_odd_chunks),
+        cmocka_unit_test(test_forced_algorithms),
         cmocka_unit_test(test_depth_bounds_sends_and_receives),
         cmocka_unit_test(test_pipeline_wait_times_out),
         cmocka_unit_test(test_float_bits_consistent),
@@ -913,5 +950,8 @@ int main(void)
         cmocka_unit_test(test_unmatched_self_send_fails),
         cmocka_unit_test(test_bad_algo_rejected),
     };
+    /* WEFT_TEST_FILTER=test_forced*: one test while working on it */
+    if (getenv("WEFT_TEST_FILTER"))
+        cmocka_set_test_filter(getenv("WEFT_TEST_FILTER"));
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
