@@ -46,6 +46,8 @@ X(SMALL_MSG_SIZE,     SIZE,   "64K",    "Allreduce below this many bytes uses re
 X(CHUNK_SIZE,         SIZE,   "256K",   "Pipeline chunk of ring algorithms, in bytes")
 X(PIPELINE_DEPTH,     INT,    "4",      "Chunks in flight per peer in pipelined algorithms, sends and receives each")
 X(CHECK,              BOOL,   "0",      "Before every collective (host and stream calls) the ranks exchange a 40-byte fingerprint of the call (kind, count, dtype, op, root, sequence number); a mismatch fails on every rank with WEFT_ERR_INVALID_ARG naming both calls and both ranks. Costs ceil(log2 nranks) extra message rounds per call; same value on every rank")
+/* Topology and hierarchy (docs/topology.md) */
+X(BIND,               STRING, "auto",   "Where each rank and the threads Weft starts run: auto (near the rank's NIC when the job spans hosts and hwloc knows the NIC's PCI locality; otherwise not bound), none, or CPU lists like 0-3,8 (as taskset -c), one per local rank separated by ':' and taken in turn (0-1:2-3: local rank 0 on CPUs 0-1, local rank 1 on 2-3, local rank 2 on 0-1...); never widens the CPUs the process may use; reported at INFO")
 /* GPU */
 X(GPU_STREAM_RELEASE, STRING, "auto",   "How a stream waits for the host to finish a staged operation: memops (cuStreamWaitValue32 on host-mapped memory), hostfn (a cudaLaunchHostFunc that blocks CUDA's callback thread), or auto (memops when the driver has them)")
 X(GPU_IPC,            STRING, "auto",   "Collectives on device buffers with every rank on one host: auto moves and reduces the data on the GPUs through CUDA IPC (mapping the peers' buffers), falling back to staging when any rank cannot share its buffers; 0 always stages through pinned host memory. Same value on every rank")

@@ -399,6 +399,20 @@ if [[ $PART != unit ]]; then
     else
         skip "kvs: Open MPI mpirun (PMIx), 3 ranks" "mpirun.openmpi or PMIx support missing"
     fi
+    # --- topology and hierarchy (issue 14, docs/topology.md) ---------------------------------
+    # weft-info --topo against /sys; WEFT_BIND lists bind every thread of each rank (local rank
+    # i takes list i); bad WEFT_BIND values fail init naming the knob.
+    run "topo: weft-info --topo matches /sys" 30 tests/integration/topo_check.sh "$BUILD"
+    if (( $(nproc) >= 2 )); then
+        run "topo: WEFT_BIND=0:1 binds each rank's threads" 60 env WEFT_BIND=0:1 \
+            "$BIN/weft-run" -n 3 "$T/bind_check" list
+    else
+        skip "topo: WEFT_BIND=0:1 binds each rank's threads" "needs 2 CPUs, this host has 1"
+    fi
+    run "topo: bad WEFT_BIND values are refused" 60 bash -c '
+        for v in 0-x 1,,2 99999 "0:" ; do
+            WEFT_BIND=$v "$1/weft-run" -n 2 "$2/bind_check" bad "$v" || exit 1
+        done' _ "$BIN" "$T"
     # Multi-node: a real Slurm cluster in network namespaces (tests/slurm/run.sh brings it up
     # and always down). It needs root and namespaces with bridges; elsewhere it is skipped,
     # counted neither passed nor failed.
