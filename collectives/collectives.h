@@ -66,13 +66,16 @@ bool weft_coll_avg_widens(const struct weft_coll_op *op);
 /* The public call behind a kind, for messages: "weft_allreduce". */
 const char *weft_coll_call_name(enum weft_coll_kind kind);
 
-enum weft_coll_algo { WEFT_ALGO_AUTO = 0, WEFT_ALGO_RING, WEFT_ALGO_RD };
+enum weft_coll_algo { WEFT_ALGO_AUTO = 0, WEFT_ALGO_RING, WEFT_ALGO_RD, WEFT_ALGO_HIER };
+
+struct weft_coll_groups; /* collectives/host_order.h */
 
 /* Per-communicator state of the collective layer. */
 struct weft_coll_ctx {
     struct weft_net *net;
     int rank;
     int nranks;
+    struct weft_coll_groups *groups; /* ranks by host: ring order, hierarchy */
     uint32_t seq;         /* bumped once per collective; equal on every rank */
     void *scratch;        /* grown on demand by weft_coll_scratch */
     size_t scratch_size;

@@ -7,6 +7,7 @@
 #include <strings.h>
 
 #include "collectives/coll_internal.h"
+#include "collectives/host_order.h"
 #include "core/config.h"
 #include "core/error.h"
 #include "core/log.h"
@@ -19,8 +20,11 @@ static weft_result_t parse_algo(const char *text, enum weft_coll_algo *algo)
         *algo = WEFT_ALGO_RING;
     else if (!strcasecmp(text, "rd"))
         *algo = WEFT_ALGO_RD;
+    else if (!strcasecmp(text, "hier"))
+        *algo = WEFT_ALGO_HIER;
     else
-        return WEFT_ERROR(WEFT_ERR_INVALID_ARG, "WEFT_ALGO=%s: expected auto, ring or rd", text);
+        return WEFT_ERROR(WEFT_ERR_INVALID_ARG, "WEFT_ALGO=%s: expected auto, ring, rd or hier",
+                          text);
     return WEFT_OK;
 }
 
@@ -51,11 +55,14 @@ weft_result_t weft_coll_ctx_init(struct weft_coll_ctx *ctx, struct weft_net *net
     ctx->pipeline_depth = (int)depth;
     ctx->timeout_s = weft_config_double(WEFT_CFG_TIMEOUT);
     ctx->check = weft_config_bool(WEFT_CFG_CHECK);
+    WEFT_CHECK(weft_coll_groups_init(net, &ctx->groups));
     return WEFT_OK;
 }
 
 void weft_coll_ctx_fini(struct weft_coll_ctx *ctx)
 {
+    weft_coll_groups_free(ctx->groups);
+    ctx->groups = NULL;
     free(ctx->scratch);
     ctx->scratch = NULL;
     ctx->scratch_size = 0;

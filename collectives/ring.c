@@ -5,6 +5,8 @@
  * so a chunk reduced in the last reduce-scatter step leaves at once in the allgather.
  */
 #include "collectives/coll_internal.h"
+#include "collectives/hier.h"
+#include "collectives/host_order.h"
 #include "core/error.h"
 #include "core/reduce.h"
 
@@ -15,7 +17,9 @@ struct ring_buf {
 };
 
 struct ring_plan {
-    int rank, n;
+    int rank, n; /* rank: this rank's position in the ring */
+    const int *ring;     /* the net's ranks by ring position (host order) */
+    const int *block_of; /* data block at each ring position; NULL: the position itself */
     size_t count; /* elements of the whole vector (n blocks) */
     size_t es;
     weft_dtype_t dtype;
@@ -34,6 +38,8 @@ struct ring_plan {
 static char *chunk_ptr(const struct ring_plan *p, struct ring_buf b, int block, size_t chunk,
                        size_t *elems)
 {
+    if (p->block_of)
+        block = p->block_of[block];
     size_t bcount = weft_coll_part_count(p->count, (size_t)p->n, (size_t)block);
     size_t off = weft_coll_part_offset(bcount, p->nchunks, chunk);
     *elems = weft_coll_part_count(bcount, p->nchunks, chunk);
@@ -43,7 +49,7 @@ static char *chunk_ptr(const struct ring_plan *p, struct ring_buf b, int block, 
 }
 
 /* Step t < rs_steps is a reduce-scatter step, the rest are allgather steps. The block
- * numbering makes this rank own block `rank` after the reduce-scatter. */
+ * numbering makes this rank own the block of its position after the reduce-scatter. */
 static int send_block(const struct ring_plan *p, size_t t)
 {
     if (t < p->rs_steps)
@@ -79,7 +85,10 @@ static void ring_recv_buf(void *arg, size_t k, void **buf, size_t *len)
     const struct ring_plan *p = arg;
     size_t t = k / p->nchunks, c = k % p->nchunks, elems;
     if (t < p->rs_steps) {
-        size_t bcount = weft_coll_part_count(p->count, (size_t)p->n, (size_t)recv_block(p, t));
+        int b = recv_block(p, t);
+        if (p->block_of)
+            b = p->block_of[b];
+        size_t bcount = weft_coll_part_count(p->count, (size_t)p->n, (size_t)b);
         elems = weft_coll_part_count(bcount, p->nchunks, c);
         *buf = p->tmp + (k % p->depth) * p->slot_bytes;
     } else {
@@ -132,8 +141,8 @@ static weft_result_t ring_run(struct weft_coll_ctx *ctx, struct ring_plan *p,
     struct weft_pipe pipe = {
         .ctx = ctx,
         .kind = kind,
-        .send_peer = (ctx->rank + 1) % ctx->nranks,
-        .recv_peer = (ctx->rank + ctx->nranks - 1) % ctx->nranks,
+        .send_peer = p->ring[(p->rank + 1) % p->n],
+        .recv_peer = p->ring[(p->rank + p->n - 1) % p->n],
         .nmsg = (p->rs_steps + p->ag_steps) * p->nchunks,
         .dep_free = p->nchunks,
         .dep_lag = p->nchunks,
@@ -153,7 +162,8 @@ weft_result_t weft_coll_allreduce_ring(struct weft_coll_ctx *ctx, const struct w
     const int n = ctx->nranks;
     /* The output holds every partial sum: no scratch beyond the receive slots. */
     struct ring_plan p = {
-        .rank = ctx->rank, .n = n, .count = op->count, .es = es, .dtype = op->dtype,
+        .rank = ctx->groups->ring_pos, .n = n, .ring = ctx->groups->ring,
+        .count = op->count, .es = es, .dtype = op->dtype,
         .op = op->op, .rs_steps = (size_t)n - 1, .ag_steps = (size_t)n - 1,
         .src = {(char *)op->sendbuf, -1}, .inter = {op->recvbuf, -1},
         .final = {op->recvbuf, -1}, .out = {op->recvbuf, -1},
@@ -169,7 +179,8 @@ weft_result_t weft_coll_reduce_scatter_ring(struct weft_coll_ctx *ctx,
     const int n = ctx->nranks;
     /* recvbuf holds only this rank's block, so partial sums of the others go to scratch. */
     struct ring_plan p = {
-        .rank = ctx->rank, .n = n, .count = op->count * (size_t)n, .es = es,
+        .rank = ctx->groups->ring_pos, .n = n, .ring = ctx->groups->ring,
+        .block_of = ctx->groups->ring, .count = op->count * (size_t)n, .es = es,
         .dtype = op->dtype, .op = op->op, .rs_steps = (size_t)n - 1, .ag_steps = 0,
         .src = {(char *)op->sendbuf, -1}, .final = {op->recvbuf, ctx->rank},
     };
@@ -186,10 +197,27 @@ weft_result_t weft_coll_allgather_ring(struct weft_coll_ctx *ctx, const struct w
      * local memcpy of 1/n of the output. */
     weft_coll_copy(mine, op->sendbuf, op->count * es);
     struct ring_plan p = {
-        .rank = ctx->rank, .n = n, .count = op->count * (size_t)n, .es = es,
+        .rank = ctx->groups->ring_pos, .n = n, .ring = ctx->groups->ring,
+        .block_of = ctx->groups->ring, .count = op->count * (size_t)n, .es = es,
         .dtype = op->dtype, .op = op->op, .rs_steps = 0, .ag_steps = (size_t)n - 1,
         .src = {op->recvbuf, -1}, .out = {op->recvbuf, -1},
     };
     WEFT_CHECK(ring_run(ctx, &p, WEFT_COLL_ALLGATHER, false));
+    return WEFT_OK;
+}
+
+weft_result_t weft_coll_ring_on(struct weft_coll_ctx *ctx, const struct weft_ring_group *g,
+                                const void *sendbuf, void *recvbuf, size_t count,
+                                weft_dtype_t dtype, weft_op_t op, bool reduce, bool gather)
+{
+    /* Like the allreduce: the output holds every partial sum (blocks by ring position). */
+    struct ring_plan p = {
+        .rank = g->pos, .n = g->n, .ring = g->ranks, .count = count,
+        .es = weft_dtype_size(dtype), .dtype = dtype, .op = op,
+        .rs_steps = reduce ? (size_t)g->n - 1 : 0, .ag_steps = gather ? (size_t)g->n - 1 : 0,
+        .src = {(char *)sendbuf, -1}, .inter = {recvbuf, -1}, .final = {recvbuf, -1},
+        .out = {recvbuf, -1},
+    };
+    WEFT_CHECK(ring_run(ctx, &p, WEFT_COLL_ALLREDUCE, false));
     return WEFT_OK;
 }

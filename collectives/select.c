@@ -5,6 +5,7 @@
 #include <stdio.h>
 
 #include "collectives/coll_internal.h"
+#include "collectives/hier.h"
 #include "core/error.h"
 #include "core/log.h"
 
@@ -100,6 +101,8 @@ static struct plan pick(const struct weft_coll_ctx *ctx, const struct weft_coll_
     const bool small = bytes < ctx->small_msg_size;
     switch (op->kind) {
     case WEFT_COLL_ALLREDUCE:
+        if (weft_coll_hier_wanted(ctx, op, bytes)) /* hier.c: WEFT_ALGO=hier, or multi-host */
+            return (struct plan){"hierarchical", true, weft_coll_allreduce_hier};
         if (ctx->algo == WEFT_ALGO_RING)
             return ring_allreduce;
         if (ctx->algo == WEFT_ALGO_RD)

@@ -41,13 +41,15 @@ X(SHM_CMA,            BOOL,   "0",      "Single-copy cross-memory attach (proces
 X(SHM_CMA_THRESHOLD,  SIZE,   "64K",    "Messages at least this large use single-copy when WEFT_SHM_CMA allows")
 X(SPIN_COUNT,         INT,    "2000",   "Polls of an idle wait before it starts yielding the CPU; when a host runs more ranks than it has CPUs and this is unset, waits yield at once")
 /* Collectives */
-X(ALGO,               STRING, "auto",   "Force an algorithm for allreduce: auto, ring or rd (recursive doubling)")
+X(ALGO,               STRING, "auto",   "Force an algorithm for allreduce: auto, ring, rd (recursive doubling) or hier (two-level: inside hosts, then across; docs/topology.md)")
 X(SMALL_MSG_SIZE,     SIZE,   "64K",    "Allreduce below this many bytes uses recursive doubling (with WEFT_ALGO=auto)")
 X(CHUNK_SIZE,         SIZE,   "256K",   "Pipeline chunk of ring algorithms, in bytes")
 X(PIPELINE_DEPTH,     INT,    "4",      "Chunks in flight per peer in pipelined algorithms, sends and receives each")
 X(CHECK,              BOOL,   "0",      "Before every collective (host and stream calls) the ranks exchange a 40-byte fingerprint of the call (kind, count, dtype, op, root, sequence number); a mismatch fails on every rank with WEFT_ERR_INVALID_ARG naming both calls and both ranks. Costs ceil(log2 nranks) extra message rounds per call; same value on every rank")
 /* Topology and hierarchy (docs/topology.md) */
 X(BIND,               STRING, "auto",   "Where each rank and the threads Weft starts run: auto (near the rank's NIC when the job spans hosts and hwloc knows the NIC's PCI locality; otherwise not bound), none, or CPU lists like 0-3,8 (as taskset -c), one per local rank separated by ':' and taken in turn (0-1:2-3: local rank 0 on CPUs 0-1, local rank 1 on 2-3, local rank 2 on 0-1...); never widens the CPUs the process may use; reported at INFO")
+X(HIER_THRESHOLD,     SIZE,   "1M",     "Allreduce of at least this many bytes on a job over several hosts, with the same number (2 or more) of ranks on each, uses the two-level algorithm (with WEFT_ALGO=auto; docs/topology.md)")
+X(HOST_ID,            STRING, "",       "Testing: ranks with different values count as different hosts even on one machine (shm is then not used between them, rings and the two-level allreduce see several hosts); empty: the real host")
 /* GPU */
 X(GPU_STREAM_RELEASE, STRING, "auto",   "How a stream waits for the host to finish a staged operation: memops (cuStreamWaitValue32 on host-mapped memory), hostfn (a cudaLaunchHostFunc that blocks CUDA's callback thread), or auto (memops when the driver has them)")
 X(GPU_IPC,            STRING, "auto",   "Collectives on device buffers with every rank on one host: auto moves and reduces the data on the GPUs through CUDA IPC (mapping the peers' buffers), falling back to staging when any rank cannot share its buffers; 0 always stages through pinned host memory. Same value on every rank")

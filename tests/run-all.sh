@@ -413,6 +413,15 @@ if [[ $PART != unit ]]; then
         for v in 0-x 1,,2 99999 "0:" ; do
             WEFT_BIND=$v "$1/weft-run" -n 2 "$2/bind_check" bad "$v" || exit 1
         done' _ "$BIN" "$T"
+    # Hierarchy on fake hosts of this machine (WEFT_HOST_ID; shm inside a fake host, tcp
+    # across): allreduce, allgather and reduce_scatter of every dtype/op/awkward count, the
+    # ring ordered by host (crossing hosts once per host), the two-level allreduce picked.
+    run "hier: 4 ranks, 2 fake hosts, cyclic placement" 120 tests/integration/hier_check.sh \
+        "$BUILD" 4 cyclic:2
+    run "hier: 6 ranks, 3 fake hosts, block placement (allreduce)" 120 \
+        tests/integration/hier_check.sh "$BUILD" 6 block:2 auto allreduce
+    run "hier: 5 ranks, uneven fake hosts, WEFT_ALGO=hier falls back to the ring" 120 \
+        tests/integration/hier_check.sh "$BUILD" 5 list:0,1,0,0,1 hier allreduce
     # Multi-node: a real Slurm cluster in network namespaces (tests/slurm/run.sh brings it up
     # and always down). It needs root and namespaces with bridges; elsewhere it is skipped,
     # counted neither passed nor failed.
