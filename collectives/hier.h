@@ -25,6 +25,15 @@ weft_result_t weft_coll_ring_on(struct weft_coll_ctx *ctx, const struct weft_rin
                                 const void *sendbuf, void *recvbuf, size_t count,
                                 weft_dtype_t dtype, weft_op_t op, bool reduce, bool gather);
 
+/* WEFT_NCHANNELS: at most this many pipelines at once (channels.c). */
+#define WEFT_COLL_MAX_CHANNELS 2
+
+/* Runs pipes[0..n) at once, none waiting on another (n == 1: weft_pipe_run). Their send and
+ * receive peers must differ pairwise: the transports match a peer's messages in order, so
+ * two pipelines to one peer would have to interleave the same way on both ends. */
+struct weft_pipe;
+weft_result_t weft_pipe_run_channels(const struct weft_pipe *pipes, int n);
+
 /* Whether the two-level allreduce can run on this communicator (the same number of ranks on
  * every host), and whether WEFT_ALGO=auto should pick it for `bytes`: more than one host,
  * more than one rank per host, at least WEFT_HIER_THRESHOLD bytes and one element per rank. */

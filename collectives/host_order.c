@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "collectives/hier.h"
+#include "core/config.h"
 #include "core/error.h"
 #include "core/log.h"
 
@@ -33,6 +35,7 @@ void weft_coll_groups_free(struct weft_coll_groups *g)
     if (!g)
         return;
     free(g->ring);
+    free(g->ring_rev);
     free(g->local);
     free(g->cross);
     free(g);
@@ -56,17 +59,26 @@ static void format_ring(const struct weft_coll_groups *g, const int *host_of, in
 weft_result_t weft_coll_groups_init(struct weft_net *net, struct weft_coll_groups **out)
 {
     const int n = weft_net_nranks(net), me = weft_net_rank(net);
+    const int64_t nch = weft_config_int(WEFT_CFG_NCHANNELS);
+    if (nch < 1)
+        return WEFT_ERROR(WEFT_ERR_INVALID_ARG, "WEFT_NCHANNELS=%lld: must be at least 1",
+                          (long long)nch);
     struct weft_coll_groups *g = calloc(1, sizeof(*g));
     int *host_of = calloc((size_t)n, sizeof(int));
     int *count = NULL;
     if (!g || !host_of)
         goto nomem;
+    g->nchannels = nch > WEFT_COLL_MAX_CHANNELS ? WEFT_COLL_MAX_CHANNELS : (int)nch;
+    if (nch > WEFT_COLL_MAX_CHANNELS)
+        WEFT_INFO(COLL, "WEFT_NCHANNELS=%lld: using %d (one ring each way round; see "
+                        "docs/topology.md)", (long long)nch, WEFT_COLL_MAX_CHANNELS);
     g->ring = calloc((size_t)n, sizeof(int));
+    g->ring_rev = calloc((size_t)n, sizeof(int));
     g->local = calloc((size_t)n, sizeof(int));
     g->nhosts = weft_net_nhosts(net);
     g->cross = calloc((size_t)g->nhosts, sizeof(int));
     count = calloc((size_t)g->nhosts, sizeof(int));
-    if (!g->ring || !g->local || !g->cross || !count)
+    if (!g->ring || !g->ring_rev || !g->local || !g->cross || !count)
         goto nomem;
     for (int r = 0; r < n; r++)
         host_of[r] = weft_net_peer_host(net, r);
@@ -80,6 +92,8 @@ weft_result_t weft_coll_groups_init(struct weft_net *net, struct weft_coll_group
     }
     const int crossings = weft_host_order(host_of, n, g->ring);
     g->identity = true;
+    for (int i = 0; i < n; i++)
+        g->ring_rev[i] = g->ring[n - 1 - i];
     for (int i = 0; i < n; i++) {
         g->identity &= g->ring[i] == i;
         if (g->ring[i] == me)

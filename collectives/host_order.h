@@ -21,6 +21,9 @@ int weft_host_order(const int *host_of, int n, int *order);
 struct weft_coll_groups {
     int nhosts;
     int *ring;      /* every rank, in host order (weft_host_order) */
+    int *ring_rev;  /* the same, reversed (the second channel's ring) */
+    int nchannels;  /* WEFT_NCHANNELS, clamped to what the rings support */
+    bool said_channels; /* the INFO line of the first two-channel ring is out */
     int ring_pos;   /* this rank's index in ring */
     int nlocal;     /* ranks on each host when every host has as many, else -1 */
     int *local;     /* the ranks on this host, by rank */
@@ -31,7 +34,8 @@ struct weft_coll_groups {
     bool identity;  /* ring is 0..n-1 */
 };
 
-/* Computes the groups of `net`'s ranks and logs the ring order at INFO once. */
+/* Computes the groups of `net`'s ranks and logs the ring order at INFO once; reads
+ * WEFT_NCHANNELS (an error when below 1). */
 weft_result_t weft_coll_groups_init(struct weft_net *net, struct weft_coll_groups **out);
 void weft_coll_groups_free(struct weft_coll_groups *g);
 

@@ -8,6 +8,7 @@
 #include "collectives/hier.h"
 #include "collectives/host_order.h"
 #include "core/error.h"
+#include "core/log.h"
 #include "core/reduce.h"
 
 /* A buffer laid out in blocks: the whole vector, or only block `only` (when >= 0). */
@@ -115,15 +116,19 @@ static void ring_process(void *arg, size_t k)
 
 /* Sizes the chunks and carves the scratch: receive slots, then (reduce-scatter only) room
  * for the partial sums that do not fit in the output. */
-static weft_result_t ring_setup(struct weft_coll_ctx *ctx, struct ring_plan *p, bool need_inter)
+static size_t ring_size(const struct weft_coll_ctx *ctx, struct ring_plan *p)
 {
     size_t maxblock = weft_coll_part_count(p->count, (size_t)p->n, 0);
-    void *scratch;
-
     p->nchunks = weft_coll_nchunks(ctx, maxblock, p->es);
     p->depth = (size_t)ctx->pipeline_depth;
     p->slot_bytes = weft_coll_align_up(((maxblock + p->nchunks - 1) / p->nchunks) * p->es);
-    size_t tmp_bytes = p->rs_steps ? p->depth * p->slot_bytes : 0;
+    return p->rs_steps ? p->depth * p->slot_bytes : 0;
+}
+
+static weft_result_t ring_setup(struct weft_coll_ctx *ctx, struct ring_plan *p, bool need_inter)
+{
+    void *scratch;
+    size_t tmp_bytes = ring_size(ctx, p);
     size_t inter_bytes = need_inter ? weft_coll_align_up(p->count * p->es) : 0;
     if (tmp_bytes + inter_bytes == 0)
         return WEFT_OK;
@@ -134,11 +139,10 @@ static weft_result_t ring_setup(struct weft_coll_ctx *ctx, struct ring_plan *p, 
     return WEFT_OK;
 }
 
-static weft_result_t ring_run(struct weft_coll_ctx *ctx, struct ring_plan *p,
-                              enum weft_coll_kind kind, bool need_inter)
+static struct weft_pipe ring_pipe(struct weft_coll_ctx *ctx, struct ring_plan *p,
+                                  enum weft_coll_kind kind)
 {
-    WEFT_CHECK(ring_setup(ctx, p, need_inter));
-    struct weft_pipe pipe = {
+    return (struct weft_pipe){
         .ctx = ctx,
         .kind = kind,
         .send_peer = p->ring[(p->rank + 1) % p->n],
@@ -153,13 +157,61 @@ static weft_result_t ring_run(struct weft_coll_ctx *ctx, struct ring_plan *p,
         .recv_buf = ring_recv_buf,
         .process = ring_process,
     };
+}
+
+static weft_result_t ring_run(struct weft_coll_ctx *ctx, struct ring_plan *p,
+                              enum weft_coll_kind kind, bool need_inter)
+{
+    WEFT_CHECK(ring_setup(ctx, p, need_inter));
+    const struct weft_pipe pipe = ring_pipe(ctx, p, kind);
     return weft_pipe_run(&pipe);
+}
+
+/* WEFT_NCHANNELS=2: the first half of the vector goes round the ring, the second half round
+ * the reversed ring at the same time. Each link then carries data both ways (full duplex)
+ * and each rank has two connections busy instead of one; the bytes per rank are the same.
+ * Two rings the same way round would send two streams to one peer, whose messages the
+ * transports match in order: both ends would have to interleave them alike. */
+static weft_result_t allreduce_channels(struct weft_coll_ctx *ctx, const struct weft_coll_op *op)
+{
+    const size_t es = weft_dtype_size(op->dtype);
+    const int n = ctx->nranks, pos = ctx->groups->ring_pos;
+    const size_t c0 = weft_coll_part_count(op->count, 2, 0);
+    struct ring_plan p[2];
+    struct weft_pipe pipes[2];
+    for (int c = 0; c < 2; c++) {
+        const size_t off = c ? c0 * es : 0;
+        p[c] = (struct ring_plan){
+            .rank = c ? n - 1 - pos : pos, .n = n,
+            .ring = c ? ctx->groups->ring_rev : ctx->groups->ring,
+            .count = c ? op->count - c0 : c0, .es = es, .dtype = op->dtype, .op = op->op,
+            .rs_steps = (size_t)n - 1, .ag_steps = (size_t)n - 1,
+            .src = {(char *)op->sendbuf + off, -1}, .inter = {(char *)op->recvbuf + off, -1},
+            .final = {(char *)op->recvbuf + off, -1}, .out = {(char *)op->recvbuf + off, -1},
+        };
+    }
+    if (!ctx->groups->said_channels)
+        WEFT_INFO(COLL, "allreduce ring: 2 channels, %zu elements round the ring to rank %d and "
+                        "%zu round the reversed ring to rank %d",
+                  c0, p[0].ring[(pos + 1) % n], op->count - c0, p[1].ring[(n - pos) % n]);
+    ctx->groups->said_channels = true;
+    const size_t t0 = ring_size(ctx, &p[0]), t1 = ring_size(ctx, &p[1]);
+    void *scratch;
+    WEFT_CHECK(weft_coll_scratch(ctx, t0 + t1, &scratch));
+    p[0].tmp = scratch;
+    p[1].tmp = (char *)scratch + t0;
+    for (int c = 0; c < 2; c++)
+        pipes[c] = ring_pipe(ctx, &p[c], WEFT_COLL_ALLREDUCE);
+    return weft_pipe_run_channels(pipes, 2);
 }
 
 weft_result_t weft_coll_allreduce_ring(struct weft_coll_ctx *ctx, const struct weft_coll_op *op)
 {
     const size_t es = weft_dtype_size(op->dtype);
     const int n = ctx->nranks;
+    /* two channels need three ranks (two distinct neighbours) and a vector worth halving */
+    if (ctx->groups->nchannels > 1 && n > 2 && op->count >= 2 * (size_t)n)
+        return allreduce_channels(ctx, op);
     /* The output holds every partial sum: no scratch beyond the receive slots. */
     struct ring_plan p = {
         .rank = ctx->groups->ring_pos, .n = n, .ring = ctx->groups->ring,

@@ -422,6 +422,9 @@ if [[ $PART != unit ]]; then
         tests/integration/hier_check.sh "$BUILD" 6 block:2 auto allreduce
     run "hier: 5 ranks, uneven fake hosts, WEFT_ALGO=hier falls back to the ring" 120 \
         tests/integration/hier_check.sh "$BUILD" 5 list:0,1,0,0,1 hier allreduce
+    # WEFT_NCHANNELS=2: half the vector round the ring, half round the reversed ring at once.
+    run "channels: WEFT_NCHANNELS=2 ring allreduce, 4 ranks over tcp" 120 \
+        tests/integration/channels_check.sh "$BUILD" 4 tcp
     # Multi-node: a real Slurm cluster in network namespaces (tests/slurm/run.sh brings it up
     # and always down). It needs root and namespaces with bridges; elsewhere it is skipped,
     # counted neither passed nor failed.
