@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # hier_check.sh BUILD N PLACEMENT [ALGO [KINDS]] - ranks on fake hosts of one machine
-# (WEFT_HOST_ID): PLACEMENT cyclic:H (rank r on host r % H), block:P (P ranks per host) or list:h0,h1,... .
-# Runs KINDS (default allreduce,allgather,reduce_scatter) of every dtype, op and awkward
-# count (coll_check --quick) with WEFT_ALGO=ALGO (default auto, with WEFT_HIER_THRESHOLD=4K so that
-# auto picks the two-level allreduce from 4 KiB), and checks from the INFO log that the ring
-# is ordered by host (it crosses hosts once per host) and which allreduce ran: hierarchical
-# when hosts have the same number of ranks, else the ring (forced hier says it falls back).
+# (WEFT_HOST_ID): PLACEMENT cyclic:H (rank r on host r % H), block:P (P ranks per host) or
+# list:h0,h1,... (rank r on host h_r). Runs KINDS (default allreduce,allgather,reduce_scatter)
+# of every dtype, op and awkward count (coll_check --quick) with WEFT_ALGO=ALGO (default auto,
+# with WEFT_HIER_THRESHOLD=4K so that auto picks the two-level allreduce from 4 KiB), and
+# checks from the INFO log that the ring is ordered by host (it crosses hosts once per host)
+# and which allreduce ran: hierarchical when hosts have the same number of ranks, else the
+# ring (forced hier says it falls back).
 set -u
 if [[ ${1-} == --as-rank ]]; then
     # one rank: its fake host from its rank
@@ -57,7 +58,8 @@ line=$(grep -m1 'ring order by host:' "$log" | sed 's/.*ring order by host: //')
 got=$(sed 's/ (.*//; s/| //g' <<<"$line")
 crossings=$(sed -n 's/.*(\([0-9]*\) of [0-9]* hops cross hosts.*/\1/p' <<<"$line")
 want_cross=$(( nhosts > 1 ? nhosts : 0 ))
-[[ $got == "${order[*]}" ]] && ok "ring order $got" || bad "ring order '$got', expected '${order[*]}'"
+[[ $got == "${order[*]}" ]] && ok "ring order $got" ||
+    bad "ring order '$got', expected '${order[*]}'"
 [[ $crossings == "$want_cross" ]] && ok "ring crosses hosts $crossings times" ||
     bad "ring crosses hosts '$crossings' times, expected $want_cross"
 if [[ $ALGO == ring ]]; then

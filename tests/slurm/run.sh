@@ -302,7 +302,8 @@ for dist in block cyclic; do
     elif ! grep -q 'allreduce .*: hierarchical' "$f.err"; then
         bad "$name: no allreduce plan says hierarchical"; show "$f.err"
     else
-        ok "$name: $(grep -o '[0-9]* checks passed, 0 failed' "$f.out"), ring $ring ($((SECONDS - t0)) s)"
+        ok "$name: $(grep -o '[0-9]* checks passed, 0 failed' "$f.out"), ring $ring" \
+            "($((SECONDS - t0)) s)"
     fi
 done
 
