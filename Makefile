@@ -63,6 +63,13 @@ ifeq ($(HAVE_UCX),yes)
 ALL_CFLAGS   += -DWEFT_HAVE_UCX $(shell $(PKG_CONFIG) --cflags ucx)
 LDLIBS       += $(shell $(PKG_CONFIG) --libs ucx)
 endif
+# hwloc (Debian's libhwloc-dev ships hwloc.pc): topology (core/topo.c: NUMA nodes, cores, PCI
+# locality of NICs and GPUs) for WEFT_BIND=auto and weft-info --topo. HAVE_HWLOC=no builds
+# without: WEFT_BIND=auto then binds nothing and says so.
+ifeq ($(HAVE_HWLOC),yes)
+ALL_CFLAGS   += -DWEFT_HAVE_HWLOC $(shell $(PKG_CONFIG) --cflags hwloc)
+LDLIBS       += $(shell $(PKG_CONFIG) --libs hwloc)
+endif
 # Fake CUDA (FAKE_CUDA=yes, e.g. `make FAKE_CUDA=yes BUILD=build-fk all tests`): compiled as
 # with CUDA, against the real CUDA headers, but linked with tests/fakecuda (a CUDA runtime
 # double: streams run by threads, device memory the CPU cannot touch, IPC through memfds, the

@@ -76,11 +76,14 @@ struct weft_coll_model {
     const char *link;
 };
 
+struct weft_coll_groups; /* collectives/host_order.h */
+
 /* Per-communicator state of the collective layer. */
 struct weft_coll_ctx {
     struct weft_net *net;
     int rank;
     int nranks;
+    struct weft_coll_groups *groups; /* ranks by host: ring order, hierarchy */
     uint32_t seq;         /* bumped once per collective; equal on every rank */
     void *scratch;        /* grown on demand by weft_coll_scratch */
     size_t scratch_size;

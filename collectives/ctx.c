@@ -4,9 +4,9 @@
  */
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include "collectives/coll_internal.h"
+#include "collectives/host_order.h"
 #include "core/config.h"
 #include "core/error.h"
 #include "core/log.h"
@@ -40,6 +40,7 @@ weft_result_t weft_coll_ctx_init(struct weft_coll_ctx *ctx, struct weft_net *net
     ctx->timeout_s = weft_config_double(WEFT_CFG_TIMEOUT);
     ctx->check = weft_config_bool(WEFT_CFG_CHECK);
     weft_coll_model_init(ctx);
+    WEFT_CHECK(weft_coll_groups_init(net, &ctx->groups));
     return WEFT_OK;
 }
 
@@ -57,6 +58,8 @@ void weft_coll_keep_registered(struct weft_coll_ctx *ctx, void **reg, void *buf,
 
 void weft_coll_ctx_fini(struct weft_coll_ctx *ctx)
 {
+    weft_coll_groups_free(ctx->groups);
+    ctx->groups = NULL;
     weft_coll_keep_registered(ctx, &ctx->scratch_reg, NULL, 0);
     weft_coll_keep_registered(ctx, &ctx->wide_reg, NULL, 0);
     free(ctx->scratch);

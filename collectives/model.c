@@ -115,7 +115,6 @@ double weft_coll_model_time(const struct weft_coll_model *m, enum weft_coll_kind
             return (2 * lp + 2 * fold) * a + (2.0 * (pof2 - 1) / pof2 + 2 * fold) * S * B +
                    ((double)(pof2 - 1) / pof2 + fold) * S * g;
         if (!strcmp(algo, "tree")) {
-            /* each tree carries half; a rank's links carry both trees' chunks */
             /* each tree carries half; a rank sends S in all at 2 ranks, about 2S above,
              * and an inner node reduces two halves */
             const double depth = floor(log2((double)p)) + 1;

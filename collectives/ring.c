@@ -5,7 +5,10 @@
  * so a chunk reduced in the last reduce-scatter step leaves at once in the allgather.
  */
 #include "collectives/coll_internal.h"
+#include "collectives/hier.h"
+#include "collectives/host_order.h"
 #include "core/error.h"
+#include "core/log.h"
 #include "core/reduce.h"
 
 /* A buffer laid out in blocks: the whole vector, or only block `only` (when >= 0). */
@@ -15,7 +18,9 @@ struct ring_buf {
 };
 
 struct ring_plan {
-    int rank, n;
+    int rank, n; /* rank: this rank's position in the ring */
+    const int *ring;     /* the net's ranks by ring position (host order); NULL: by rank */
+    const int *block_of; /* data block at each ring position; NULL: the position itself */
     size_t count; /* elements of the whole vector (n blocks) */
     size_t es;
     weft_dtype_t dtype;
@@ -34,6 +39,8 @@ struct ring_plan {
 static char *chunk_ptr(const struct ring_plan *p, struct ring_buf b, int block, size_t chunk,
                        size_t *elems)
 {
+    if (p->block_of)
+        block = p->block_of[block];
     size_t bcount = weft_coll_part_count(p->count, (size_t)p->n, (size_t)block);
     size_t off = weft_coll_part_offset(bcount, p->nchunks, chunk);
     *elems = weft_coll_part_count(bcount, p->nchunks, chunk);
@@ -43,7 +50,7 @@ static char *chunk_ptr(const struct ring_plan *p, struct ring_buf b, int block, 
 }
 
 /* Step t < rs_steps is a reduce-scatter step, the rest are allgather steps. The block
- * numbering makes this rank own block `rank` after the reduce-scatter. */
+ * numbering makes this rank own the block of its position after the reduce-scatter. */
 static int send_block(const struct ring_plan *p, size_t t)
 {
     if (t < p->rs_steps)
@@ -79,7 +86,10 @@ static void ring_recv_buf(void *arg, size_t k, void **buf, size_t *len)
     const struct ring_plan *p = arg;
     size_t t = k / p->nchunks, c = k % p->nchunks, elems;
     if (t < p->rs_steps) {
-        size_t bcount = weft_coll_part_count(p->count, (size_t)p->n, (size_t)recv_block(p, t));
+        int b = recv_block(p, t);
+        if (p->block_of)
+            b = p->block_of[b];
+        size_t bcount = weft_coll_part_count(p->count, (size_t)p->n, (size_t)b);
         elems = weft_coll_part_count(bcount, p->nchunks, c);
         *buf = p->tmp + (k % p->depth) * p->slot_bytes;
     } else {
@@ -106,15 +116,19 @@ static void ring_process(void *arg, size_t k)
 
 /* Sizes the chunks and carves the scratch: receive slots, then (reduce-scatter only) room
  * for the partial sums that do not fit in the output. */
-static weft_result_t ring_setup(struct weft_coll_ctx *ctx, struct ring_plan *p, bool need_inter)
+static size_t ring_size(const struct weft_coll_ctx *ctx, struct ring_plan *p)
 {
     size_t maxblock = weft_coll_part_count(p->count, (size_t)p->n, 0);
-    void *scratch;
-
     p->nchunks = weft_coll_nchunks(ctx, maxblock, p->es);
     p->depth = (size_t)ctx->pipeline_depth;
     p->slot_bytes = weft_coll_align_up(((maxblock + p->nchunks - 1) / p->nchunks) * p->es);
-    size_t tmp_bytes = p->rs_steps ? p->depth * p->slot_bytes : 0;
+    return p->rs_steps ? p->depth * p->slot_bytes : 0;
+}
+
+static weft_result_t ring_setup(struct weft_coll_ctx *ctx, struct ring_plan *p, bool need_inter)
+{
+    void *scratch;
+    size_t tmp_bytes = ring_size(ctx, p);
     size_t inter_bytes = need_inter ? weft_coll_align_up(p->count * p->es) : 0;
     if (tmp_bytes + inter_bytes == 0)
         return WEFT_OK;
@@ -125,15 +139,23 @@ static weft_result_t ring_setup(struct weft_coll_ctx *ctx, struct ring_plan *p, 
     return WEFT_OK;
 }
 
-static weft_result_t ring_run(struct weft_coll_ctx *ctx, struct ring_plan *p,
-                              enum weft_coll_kind kind, bool need_inter)
+/* The rank `ahead` positions after this one: by ring position, or by rank when the plan has
+ * no ring (its positions are then a renumbering that keeps the ranks' order). */
+static int ring_peer(const struct weft_coll_ctx *ctx, const struct ring_plan *p, int ahead)
 {
-    WEFT_CHECK(ring_setup(ctx, p, need_inter));
-    struct weft_pipe pipe = {
+    if (!p->ring)
+        return (ctx->rank + ahead) % ctx->nranks;
+    return p->ring[(p->rank + ahead) % p->n];
+}
+
+static struct weft_pipe ring_pipe(struct weft_coll_ctx *ctx, struct ring_plan *p,
+                                  enum weft_coll_kind kind)
+{
+    return (struct weft_pipe){
         .ctx = ctx,
         .kind = kind,
-        .send_peer = (ctx->rank + 1) % ctx->nranks,
-        .recv_peer = (ctx->rank + ctx->nranks - 1) % ctx->nranks,
+        .send_peer = ring_peer(ctx, p, 1),
+        .recv_peer = ring_peer(ctx, p, p->n - 1),
         .nmsg = (p->rs_steps + p->ag_steps) * p->nchunks,
         .dep_free = p->nchunks,
         .dep_lag = p->nchunks,
@@ -144,16 +166,65 @@ static weft_result_t ring_run(struct weft_coll_ctx *ctx, struct ring_plan *p,
         .recv_buf = ring_recv_buf,
         .process = ring_process,
     };
+}
+
+static weft_result_t ring_run(struct weft_coll_ctx *ctx, struct ring_plan *p,
+                              enum weft_coll_kind kind, bool need_inter)
+{
+    WEFT_CHECK(ring_setup(ctx, p, need_inter));
+    const struct weft_pipe pipe = ring_pipe(ctx, p, kind);
     return weft_pipe_run(&pipe);
+}
+
+/* WEFT_NCHANNELS=2: the first half of the vector goes round the ring, the second half round
+ * the reversed ring at the same time. Each link then carries data both ways (full duplex)
+ * and each rank has two connections busy instead of one; the bytes per rank are the same.
+ * Two rings the same way round would send two streams to one peer, whose messages the
+ * transports match in order: both ends would have to interleave them alike. */
+static weft_result_t allreduce_channels(struct weft_coll_ctx *ctx, const struct weft_coll_op *op)
+{
+    const size_t es = weft_dtype_size(op->dtype);
+    const int n = ctx->nranks, pos = ctx->groups->ring_pos;
+    const size_t c0 = weft_coll_part_count(op->count, 2, 0);
+    struct ring_plan p[2];
+    struct weft_pipe pipes[2];
+    for (int c = 0; c < 2; c++) {
+        const size_t off = c ? c0 * es : 0;
+        p[c] = (struct ring_plan){
+            .rank = c ? n - 1 - pos : pos, .n = n,
+            .ring = c ? ctx->groups->ring_rev : ctx->groups->ring,
+            .count = c ? op->count - c0 : c0, .es = es, .dtype = op->dtype, .op = op->op,
+            .rs_steps = (size_t)n - 1, .ag_steps = (size_t)n - 1,
+            .src = {(char *)op->sendbuf + off, -1}, .inter = {(char *)op->recvbuf + off, -1},
+            .final = {(char *)op->recvbuf + off, -1}, .out = {(char *)op->recvbuf + off, -1},
+        };
+    }
+    if (!ctx->groups->said_channels)
+        WEFT_INFO(COLL, "allreduce ring: 2 channels, %zu elements round the ring to rank %d and "
+                        "%zu round the reversed ring to rank %d",
+                  c0, p[0].ring[(pos + 1) % n], op->count - c0, p[1].ring[(n - pos) % n]);
+    ctx->groups->said_channels = true;
+    const size_t t0 = ring_size(ctx, &p[0]), t1 = ring_size(ctx, &p[1]);
+    void *scratch;
+    WEFT_CHECK(weft_coll_scratch(ctx, t0 + t1, &scratch));
+    p[0].tmp = scratch;
+    p[1].tmp = (char *)scratch + t0;
+    for (int c = 0; c < 2; c++)
+        pipes[c] = ring_pipe(ctx, &p[c], WEFT_COLL_ALLREDUCE);
+    return weft_pipe_run_channels(pipes, 2);
 }
 
 weft_result_t weft_coll_allreduce_ring(struct weft_coll_ctx *ctx, const struct weft_coll_op *op)
 {
     const size_t es = weft_dtype_size(op->dtype);
     const int n = ctx->nranks;
+    /* two channels need three ranks (two distinct neighbours) and a vector worth halving */
+    if (ctx->groups->nchannels > 1 && n > 2 && op->count >= 2 * (size_t)n)
+        return allreduce_channels(ctx, op);
     /* The output holds every partial sum: no scratch beyond the receive slots. */
     struct ring_plan p = {
-        .rank = ctx->rank, .n = n, .count = op->count, .es = es, .dtype = op->dtype,
+        .rank = ctx->groups->ring_pos, .n = n, .ring = ctx->groups->ring,
+        .count = op->count, .es = es, .dtype = op->dtype,
         .op = op->op, .rs_steps = (size_t)n - 1, .ag_steps = (size_t)n - 1,
         .src = {(char *)op->sendbuf, -1}, .inter = {op->recvbuf, -1},
         .final = {op->recvbuf, -1}, .out = {op->recvbuf, -1},
@@ -169,7 +240,8 @@ weft_result_t weft_coll_reduce_scatter_ring(struct weft_coll_ctx *ctx,
     const int n = ctx->nranks;
     /* recvbuf holds only this rank's block, so partial sums of the others go to scratch. */
     struct ring_plan p = {
-        .rank = ctx->rank, .n = n, .count = op->count * (size_t)n, .es = es,
+        .rank = ctx->groups->ring_pos, .n = n, .ring = ctx->groups->ring,
+        .block_of = ctx->groups->ring, .count = op->count * (size_t)n, .es = es,
         .dtype = op->dtype, .op = op->op, .rs_steps = (size_t)n - 1, .ag_steps = 0,
         .src = {(char *)op->sendbuf, -1}, .final = {op->recvbuf, ctx->rank},
     };
@@ -186,7 +258,8 @@ weft_result_t weft_coll_allgather_ring(struct weft_coll_ctx *ctx, const struct w
      * local memcpy of 1/n of the output. */
     weft_coll_copy(mine, op->sendbuf, op->count * es);
     struct ring_plan p = {
-        .rank = ctx->rank, .n = n, .count = op->count * (size_t)n, .es = es,
+        .rank = ctx->groups->ring_pos, .n = n, .ring = ctx->groups->ring,
+        .block_of = ctx->groups->ring, .count = op->count * (size_t)n, .es = es,
         .dtype = op->dtype, .op = op->op, .rs_steps = 0, .ag_steps = (size_t)n - 1,
         .src = {op->recvbuf, -1}, .out = {op->recvbuf, -1},
     };
@@ -203,5 +276,21 @@ weft_result_t weft_coll_ring_allgather_blocks(struct weft_coll_ctx *ctx, enum we
         .ag_steps = (size_t)ctx->nranks - 1, .src = {buf, -1}, .out = {buf, -1},
     };
     WEFT_CHECK(ring_run(ctx, &p, kind, false));
+    return WEFT_OK;
+}
+
+weft_result_t weft_coll_ring_on(struct weft_coll_ctx *ctx, const struct weft_ring_group *g,
+                                const void *sendbuf, void *recvbuf, size_t count,
+                                weft_dtype_t dtype, weft_op_t op, bool reduce, bool gather)
+{
+    /* Like the allreduce: the output holds every partial sum (blocks by ring position). */
+    struct ring_plan p = {
+        .rank = g->pos, .n = g->n, .ring = g->ranks, .count = count,
+        .es = weft_dtype_size(dtype), .dtype = dtype, .op = op,
+        .rs_steps = reduce ? (size_t)g->n - 1 : 0, .ag_steps = gather ? (size_t)g->n - 1 : 0,
+        .src = {(char *)sendbuf, -1}, .inter = {recvbuf, -1}, .final = {recvbuf, -1},
+        .out = {recvbuf, -1},
+    };
+    WEFT_CHECK(ring_run(ctx, &p, WEFT_COLL_ALLREDUCE, false));
     return WEFT_OK;
 }

@@ -8,6 +8,8 @@
 #include <strings.h>
 
 #include "collectives/coll_internal.h"
+#include "collectives/hier.h"
+#include "collectives/host_order.h"
 #include "collectives/sharp.h"
 #include "core/error.h"
 #include "core/log.h"
@@ -51,6 +53,7 @@ static const struct algo algos[] = {
     {WEFT_COLL_ALLREDUCE, "rabenseifner", "Rabenseifner", false,
      weft_coll_allreduce_rabenseifner, 1, false},
     {WEFT_COLL_ALLREDUCE, "tree", "double binary tree", true, weft_coll_allreduce_tree, 0, false},
+    {WEFT_COLL_ALLREDUCE, "hier", "hierarchical", true, weft_coll_allreduce_hier, 0, false},
     {WEFT_COLL_ALLGATHER, "ring", "ring", true, weft_coll_allgather_ring, 0, false},
     {WEFT_COLL_ALLGATHER, "bruck", "Bruck", false, weft_coll_allgather_bruck, 1, true},
     {WEFT_COLL_REDUCE_SCATTER, "ring", "ring", true, weft_coll_reduce_scatter_ring, 0, false},
@@ -125,7 +128,7 @@ weft_result_t weft_coll_parse_algo(const char *text, uint8_t forced[WEFT_COLL_KI
         if (!matched)
             return WEFT_ERROR(WEFT_ERR_INVALID_ARG,
                               "WEFT_ALGO=%s: no collective has an algorithm '%.*s' (expected "
-                              "auto, or names among ring, rd, rabenseifner, tree, bruck, "
+                              "auto, or names among ring, rd, rabenseifner, tree, hier, bruck, "
                               "halving, binomial, chain, scatter_allgather, pairwise, "
                               "dissemination, optionally as COLLECTIVE=NAME)",
                               text, (int)nlen, name);
@@ -163,10 +166,33 @@ static size_t model_bytes(const struct weft_coll_op *op)
     return op->count * weft_dtype_size(op->dtype);
 }
 
+/* The two-level allreduce as the model sees it: a ring allreduce among the L ranks of a host,
+ * then one of S/L bytes among the H hosts (both priced on the one link the model has). */
+static double hier_time(const struct weft_coll_ctx *ctx, size_t bytes)
+{
+    const struct weft_coll_groups *g = ctx->groups;
+    if (!weft_coll_hier_possible(ctx))
+        return weft_coll_model_time(&ctx->model, WEFT_COLL_ALLREDUCE, "ring", ctx->nranks, bytes,
+                                    0, NULL);
+    double t = 0;
+    if (g->nlocal > 1)
+        t += weft_coll_model_time(&ctx->model, WEFT_COLL_ALLREDUCE, "ring", g->nlocal, bytes, 0,
+                                  NULL);
+    if (g->ncross > 1)
+        t += weft_coll_model_time(&ctx->model, WEFT_COLL_ALLREDUCE, "ring", g->ncross,
+                                  bytes / (size_t)g->nlocal, 0, NULL);
+    return t;
+}
+
 static struct plan plan_of(const struct weft_coll_ctx *ctx, const struct weft_coll_op *op,
                            const struct algo *a)
 {
     struct plan p = {a, 0, 0};
+    if (a->run == weft_coll_allreduce_hier) {
+        p.chunk = ctx->chunk_size;
+        p.predicted_s = hier_time(ctx, model_bytes(op));
+        return p;
+    }
     const size_t forced_chunk = ctx->chunk_forced ? ctx->chunk_size : 0;
     p.predicted_s = weft_coll_model_time(&ctx->model, op->kind, a->name, ctx->nranks,
                                          model_bytes(op), forced_chunk, &p.chunk);
@@ -197,12 +223,19 @@ static struct plan pick(const struct weft_coll_ctx *ctx, const struct weft_coll_
     const uint8_t forced = op->kind < WEFT_COLL_KINDS ? ctx->forced[op->kind] : 0;
     if (forced)
         return plan_of(ctx, op, &algos[forced - 1]);
+    /* Jobs over several hosts: the two-level allreduce from WEFT_HIER_THRESHOLD (hier.c). */
+    if (weft_coll_hier_wanted(ctx, op, model_bytes(op)))
+        for (size_t i = 0; i < NALGOS; i++)
+            if (algos[i].run == weft_coll_allreduce_hier)
+                return plan_of(ctx, op, &algos[i]);
     const char *fixed = ctx->small_msg_size ? threshold_pick(ctx, op, model_bytes(op)) : NULL;
     struct plan best = {NULL, 0, INFINITY};
     for (size_t i = 0; i < NALGOS; i++) {
         if (algos[i].kind != op->kind)
             continue;
         if (fixed && strcmp(fixed, algos[i].name))
+            continue;
+        if (algos[i].run == weft_coll_allreduce_hier) /* only as above */
             continue;
         /* The tree keeps two streams per peer: at depth 1 it would exceed the window. */
         if (!fixed && algos[i].run == weft_coll_allreduce_tree && ctx->pipeline_depth < 2)
@@ -242,8 +275,9 @@ static void log_plan(struct weft_coll_ctx *ctx, const struct weft_coll_op *op, s
         snprintf(what, sizeof(what), "%s %s %s", kind_name(op->kind), size,
                  weft_dtype_name(op->dtype));
     const char *why = op->kind < WEFT_COLL_KINDS && ctx->forced[op->kind] ? "WEFT_ALGO"
-                      : ctx->small_msg_size ? "WEFT_SMALL_MSG_SIZE"
-                                            : "model";
+                      : plan->algo->run == weft_coll_allreduce_hier ? "WEFT_HIER_THRESHOLD"
+                      : ctx->small_msg_size                          ? "WEFT_SMALL_MSG_SIZE"
+                                                                     : "model";
     if (plan->chunk)
         WEFT_INFO(COLL, "%s: %s (%s, %.1f us predicted on %s), chunk %s, depth %d, %d ranks",
                   what, plan->algo->label, why, plan->predicted_s * 1e6, ctx->model.link, chunk,

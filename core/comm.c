@@ -14,6 +14,7 @@
 #include "error.h"
 #include "exec.h"
 #include "log.h"
+#include "topo.h"
 #include "collectives/device.h"
 #include "collectives/sharp.h"
 #include "gpu/stream.h"
@@ -90,6 +91,10 @@ weft_result_t weft_comm_init_rank(weft_comm_t *out, int nranks, weft_unique_id_t
     const struct weft_oob oob = {comm->boot, oob_allgather, oob_barrier};
     WEFT_CHECK_GOTO(weft_net_create(&params, &oob, &comm->net), r, fail);
     WEFT_CHECK_GOTO(weft_coll_ctx_init(&comm->coll, comm->net), r, fail);
+    int local = 0;
+    for (int q = 0; q < rank; q++)
+        local += weft_net_peer_host(comm->net, q) == weft_net_peer_host(comm->net, rank);
+    WEFT_CHECK_GOTO(weft_topo_bind(local, weft_net_nhosts(comm->net)), r, fail);
     WEFT_CHECK_GOTO(weft_coll_sharp_init(&comm->coll), r, fail);
     WEFT_INFO(INIT, "communicator ready: rank %d of %d on %s, %d host(s), job %s", rank, nranks,
               weft_log_hostname(), weft_net_nhosts(comm->net), params.job_tag);

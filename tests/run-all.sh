@@ -517,6 +517,32 @@ if [[ $PART != unit ]]; then
     run "algorithms: 30 random draws, up to 6 ranks" 300 "$BIN/weft-run" -n 6 \
         "$T/algo_check" --random 0 30
     # --- end algorithms ---
+    # --- topology and hierarchy (issue 14, docs/topology.md) ---------------------------------
+    # weft-info --topo against /sys; WEFT_BIND lists bind every thread of each rank (local rank
+    # i takes list i); bad WEFT_BIND values fail init naming the knob.
+    run "topo: weft-info --topo matches /sys" 30 tests/integration/topo_check.sh "$BUILD"
+    if (( $(nproc) >= 2 )); then
+        run "topo: WEFT_BIND=0:1 binds each rank's threads" 60 env WEFT_BIND=0:1 \
+            "$BIN/weft-run" -n 3 "$T/bind_check" list
+    else
+        skip "topo: WEFT_BIND=0:1 binds each rank's threads" "needs 2 CPUs, this host has 1"
+    fi
+    run "topo: bad WEFT_BIND values are refused" 60 bash -c '
+        for v in 0-x 1,,2 99999 "0:" ; do
+            WEFT_BIND=$v "$1/weft-run" -n 2 "$2/bind_check" bad "$v" || exit 1
+        done' _ "$BIN" "$T"
+    # Hierarchy on fake hosts of this machine (WEFT_HOST_ID; shm inside a fake host, tcp
+    # across): allreduce, allgather and reduce_scatter of every dtype/op/awkward count, the
+    # ring ordered by host (crossing hosts once per host), the two-level allreduce picked.
+    run "hier: 4 ranks, 2 fake hosts, cyclic placement" 120 tests/integration/hier_check.sh \
+        "$BUILD" 4 cyclic:2
+    run "hier: 6 ranks, 3 fake hosts, block placement (allreduce)" 120 \
+        tests/integration/hier_check.sh "$BUILD" 6 block:2 auto allreduce
+    run "hier: 5 ranks, uneven fake hosts, WEFT_ALGO=hier falls back to the ring" 120 \
+        tests/integration/hier_check.sh "$BUILD" 5 list:0,1,0,0,1 hier allreduce
+    # WEFT_NCHANNELS=2: half the vector round the ring, half round the reversed ring at once.
+    run "channels: WEFT_NCHANNELS=2 ring allreduce, 4 ranks over tcp" 120 \
+        tests/integration/channels_check.sh "$BUILD" 4 tcp
     # Multi-node: a real Slurm cluster in network namespaces (tests/slurm/run.sh brings it up
     # and always down). It needs root and namespaces with bridges; elsewhere it is skipped,
     # counted neither passed nor failed.

@@ -8,6 +8,7 @@
 
 #include "core/config.h"
 #include "core/netif.h"
+#include "core/topo.h"
 #include "gpu/gpu.h"
 #include "launcher/launch_env.h"
 #include "transport/transport.h"
@@ -17,13 +18,15 @@
 
 static void usage(FILE *out)
 {
-    fprintf(out, "Usage: weft-info [--config | --transports | --devices | --launch | --version |\n"
-                 "                  --help]\n"
+    fprintf(out, "Usage: weft-info [--config | --transports | --devices | --topo | --launch |\n"
+                 "                  --version | --help]\n"
                  "With no option prints everything.\n"
                  "  --config      every WEFT_* variable: type, value, default, description\n"
                  "  --transports  the transports of this build and whether they run here\n"
                  "  --devices     RDMA devices and ports: state, link layer, width, speed, MTU,\n"
                  "                GIDs with their types and addresses (* marks the one chosen)\n"
+                 "  --topo        NUMA nodes, cores, NICs and GPUs with their PCI locality, the\n"
+                 "                NIC paired with each GPU, and what WEFT_BIND would do here\n"
                  "  --launch      what weft_comm_init_env would detect here (connects to nothing)\n"
                  "  --version     the version and build features\n");
 }
@@ -103,6 +106,20 @@ static void print_launch(void)
         printf("  note:        %s\n", p.note);
 }
 
+/* The topology, and WEFT_BIND's plan for local rank 0 (WEFT_LOCAL_RANK when set) of a job
+ * that spans hosts (for one host, auto binds nothing). */
+static void print_topo(void)
+{
+    weft_topo_print(stdout);
+    const int64_t lr = weft_config_int(WEFT_CFG_LOCAL_RANK);
+    const int local = lr > 0 ? (int)lr : 0;
+    char what[600];
+    if (weft_topo_bind_plan(local, 2, what, sizeof(what)) == WEFT_OK)
+        printf("  bind: local rank %d of a multi-host job: %s\n", local, what);
+    else
+        printf("  bind: error: %s\n", weft_last_error());
+}
+
 int main(int argc, char **argv)
 {
     const char *what = argc > 1 ? argv[1] : "";
@@ -120,6 +137,8 @@ int main(int argc, char **argv)
         print_transports();
     } else if (strcmp(what, "--devices") == 0) {
         weft_verbs_print(stdout);
+    } else if (strcmp(what, "--topo") == 0) {
+        print_topo();
     } else if (strcmp(what, "--launch") == 0) {
         print_launch();
     } else if (what[0] == '\0') {
@@ -128,6 +147,8 @@ int main(int argc, char **argv)
         print_transports();
         printf("\n");
         weft_verbs_print(stdout);
+        printf("\n");
+        print_topo();
         printf("\n");
         print_launch();
         printf("\n");

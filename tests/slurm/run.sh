@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # run.sh - Weft on a real Slurm cluster of 4 nodes (tests/slurm/cluster.sh): srun plain, PMIx
-# and PMI-2, sbatch, scancel, Open MPI mpirun and MPICH mpiexec across 2 nodes, bad input,
-# weft-perf fabric over all 4 with one link slowed, and faults: loss and delay on the wire, a
-# link taken down, a rank killed (net_faults.sh).
+# and PMI-2, sbatch, scancel, Open MPI mpirun and MPICH mpiexec across 2 nodes, bad input, the
+# hierarchy under block and cyclic placement, weft-perf fabric over all 4 with one link slowed,
+# and faults: loss and delay on the wire, a link taken down, a rank killed (net_faults.sh).
 #   tests/slurm/run.sh BUILD_DIR [FILTER]    (root; FILTER keeps checks whose name has it;
 #                                             "a|b" keeps those with a or b)
 # Prints "ok - ..." / "not ok - ..." per check and ends with "N passed, M failed". The cluster
@@ -360,6 +360,32 @@ if want "fabric" && [ "$NNODES" -ge 4 ]; then
         fi
     fi
 fi
+# ---- hierarchy: block and cyclic placement (docs/topology.md) ------------------------
+# allreduce, allgather and reduce_scatter of every dtype/op/awkward count with ranks placed
+# block (0,1 on n1) and cyclic (0,2 on n1): the ring must be ordered by host (crossing the
+# network twice, not at every hop) and allreduce from 4 KiB must be the two-level one.
+for dist in block cyclic; do
+    name="hier: srun -N 2 -n 4 --distribution=$dist coll_check: ring by host, two-level allreduce"
+    want "$name" || continue
+    f=$W/hier_$dist t0=$SECONDS
+    [ $dist = block ] && ring="0 1 | 2 3" || ring="0 2 | 1 3"
+    WEFT_DEBUG=INFO WEFT_DEBUG_SUBSYS=COLL WEFT_HIER_THRESHOLD=4K \
+        COLL_CHECK_KINDS=allreduce,allgather,reduce_scatter timeout -k 5 180 \
+        srun -N 2 -n 4 --distribution=$dist -l "$BUILD/tests/coll_check" --quick >"$f.out" 2>"$f.err"
+    rc=$?
+    nring=$(grep -c "ring order by host: $ring (2 of 4 hops cross hosts" "$f.err")
+    if [ $rc -ne 0 ] || ! grep -Eq '^0: coll_check: 4 ranks: [0-9]+ checks passed, 0 failed$' "$f.out"; then
+        bad "$name: exit $rc"; show "$f.out" "$f.err"
+    elif [ "$nring" -ne 4 ]; then
+        bad "$name: $nring of 4 ranks logged the ring '$ring' crossing hosts twice"
+        grep 'ring order' "$f.err" | sed 's/^/#   /'
+    elif ! grep -q 'allreduce .*: hierarchical' "$f.err"; then
+        bad "$name: no allreduce plan says hierarchical"; show "$f.err"
+    else
+        ok "$name: $(grep -o '[0-9]* checks passed, 0 failed' "$f.out"), ring $ring" \
+            "($((SECONDS - t0)) s)"
+    fi
+done
 
 # ---- network faults and kill -9 between the nodes (net_faults.sh) ---------------------
 . "$HERE/net_faults.sh"
