@@ -4,6 +4,7 @@
  */
 #include "core/topo.h"
 
+#include <pthread.h>
 #include <string.h>
 
 #include "core/config.h"
@@ -51,7 +52,12 @@ static void fill_locality(hwloc_topology_t t, hwloc_obj_t o, struct weft_topo_de
         hwloc_bitmap_list_snprintf(d->cpus, sizeof(d->cpus), anc->cpuset);
 }
 
-weft_result_t weft_topo_discover(struct weft_topo *topo)
+/* The topology stays loaded until exit: hwloc then keeps its PCI plugin loaded, and with it
+ * libpciaccess's cache of device names. Unloaded, that cache would be memory nothing points
+ * to, which LeakSanitizer reports in every rank. */
+static hwloc_topology_t kept_topology;
+
+static weft_result_t discover(struct weft_topo *topo)
 {
     memset(topo, 0, sizeof(*topo));
     hwloc_topology_t t;
@@ -125,7 +131,29 @@ weft_result_t weft_topo_discover(struct weft_topo *topo)
             }
         }
     }
-    hwloc_topology_destroy(t);
+    kept_topology = t;
+    return WEFT_OK;
+}
+
+/* One discovery per process (~50 ms), shared by every communicator and weft-info. */
+static pthread_once_t discovered = PTHREAD_ONCE_INIT;
+static struct weft_topo found;
+static weft_result_t found_rc;
+static char found_error[256];
+
+static void discover_once(void)
+{
+    found_rc = discover(&found);
+    if (found_rc != WEFT_OK)
+        snprintf(found_error, sizeof(found_error), "%s", weft_last_error());
+}
+
+weft_result_t weft_topo_discover(struct weft_topo *topo)
+{
+    pthread_once(&discovered, discover_once);
+    if (found_rc != WEFT_OK)
+        return WEFT_ERROR(found_rc, "%s", found_error);
+    *topo = found;
     return WEFT_OK;
 }
 

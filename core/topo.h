@@ -36,8 +36,8 @@ struct weft_topo {
     struct weft_topo_dev devs[WEFT_TOPO_MAX_DEVS];
 };
 
-/* Discovers the topology (hwloc with its PCI discovery; ~50 ms). Without hwloc, fills
- * have_hwloc = false and zero counts. */
+/* The topology (hwloc with its PCI discovery; ~50 ms, once per process). Without hwloc,
+ * fills have_hwloc = false and zero counts. */
 weft_result_t weft_topo_discover(struct weft_topo *topo);
 /* Prints what weft_topo_discover found, and what WEFT_BIND would do for local rank 0. */
 void weft_topo_print(FILE *out);
