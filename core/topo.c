@@ -55,7 +55,7 @@ static void fill_locality(hwloc_topology_t t, hwloc_obj_t o, struct weft_topo_de
 /* The topology stays loaded until exit: hwloc then keeps its PCI plugin loaded, and with it
  * libpciaccess's cache of device names. Unloaded, that cache would be memory nothing points
  * to, which LeakSanitizer reports in every rank. */
-static hwloc_topology_t kept_topology;
+static hwloc_topology_t volatile kept_topology; /* volatile: never read, but must be stored */
 
 static weft_result_t discover(struct weft_topo *topo)
 {
