@@ -9,6 +9,7 @@
 # providers and utilities, perftest.
 set -eu
 pkgs="make gcc pkg-config libsodium-dev libcmocka-dev libpmix-dev libibverbs-dev libucx-dev"
+pkgs="$pkgs libhwloc-dev" # topology: NUMA, cores, PCI locality (core/topo.c)
 pkgs="$pkgs ucx-utils iproute2 procps"
 pkgs="$pkgs libjansson-dev gnuplot-nox" # weft-perf: links --compare reads JSON; --plot
 for opt in "$@"; do
