@@ -546,7 +546,7 @@ if [[ $PART != unit ]]; then
     # Multi-node: a real Slurm cluster in network namespaces (tests/slurm/run.sh brings it up
     # and always down). It needs root and namespaces with bridges; elsewhere it is skipped,
     # counted neither passed nor failed.
-    slurm_case="slurm: 2-node cluster: srun, sbatch, scancel, mpirun, mpiexec"
+    slurm_case="slurm: 4-node cluster: srun, sbatch, scancel, mpirun, mpiexec, fabric, hierarchy, faults"
     if wanted "$slurm_case"; then
         slurm_skip=""
         if [[ $(id -u) -ne 0 ]]; then
