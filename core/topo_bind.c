@@ -147,15 +147,17 @@ static weft_result_t plan(int local, int nhosts, cpu_set_t *set, bool *bind, cha
                  want + 1, nlists);
         return WEFT_OK;
     }
+    /* Before the discovery: a job on one host has nothing to learn from it (and spares
+     * every rank hwloc's PCI scan). */
+    if (nhosts < 2) {
+        snprintf(what, len, "not bound (WEFT_BIND=auto: one host, no NIC traffic): CPUs %s",
+                 cpus_text(&allowed, a, sizeof(a)));
+        return WEFT_OK;
+    }
     struct weft_topo topo;
     WEFT_CHECK(weft_topo_discover(&topo));
     if (!topo.have_hwloc) {
         snprintf(what, len, "not bound (WEFT_BIND=auto, but this build has no hwloc): CPUs %s",
-                 cpus_text(&allowed, a, sizeof(a)));
-        return WEFT_OK;
-    }
-    if (nhosts < 2) {
-        snprintf(what, len, "not bound (WEFT_BIND=auto: one host, no NIC traffic): CPUs %s",
                  cpus_text(&allowed, a, sizeof(a)));
         return WEFT_OK;
     }
