@@ -634,27 +634,48 @@ static weft_result_t fail(struct weft_net *net, weft_result_t r, int peer)
     return r;
 }
 
-/* How long a rank that timed out keeps quiet before telling its peers (the abort). Ranks
- * stuck on calls that can never match time out within moments of each other; told at once,
- * all but the first would report that rank's abort instead of what they waited for. On a
- * loaded host their waits start up to most of a second apart (0.7 s measured in the VM). */
+/* The last part of WEFT_TIMEOUT, during which a rank about to time out keeps quiet before it
+ * tells its peers (the abort). Ranks stuck on calls that can never match time out within
+ * moments of each other; told at once, all but the first would report that rank's abort
+ * instead of what they waited for. On a loaded host their waits start up to most of a second
+ * apart (0.7 s measured in the VM). */
 #define TIMEOUT_GRACE_S 1.0
 static double timeout_grace_s(const struct weft_net *net)
 {
     return net->timeout_s / 4 < TIMEOUT_GRACE_S ? net->timeout_s / 4 : TIMEOUT_GRACE_S;
 }
 
-static weft_result_t timed_out(struct weft_net *net, const struct weft_request *req,
-                               size_t pending)
+static size_t count_done(struct weft_request *const *reqs, size_t n)
+{
+    size_t done = 0;
+    for (size_t i = 0; i < n; i++)
+        done += !reqs[i] || __atomic_load_n(&reqs[i]->done, __ATOMIC_ACQUIRE);
+    return done;
+}
+
+/* The grace is the last part of WEFT_TIMEOUT, not added to it: the wait keeps progressing the
+ * transports without telling anyone, and goes on (true) if a request moves meanwhile. A peer's
+ * abort notice arriving now does not end the grace early into reporting that abort: this rank
+ * still reports its own timeout. */
+static bool moved_within_grace(struct weft_net *net, struct weft_request *const *reqs, size_t n,
+                               size_t done)
 {
     const double until = weft_now_s() + timeout_grace_s(net);
     while (weft_now_s() < until) {
         bool any = false;
         if (progress(net, &any) != WEFT_OK)
-            break;
+            return false;
+        if (any || count_done(reqs, n) != done)
+            return true;
         struct timespec ms = {0, 1000000};
         nanosleep(&ms, NULL);
     }
+    return false;
+}
+
+static weft_result_t timed_out(struct weft_net *net, const struct weft_request *req,
+                               size_t pending)
+{
     const struct peer *p = &net->peers[req->peer];
     return WEFT_ERROR(WEFT_ERR_TIMEOUT,
                       "no progress for WEFT_TIMEOUT=%.0f s: %s of %zu bytes (tag %#llx) %s rank "
@@ -695,10 +716,7 @@ weft_result_t weft_net_wait(struct weft_net *net, struct weft_request *const *re
         for (size_t i = 0; i < first; i++)
             if (reqs[i] && reqs[i]->status != WEFT_OK)
                 return fail(net, reqs[i]->status, reqs[i]->peer);
-        size_t done = first;
-        for (size_t i = first; i < n; i++)
-            if (!reqs[i] || __atomic_load_n(&reqs[i]->done, __ATOMIC_ACQUIRE))
-                done++;
+        const size_t done = first + count_done(reqs + first, n - first);
         if (done == n)
             return WEFT_OK;
         if (net->status != WEFT_OK)
@@ -723,10 +741,14 @@ weft_result_t weft_net_wait(struct weft_net *net, struct weft_request *const *re
          * yielding (a system call costs more than the read); a deadline of 0 restarts here. */
         if (idle > net->spin_count || (++polls & 63) == 0) {
             double t = weft_now_s();
-            if (deadline == 0)
+            if (deadline == 0) {
                 deadline = t + net->timeout_s;
-            else if (t > deadline)
-                return fail(net, timed_out(net, reqs[first], n - done), -1);
+            } else if (t > deadline - timeout_grace_s(net)) {
+                if (!moved_within_grace(net, reqs, n, done))
+                    return fail(net, timed_out(net, reqs[first], n - done), -1);
+                deadline = 0;
+                idle = 0;
+            }
         }
     }
 }
