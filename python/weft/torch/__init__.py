@@ -13,6 +13,7 @@ Python methods of a Work through its C++ handle, and a Work whose Python side wa
 falls back to c10d's base wait(), which never returns (DDP's constructor hangs there).
 """
 import _thread
+import atexit
 import collections
 import queue
 import sys
@@ -267,12 +268,27 @@ class _Runner:
             with self._exec:
                 self._run_locked(w)
 
-    def close(self):
+    def close(self, timeout=None):
         with self._mu:
-            self._closed = True
-            self._q.put(None)
+            if not self._closed:
+                self._closed = True
+                self._q.put(None)
         if threading.current_thread() is not self._thread:
-            self._thread.join()
+            self._thread.join(timeout)
+
+
+# Workers still running when the interpreter exits are daemon threads, which CPython ends with
+# pthread_exit once it finalizes; a C++ frame on such a thread (torch's futures and DDP's
+# callbacks run on it) then ends the process in std::terminate ("terminate called without an
+# active exception", seen after DDP runs under srun). So every worker is stopped at exit,
+# while the interpreter is whole; a call still running gets 5 s to finish.
+_runners = weakref.WeakSet()
+
+
+@atexit.register
+def _stop_runners():
+    for r in list(_runners):
+        r.close(timeout=5)
 
 
 def _sync_caller(depth=3):
@@ -300,6 +316,7 @@ class ProcessGroupWeft(dist.ProcessGroup):
             comm = weft.Comm(unique_id=uid, rank=rank, nranks=size)
         self.comm = comm
         self._runner = _Runner("weft-pg-r%d" % rank)
+        _runners.add(self._runner)
         self._futlock = _thread.allocate_lock()
         self._recent = collections.deque(maxlen=_KEEP_DONE)  # see the module's note
 
