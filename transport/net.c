@@ -663,8 +663,12 @@ static bool moved_within_grace(struct weft_net *net, struct weft_request *const 
     const double until = weft_now_s() + timeout_grace_s(net);
     while (weft_now_s() < until) {
         bool any = false;
-        if (progress(net, &any) != WEFT_OK)
+        if (progress(net, &any) != WEFT_OK || net->status != WEFT_OK)
             return false;
+        for (size_t i = 0; i < n; i++) /* failed by a peer's abort: not a move */
+            if (reqs[i] && __atomic_load_n(&reqs[i]->done, __ATOMIC_ACQUIRE) &&
+                reqs[i]->status != WEFT_OK)
+                return false;
         if (any || count_done(reqs, n) != done)
             return true;
         struct timespec ms = {0, 1000000};
