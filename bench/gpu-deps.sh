@@ -12,12 +12,10 @@ mkdir -p gpu-deps
 cd gpu-deps
 # apt-get download writes as the _apt user where it can; a root-owned folder is fine too.
 apt-get download libsodium23 libsodium-dev libopenmpi-dev 2>&1 | grep -v '^W: Download is performed unsandboxed' || true
-# nccl-tests' sources: the device call carries this repository only, not ../shared.
+# nccl-tests' sources (NCCL_TESTS_SRC: a checkout of NVIDIA/nccl-tests), copied here so
+# that the device call carries them.
 src=${NCCL_TESTS_SRC:-}
-for d in ../../../shared/third_party/nccl-tests /work/shared/third_party/nccl-tests; do
-    [[ -z $src && -f $d/src/common.h ]] && src=$d
-done
-if [[ -n $src ]]; then
+if [[ -n $src && -f $src/src/common.h ]]; then
     rm -rf nccl-tests && cp -r "$src" nccl-tests && echo "nccl-tests from $src"
 else
     echo "no nccl-tests sources found (NCCL_TESTS_SRC=...): bench/gpu_nccl.sh will say so"

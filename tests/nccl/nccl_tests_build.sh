@@ -8,8 +8,8 @@
 # nccl-tests' own Makefile and links them against libnccl.so.2 (minutes: their verifiable.cu
 # alone takes about a minute of nvcc), then runs `-h` (MPI=0).
 #   tests/nccl/nccl_tests_build.sh BUILD [TESTS...]   (default: all_reduce sendrecv)
-# NCCL_TESTS_SRC: the nccl-tests tree (default ../shared/third_party/nccl-tests, or
-# /work/shared/third_party/nccl-tests, or the copy bench/gpu-deps.sh makes). MPI=1 builds with MPI (mpicc's include and lib).
+# NCCL_TESTS_SRC: the nccl-tests tree (default: the copy bench/gpu-deps.sh makes in
+# bench/gpu-deps/nccl-tests). MPI=1 builds with MPI (mpicc's include and lib).
 # Skips (exit 77) without nvcc or without the sources.
 set -u
 BUILD=${1:?usage: nccl_tests_build.sh BUILD [TESTS...]}
@@ -19,10 +19,7 @@ TESTS=("$@")
 here=$(cd "$(dirname "$0")/../.." && pwd)
 src=${NCCL_TESTS_SRC:-}
 if [[ -z $src ]]; then
-    for d in "$here/../shared/third_party/nccl-tests" /work/shared/third_party/nccl-tests \
-        "$here/bench/gpu-deps/nccl-tests"; do
-        [[ -f $d/src/common.h ]] && { src=$d; break; }
-    done
+    src=$here/bench/gpu-deps/nccl-tests
 fi
 NVCC=${NVCC:-nvcc}
 if ! command -v "$NVCC" >/dev/null 2>&1; then
