@@ -257,8 +257,17 @@ def sync_inline():
     calls go to the worker."""
     runner = dist.distributed_c10d._get_default_group()._runner
     seen = []
-    orig = runner.submit
-    runner.submit = lambda w, inline: (seen.append((w._call, inline)), orig(w, inline))[1]
+    run_now, submit = runner.run_now, runner.submit
+
+    def spy_run_now(fn):
+        ran = run_now(fn)
+        seen.append(("inline", ran))
+        return ran
+
+    def spy_submit(work):
+        seen.append(("worker", work._call))
+        return submit(work)
+    runner.run_now, runner.submit = spy_run_now, spy_submit
     try:
         t = torch.ones(4)
         dist.all_reduce(t)
@@ -266,9 +275,10 @@ def sync_inline():
         dist.all_reduce(t, async_op=True).wait()
         dist.broadcast(t, 0, async_op=True).wait()
     finally:
-        del runner.submit
-    check(seen == [("all_reduce", True), ("broadcast", True), ("all_reduce", False),
-                   ("broadcast", False)], "calls run inline / on the worker: %s" % seen)
+        del runner.run_now, runner.submit
+    check(seen == [("inline", True), ("inline", True), ("worker", "all_reduce"),
+                   ("worker", "broadcast")], "calls run inline / on the worker: %s" % seen)
+    check(torch.equal(t, torch.full((4,), float(N ** 2))), "inline all_reduce results: %s" % t)
 
 
 def no_retention():

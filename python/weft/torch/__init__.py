@@ -6,10 +6,11 @@ init_process_group hands the backend; every rank then joins a weft.Comm with it.
 Host-tensor calls run in order on one worker thread per process group (the GIL is released
 inside Weft), so async_op=True overlaps with computation; a synchronous call (async_op=False
 in the torch.distributed function that called us), or wait() on a call the worker has not
-started, runs on the calling thread when nothing is ahead of it: no thread switch.
+started, runs on the calling thread when nothing is ahead of it: no thread switch (and a
+synchronous call gets a shared, completed Work: no Work made per call).
 CUDA tensors are enqueued on the caller's current stream instead (code path not yet run on
-a GPU). Work objects stay referenced until well after they complete (the last _KEEP_DONE calls): torch 1.13 calls the
-Python methods of a Work through its C++ handle, and a Work whose Python side was collected
+a GPU). Work objects stay referenced until well after they complete (the last _KEEP_DONE
+calls): torch 1.13 calls the Python methods of a Work through its C++ handle, and a Work whose Python side was collected
 falls back to c10d's base wait(), which never returns (DDP's constructor hangs there).
 """
 import _thread
@@ -48,13 +49,14 @@ class Unsupported(weft.UnsupportedError, RuntimeError):
         super().__init__(5, what, "torch.distributed backend weft")
 
 
-_OP_BY_TYPE = {t.op: w for t, w in _OPS if hasattr(t, "op")}
+_OP_BY_INT = {int(t.op): w for t, w in _OPS if hasattr(t, "op")}  # int(): a cheap key
 
 
 def _weft_op(op, call):
-    w = _OP_BY_TYPE.get(getattr(op, "op", None))
-    if w is not None:
-        return w
+    try:
+        return _OP_BY_INT[int(op.op)]  # torch's ReduceOp wraps a RedOpType enum
+    except (AttributeError, TypeError, ValueError, KeyError):
+        pass
     for t, w in _OPS:
         if op == t:
             return w
@@ -211,6 +213,38 @@ class _Work(_WorkBase):
         pass  # CUDA work was enqueued on the caller's current stream: nothing to join
 
 
+class _Done(_WorkBase):
+    """What a synchronous call returns when it ran at once on the caller's thread: complete
+    and successful (a failure was raised instead). One object serves every such call: the
+    caller only waits on it, and sparing a Work per call is most of a small call's cost."""
+
+    def wait(self, timeout=None):
+        return True
+
+    def is_completed(self):
+        return True
+
+    def is_success(self):
+        return True
+
+    def exception(self):
+        return None
+
+    def result(self):
+        return []
+
+    def get_future(self):
+        fut = torch.futures.Future()
+        fut.set_result([])
+        return fut
+
+    def synchronize(self):
+        pass
+
+
+_DONE = _Done()
+
+
 class _Runner:
     """Runs a group's calls one at a time in submission order: on a daemon thread, or on the
     calling thread when the call is next and nothing runs (a synchronous call, or wait() on
@@ -237,19 +271,27 @@ class _Runner:
             self._next += 1
         return True
 
-    def submit(self, work, inline):
+    def submit(self, work):
         with self._mu:
             if self._closed:
                 raise RuntimeError("weft: the process group was destroyed")
             work._seq = self._submitted
             self._submitted += 1
-            if inline and self._next == work._seq and self._exec.acquire(False):
-                try:
-                    if self._run_locked(work):
-                        return
-                finally:
-                    self._exec.release()
             self._q.put(work)
+
+    def run_now(self, fn):
+        """Runs fn on this thread if no call is queued or running (its exception propagates);
+        False if it could not."""
+        with self._mu:
+            if self._closed or self._next != self._submitted or not self._exec.acquire(False):
+                return False
+            self._submitted += 1
+            try:
+                fn()
+            finally:
+                self._next += 1
+                self._exec.release()
+        return True
 
     def try_run(self, work):
         if self._exec.acquire(False):
@@ -329,12 +371,14 @@ class ProcessGroupWeft(dist.ProcessGroup):
     # ---- plumbing -----------------------------------------------------------------------
     def _submit(self, call, tensors, fn, result):
         device = _check(tensors, call)
+        if device.type == "cpu" and _sync_caller() and self._runner.run_now(fn):
+            return _DONE
         work = _Work(self, fn, result, call)
         self._recent.append(work)
         if device.type == "cuda":
             work._run()  # enqueued on the caller's current stream: complete for the host
         else:
-            self._runner.submit(work, _sync_caller())
+            self._runner.submit(work)
         return work
 
     def shutdown(self):
@@ -360,9 +404,11 @@ class ProcessGroupWeft(dist.ProcessGroup):
         def fn():
             p = t.data_ptr()
             _check_result(_L.weft_allreduce(p, p, n, dt, op, h, None), "weft_allreduce")
+        if _sync_caller(2) and self._runner.run_now(fn):
+            return _DONE
         work = _Work(self, fn, [t], call)
         self._recent.append(work)
-        self._runner.submit(work, _sync_caller(2))
+        self._runner.submit(work)
         return work
 
     def allreduce_coalesced(self, tensors, opts=None):
