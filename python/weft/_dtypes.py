@@ -80,6 +80,12 @@ def to_numpy(dtype):
 _TORCH = {}  # torch dtype -> Dtype, filled on first use (no torch import before that)
 
 
+def torch_dtypes():
+    """{torch dtype: Dtype} for every torch dtype Weft takes (a copy)."""
+    from_torch(None)
+    return dict(_TORCH)
+
+
 def from_torch(torch_dtype):
     """The Dtype of a torch dtype, or None (bool, complex, int16, quantized: not in Weft)."""
     if not _TORCH:

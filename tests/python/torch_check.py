@@ -257,17 +257,17 @@ def sync_inline():
     calls go to the worker."""
     runner = dist.distributed_c10d._get_default_group()._runner
     seen = []
-    run_now, submit = runner.run_now, runner.submit
+    call_now, submit = runner.call_now, runner.submit
 
-    def spy_run_now(fn):
-        ran = run_now(fn)
-        seen.append(("inline", ran))
-        return ran
+    def spy_call_now(fn, *args):
+        rc = call_now(fn, *args)
+        seen.append(("inline", rc is not weft.torch._BUSY))
+        return rc
 
     def spy_submit(work):
         seen.append(("worker", work._call))
         return submit(work)
-    runner.run_now, runner.submit = spy_run_now, spy_submit
+    runner.call_now, runner.submit = spy_call_now, spy_submit
     try:
         t = torch.ones(4)
         dist.all_reduce(t)
@@ -275,7 +275,7 @@ def sync_inline():
         dist.all_reduce(t, async_op=True).wait()
         dist.broadcast(t, 0, async_op=True).wait()
     finally:
-        del runner.run_now, runner.submit
+        del runner.call_now, runner.submit
     check(seen == [("inline", True), ("inline", True), ("worker", "all_reduce"),
                    ("worker", "broadcast")], "calls run inline / on the worker: %s" % seen)
     check(torch.equal(t, torch.full((4,), float(N ** 2))), "inline all_reduce results: %s" % t)
@@ -320,6 +320,25 @@ def errors():
     check(dist.get_backend() == "weft", "get_backend() says %r" % dist.get_backend())
 
 
+def inline_error():
+    """A synchronous all_reduce that fails in the C call it made on the caller's thread
+    raises Weft's error: rank 0 aborts its side of a group, the others' call fails with
+    weft.RemoteError; rank 0's own call is refused before reaching C."""
+    g = dist.new_group(backend="weft")
+    t = torch.ones(8)
+    dist.all_reduce(t, group=g)  # everyone connected
+    dist.barrier()  # and done with it: rank 0 may finish first
+    if R == 0:
+        g.comm.abort()
+    want = weft.InvalidArgError if R == 0 else weft.RemoteError
+    try:
+        dist.all_reduce(t, group=g)
+        check(False, "rank %d: all_reduce on a group rank 0 aborted did not fail" % R)
+    except weft.Error as e:
+        check(isinstance(e, want), "rank %d: %r is not a %s" % (R, e, want.__name__))
+    dist.barrier()  # over the default group, still whole
+
+
 def ddp(gloo):
     """examples/torch_ddp.py's model over weft and over gloo, from the same start."""
     steps = 60
@@ -361,6 +380,7 @@ def main():
     sync_inline()
     no_retention()
     errors()
+    inline_error()
     ddp(gloo)
     if R == 0:
         print("every op: %.1f s; overlap, errors, DDP: %.1f s" % (t1 - t0, time.monotonic() - t1))

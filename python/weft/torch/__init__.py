@@ -26,7 +26,7 @@ import torch
 import torch.distributed as dist
 
 import weft
-from weft._dtypes import from_torch
+from weft._dtypes import from_torch, torch_dtypes
 from weft._errors import check as _check_result
 from weft._lib import lib as _L
 
@@ -42,6 +42,9 @@ _SUPPORTED_DTYPES = ("int8, uint8, int32, int64, float16, bfloat16, float32 and 
                      "(uint32/uint64 where torch has them)")
 
 
+_HOST_DTYPES = torch_dtypes()  # for the hot path: a dict lookup, no call
+
+
 class Unsupported(weft.UnsupportedError, RuntimeError):
     """A call the "weft" backend cannot serve; the message says what it supports."""
 
@@ -49,14 +52,37 @@ class Unsupported(weft.UnsupportedError, RuntimeError):
         super().__init__(5, what, "torch.distributed backend weft")
 
 
-_OP_BY_INT = {int(t.op): w for t, w in _OPS if hasattr(t, "op")}  # int(): a cheap key
+def _op_by_hash():
+    """The weft op of each torch ReduceOp by hash(): torch 1.13's ReduceOp hashes to its
+    RedOpType, one cheap call on every all_reduce. Used only if each op torch has hashes
+    apart from the others, the same way each time it is read back from an options object."""
+    table, seen = {}, set()
+    weft_of = dict(_OPS)
+    for name in ("SUM", "AVG", "MIN", "MAX", "PRODUCT", "BAND", "BOR", "BXOR"):
+        t = getattr(_R, name, None)
+        if t is None:
+            continue
+        try:
+            o = dist.AllreduceOptions()
+            o.reduceOp = t
+            k = hash(o.reduceOp)
+            if k != hash(o.reduceOp) or k in seen:
+                return {}
+        except TypeError:
+            return {}
+        seen.add(k)
+        if name in ("SUM", "AVG", "MIN", "MAX", "PRODUCT"):
+            table[k] = weft_of[t]
+    return table
+
+
+_OP_BY_HASH = _op_by_hash()
 
 
 def _weft_op(op, call):
-    try:
-        return _OP_BY_INT[int(op.op)]  # torch's ReduceOp wraps a RedOpType enum
-    except (AttributeError, TypeError, ValueError, KeyError):
-        pass
+    w = _OP_BY_HASH.get(hash(op))
+    if w is not None:
+        return w
     for t, w in _OPS:
         if op == t:
             return w
@@ -243,6 +269,7 @@ class _Done(_WorkBase):
 
 
 _DONE = _Done()
+_BUSY = object()  # _Runner.call_now could not run the call at once
 
 
 class _Runner:
@@ -279,19 +306,17 @@ class _Runner:
             self._submitted += 1
             self._q.put(work)
 
-    def run_now(self, fn):
-        """Runs fn on this thread if no call is queued or running (its exception propagates);
-        False if it could not."""
-        with self._mu:
-            if self._closed or self._next != self._submitted or not self._exec.acquire(False):
-                return False
+    def call_now(self, fn, *args):
+        """fn(*args) on this thread if no call is queued or running: its result (or its
+        exception); _BUSY if it could not run."""
+        with self._mu:  # no new call while it runs
+            if self._closed or self._next != self._submitted:
+                return _BUSY  # a call is queued or running (_next moves once it is done)
             self._submitted += 1
             try:
-                fn()
+                return fn(*args)
             finally:
                 self._next += 1
-                self._exec.release()
-        return True
 
     def try_run(self, work):
         if self._exec.acquire(False):
@@ -371,7 +396,7 @@ class ProcessGroupWeft(dist.ProcessGroup):
     # ---- plumbing -----------------------------------------------------------------------
     def _submit(self, call, tensors, fn, result):
         device = _check(tensors, call)
-        if device.type == "cpu" and _sync_caller() and self._runner.run_now(fn):
+        if device.type == "cpu" and _sync_caller() and self._runner.call_now(fn) is not _BUSY:
             return _DONE
         work = _Work(self, fn, result, call)
         self._recent.append(work)
@@ -391,21 +416,29 @@ class ProcessGroupWeft(dist.ProcessGroup):
     # ---- collectives --------------------------------------------------------------------
     def allreduce(self, tensors, opts=None):
         call = "all_reduce"
-        t = _one(tensors, call)
-        op = _weft_op(opts.reduceOp if opts is not None else _R.SUM, call)
-        dt = from_torch(t.dtype)
-        if not (t.is_cpu and dt is not None and t.layout == torch.strided and
-                t.is_contiguous()):
+        # The hot path (DDP, synchronous calls): one dense host tensor of a Weft dtype and an
+        # op of the table, straight to the C call. Every step counts at 8 bytes: no helpers.
+        t = tensors[0] if len(tensors) == 1 else None
+        dt = _HOST_DTYPES.get(t.dtype) if t is not None else None
+        op = _OP_BY_HASH.get(hash(opts.reduceOp)) if opts is not None else weft.SUM
+        h = self.comm._h
+        if dt is None or op is None or not h or not t.is_cpu or \
+                t.layout is not torch.strided or not t.is_contiguous():
+            t = _one(tensors, call)
+            op = _weft_op(opts.reduceOp if opts is not None else _R.SUM, call)
             return self._submit(call, [t], lambda: self.comm.allreduce(t, op=op), [t])
-        # The hot path (DDP, synchronous calls): one dense host tensor, vetted just above,
-        # straight to the C call.
-        h, n = self.comm._live(call), t.numel()
+        p, n = t.data_ptr(), t.numel()
+        f = sys._getframe(1)  # _sync_caller, inline
+        if f.f_code.co_filename.endswith("distributed_c10d.py") and \
+                f.f_locals.get("async_op") is False:
+            rc = self._runner.call_now(_L.weft_allreduce, p, p, n, dt, op, h, None)
+            if rc is not _BUSY:
+                if rc:
+                    _check_result(rc, "weft_allreduce")
+                return _DONE
 
         def fn():
-            p = t.data_ptr()
             _check_result(_L.weft_allreduce(p, p, n, dt, op, h, None), "weft_allreduce")
-        if _sync_caller(2) and self._runner.run_now(fn):
-            return _DONE
         work = _Work(self, fn, [t], call)
         self._recent.append(work)
         self._runner.submit(work)
