@@ -14,7 +14,9 @@ NPS=${NPS:-2 3 4}
 COLLS=${COLLS:-allreduce allgather reduce_scatter broadcast}
 ROUNDS=${ROUNDS:-3}
 MAXBYTES=${MAXBYTES:-16M}
-ITERS=${ITERS:-20}
+ITERS=${ITERS:-20}          # from 4 MiB
+MID_ITERS=${MID_ITERS:-100} # 1 MiB
+SMALL_ITERS=${SMALL_ITERS:-400} # 64 and 256 KiB
 LAT_ITERS=${LAT_ITERS:-1000}
 OUT=$BUILD/bench/coll_vs_mpi
 mkdir -p "$OUT"
@@ -29,12 +31,17 @@ fi
 max=$(numfmt --from=iec "$MAXBYTES")
 SIZES=(8)
 for ((s = 65536; s <= max; s *= 4)); do SIZES+=("$s"); done
+# Timed iterations by size, the same for every library: a 64 KiB call takes ~10 us, and 20 of
+# them are mostly the skew of the ranks leaving the barrier before the loop.
+BANDS=("8 8 $LAT_ITERS" "64K 256K $SMALL_ITERS" "1M 1M $MID_ITERS" "4M $MAXBYTES $ITERS")
 
 # weft NP COLL -> "size time_us busbw algo predicted_us" lines
 weft_run() {
     local np=$1 coll=$2 lo hi n
-    for range in "8 8 $LAT_ITERS" "64K $MAXBYTES $ITERS"; do
+    for range in "${BANDS[@]}"; do
         read -r lo hi n <<<"$range"
+        (( $(numfmt --from=iec "$lo") <= max )) || continue
+        (( $(numfmt --from=iec "$hi") <= max )) || hi=$MAXBYTES
         "$BUILD/bin/weft-run" -n "$np" "$BUILD/bin/weft-perf" "$coll" -b "$lo" -e "$hi" -f 4 \
             -n "$n" -w $((n / 5 + 1)) -c 0 --verbose
     done | awk '
@@ -43,14 +50,22 @@ weft_run() {
 }
 mpi_run() {
     local np=$1 coll=$2 lib=$3
-    local sizes_big=("${SIZES[@]:1}")
     if [[ $lib == ompi ]]; then
         set -- mpirun.openmpi --allow-run-as-root --oversubscribe --mca btl self,vader -n "$np" \
             "$BUILD/bench/mpi_coll_ompi"
     else
         set -- mpiexec.mpich -n "$np" "$BUILD/bench/mpi_coll_mpich"
     fi
-    { "$@" "$coll" "$LAT_ITERS" 8; "$@" "$coll" "$ITERS" "${sizes_big[@]}"; } | tr , ' '
+    local range lo hi n size
+    for range in "${BANDS[@]}"; do
+        read -r lo hi n <<<"$range"
+        lo=$(numfmt --from=iec "$lo") hi=$(numfmt --from=iec "$hi")
+        local sizes=()
+        for size in "${SIZES[@]}"; do
+            (( size >= lo && size <= hi )) && sizes+=("$size")
+        done
+        (( ${#sizes[@]} )) && "$@" "$coll" "$n" "${sizes[@]}"
+    done | tr , ' '
 }
 
 for np in $NPS; do

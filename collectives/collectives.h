@@ -103,6 +103,13 @@ struct weft_coll_ctx {
     uint64_t check_seq;
     void *check_buf;  /* nranks fingerprints, allocated at the first check */
     uint32_t logged_plans[16]; /* bitsets of size buckets already logged, per kind */
+    /* The last plan per kind (select.c): a call like the one before skips the model. */
+    struct weft_coll_plan_memo {
+        size_t count, esize; /* of the call it was made for */
+        uint16_t algo;       /* 1 + index in select.c's table, 0: none yet */
+        size_t chunk;
+        double predicted_s;
+    } plan_memo[WEFT_COLL_KINDS];
     struct weft_sharp *sharp;  /* SHARP offload (sharp.c), NULL when off */
 };
 

@@ -251,6 +251,24 @@ static struct plan pick(const struct weft_coll_ctx *ctx, const struct weft_coll_
     return best;
 }
 
+/* pick() again for a call of the same kind, count and element size as the last one: the
+ * same plan (the model and the configuration do not change), without the model's cost, a
+ * third of an 8-byte broadcast's over shm. */
+static struct plan pick_memo(struct weft_coll_ctx *ctx, const struct weft_coll_op *op)
+{
+    if (op->kind >= WEFT_COLL_KINDS)
+        return pick(ctx, op);
+    struct weft_coll_plan_memo *m = &ctx->plan_memo[op->kind];
+    const size_t esize = weft_dtype_size(op->dtype);
+    if (m->algo && m->count == op->count && m->esize == esize)
+        return (struct plan){&algos[m->algo - 1], m->chunk, m->predicted_s};
+    const struct plan p = pick(ctx, op);
+    if (p.algo)
+        *m = (struct weft_coll_plan_memo){op->count, esize, (uint16_t)(p.algo - algos + 1),
+                                          p.chunk, p.predicted_s};
+    return p;
+}
+
 /* Once per kind and size bucket, so that a sweep logs each plan once. */
 static void log_plan(struct weft_coll_ctx *ctx, const struct weft_coll_op *op, size_t bytes,
                      const struct plan *plan)
@@ -323,7 +341,7 @@ weft_result_t weft_coll_collective(struct weft_coll_ctx *ctx, const struct weft_
     /* SHARP offload first, when on and the library supports the dtype and op (sharp.c). */
     if (weft_coll_sharp_takes(ctx, op))
         return weft_coll_sharp_run(ctx, op);
-    const struct plan plan = pick(ctx, op);
+    const struct plan plan = pick_memo(ctx, op);
     if (!plan.algo)
         return WEFT_ERROR(WEFT_ERR_INTERNAL, "rank %d: %s is not a collective", ctx->rank,
                           kind_name(op->kind));

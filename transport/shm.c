@@ -162,11 +162,11 @@ static weft_result_t shm_init(const struct weft_transport_params *params, struct
     if (nslots < 2 || nslots > 65536)
         return WEFT_ERROR(WEFT_ERR_INVALID_ARG, "WEFT_SHM_SLOTS=%lld must be in 2..65536",
                           (long long)nslots);
-    if (slot_size < 2 * WEFT_SHM_MSG_HDR_BYTES || slot_size > ((size_t)1 << 30) ||
+    if (slot_size < 2 * WEFT_SHM_CACHELINE || slot_size > ((size_t)1 << 30) ||
         slot_size % WEFT_SHM_CACHELINE != 0)
         return WEFT_ERROR(WEFT_ERR_INVALID_ARG,
                           "WEFT_SHM_SLOT_SIZE=%zu must be a multiple of %d in %d..1G", slot_size,
-                          WEFT_SHM_CACHELINE, 2 * WEFT_SHM_MSG_HDR_BYTES);
+                          WEFT_SHM_CACHELINE, 2 * WEFT_SHM_CACHELINE);
 
     struct weft_tp *tp = calloc(1, sizeof(*tp));
     if (!tp)

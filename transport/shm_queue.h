@@ -11,8 +11,9 @@
 #include <stdint.h>
 
 #define WEFT_SHM_CACHELINE 64
-/* A message's header occupies the start of its first slot; eager payload follows it. */
-#define WEFT_SHM_MSG_HDR_BYTES 64
+/* A message's header occupies the start of its first slot; eager payload follows it at once,
+ * so that a message of up to 24 bytes is one cache line for the receiver to fetch. */
+#define WEFT_SHM_MSG_HDR_BYTES 40
 
 enum weft_shm_msg_kind {
     WEFT_SHM_MSG_EAGER = 1, /* payload streams through the slots */
@@ -50,6 +51,9 @@ struct weft_shm_queue {
     /* sender, rarely written */
     _Alignas(WEFT_SHM_CACHELINE) _Atomic uint32_t tx_aborted; /* as rx_aborted */
 };
+
+_Static_assert(sizeof(struct weft_shm_msg_hdr) <= WEFT_SHM_MSG_HDR_BYTES,
+               "a message header must fit its room in the slot");
 
 #define WEFT_SHM_QUEUE_HDR_BYTES \
     ((sizeof(struct weft_shm_queue) + WEFT_SHM_CACHELINE - 1) / WEFT_SHM_CACHELINE * \
