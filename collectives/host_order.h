@@ -23,7 +23,7 @@ struct weft_coll_groups {
     int *ring;      /* every rank, in host order (weft_host_order) */
     int *ring_rev;  /* the same, reversed (the second channel's ring) */
     int nchannels;  /* WEFT_NCHANNELS, clamped to what the rings support */
-    bool said_channels; /* the INFO line of the first two-channel ring is out */
+    unsigned said_channels; /* a bit per collective kind: its two-channel INFO line is out */
     int ring_pos;   /* this rank's index in ring */
     int nlocal;     /* ranks on each host when every host has as many, else -1 */
     int *local;     /* the ranks on this host, by rank */

@@ -22,6 +22,10 @@ struct ring_plan {
     const int *ring;     /* the net's ranks by ring position (host order); NULL: by rank */
     const int *block_of; /* data block at each ring position; NULL: the position itself */
     size_t count; /* elements of the whole vector (n blocks) */
+    /* A channel's part of every block (ring_pair): blocks start `stride` elements apart in
+     * whole-vector buffers, and the part `boff` elements into each block (in buffers of one
+     * block too). stride 0: the blocks are the n parts of count, boff 0. */
+    size_t stride, boff;
     size_t es;
     weft_dtype_t dtype;
     weft_op_t op;
@@ -42,10 +46,11 @@ static char *chunk_ptr(const struct ring_plan *p, struct ring_buf b, int block, 
     if (p->block_of)
         block = p->block_of[block];
     size_t bcount = weft_coll_part_count(p->count, (size_t)p->n, (size_t)block);
-    size_t off = weft_coll_part_offset(bcount, p->nchunks, chunk);
+    size_t off = p->boff + weft_coll_part_offset(bcount, p->nchunks, chunk);
     *elems = weft_coll_part_count(bcount, p->nchunks, chunk);
     if (b.only < 0)
-        off += weft_coll_part_offset(p->count, (size_t)p->n, (size_t)block);
+        off += p->stride ? (size_t)block * p->stride
+                         : weft_coll_part_offset(p->count, (size_t)p->n, (size_t)block);
     return b.base + off * p->es;
 }
 
@@ -176,41 +181,67 @@ static weft_result_t ring_run(struct weft_coll_ctx *ctx, struct ring_plan *p,
     return weft_pipe_run(&pipe);
 }
 
-/* WEFT_NCHANNELS=2: the first half of the vector goes round the ring, the second half round
- * the reversed ring at the same time. Each link then carries data both ways (full duplex)
- * and each rank has two connections busy instead of one; the bytes per rank are the same.
- * Two rings the same way round would send two streams to one peer, whose messages the
- * transports match in order: both ends would have to interleave them alike. */
-static weft_result_t allreduce_channels(struct weft_coll_ctx *ctx, const struct weft_coll_op *op)
+/* WEFT_NCHANNELS=2: half the data goes round the ring, the other half round the reversed ring
+ * at the same time. Each link then carries data both ways (full duplex) and each rank has
+ * two connections busy instead of one; the bytes per rank are the same. Two rings the same
+ * way round would send two streams to one peer, whose messages the transports match in
+ * order: both ends would have to interleave them alike. */
+static bool two_channels(const struct weft_coll_ctx *ctx, size_t halved)
 {
-    const size_t es = weft_dtype_size(op->dtype);
+    /* three ranks (two distinct neighbours) and something worth halving */
+    return ctx->groups->nchannels > 1 && ctx->nranks > 2 && halved >= 2;
+}
+
+/* Channel c's plan from `base` (the whole call's): the c-th half of each block when `stride`
+ * (blocks of `stride` elements, allgather and reduce-scatter), else the c-th half of the
+ * vector. */
+static struct ring_plan channel_plan(const struct weft_coll_ctx *ctx, const struct ring_plan *base,
+                                     int c, size_t stride)
+{
+    struct ring_plan p = *base;
     const int n = ctx->nranks, pos = ctx->groups->ring_pos;
-    const size_t c0 = weft_coll_part_count(op->count, 2, 0);
-    struct ring_plan p[2];
-    struct weft_pipe pipes[2];
-    for (int c = 0; c < 2; c++) {
-        const size_t off = c ? c0 * es : 0;
-        p[c] = (struct ring_plan){
-            .rank = c ? n - 1 - pos : pos, .n = n,
-            .ring = c ? ctx->groups->ring_rev : ctx->groups->ring,
-            .count = c ? op->count - c0 : c0, .es = es, .dtype = op->dtype, .op = op->op,
-            .rs_steps = (size_t)n - 1, .ag_steps = (size_t)n - 1,
-            .src = {(char *)op->sendbuf + off, -1}, .inter = {(char *)op->recvbuf + off, -1},
-            .final = {(char *)op->recvbuf + off, -1}, .out = {(char *)op->recvbuf + off, -1},
-        };
+    const size_t whole = stride ? stride : base->count;
+    const size_t h0 = weft_coll_part_count(whole, 2, 0), half = c ? whole - h0 : h0;
+    p.rank = c ? n - 1 - pos : pos;
+    p.ring = c ? ctx->groups->ring_rev : ctx->groups->ring;
+    if (base->block_of)
+        p.block_of = p.ring;
+    if (stride) {
+        p.count = half * (size_t)n;
+        p.stride = stride;
+        p.boff = c ? h0 : 0;
+    } else {
+        const size_t off = c ? h0 * base->es : 0;
+        p.count = half;
+        struct ring_buf *bufs[] = {&p.src, &p.inter, &p.final, &p.out};
+        for (size_t i = 0; i < sizeof(bufs) / sizeof(bufs[0]); i++)
+            if (bufs[i]->base)
+                bufs[i]->base += off;
     }
-    if (!ctx->groups->said_channels)
-        WEFT_INFO(COLL, "allreduce ring: 2 channels, %zu elements round the ring to rank %d and "
-                        "%zu round the reversed ring to rank %d",
-                  c0, p[0].ring[(pos + 1) % n], op->count - c0, p[1].ring[(n - pos) % n]);
-    ctx->groups->said_channels = true;
+    return p;
+}
+
+/* Runs `base` as two channels (channel_plan); `inter_elems` of scratch for partial sums,
+ * which both share (each writes its own halves). */
+static weft_result_t ring_pair(struct weft_coll_ctx *ctx, const struct ring_plan *base,
+                               enum weft_coll_kind kind, size_t stride, size_t inter_elems)
+{
+    struct ring_plan p[2] = {channel_plan(ctx, base, 0, stride),
+                             channel_plan(ctx, base, 1, stride)};
+    if (!(ctx->groups->said_channels & (1u << kind)))
+        WEFT_INFO(COLL, "%s ring: 2 channels, half round the ring to rank %d and half round the "
+                        "reversed ring to rank %d",
+                  weft_coll_call_name(kind), ring_peer(ctx, &p[0], 1), ring_peer(ctx, &p[1], 1));
+    ctx->groups->said_channels |= 1u << kind;
     const size_t t0 = ring_size(ctx, &p[0]), t1 = ring_size(ctx, &p[1]);
-    void *scratch;
-    WEFT_CHECK(weft_coll_scratch(ctx, t0 + t1, &scratch));
+    const size_t ib = inter_elems ? weft_coll_align_up(inter_elems * base->es) : 0;
+    char *scratch;
+    WEFT_CHECK(weft_coll_scratch(ctx, t0 + t1 + ib, (void **)&scratch));
     p[0].tmp = scratch;
-    p[1].tmp = (char *)scratch + t0;
-    for (int c = 0; c < 2; c++)
-        pipes[c] = ring_pipe(ctx, &p[c], WEFT_COLL_ALLREDUCE);
+    p[1].tmp = scratch + t0;
+    if (ib)
+        p[0].inter = p[1].inter = (struct ring_buf){scratch + t0 + t1, -1};
+    const struct weft_pipe pipes[2] = {ring_pipe(ctx, &p[0], kind), ring_pipe(ctx, &p[1], kind)};
     return weft_pipe_run_channels(pipes, 2);
 }
 
@@ -218,9 +249,6 @@ weft_result_t weft_coll_allreduce_ring(struct weft_coll_ctx *ctx, const struct w
 {
     const size_t es = weft_dtype_size(op->dtype);
     const int n = ctx->nranks;
-    /* two channels need three ranks (two distinct neighbours) and a vector worth halving */
-    if (ctx->groups->nchannels > 1 && n > 2 && op->count >= 2 * (size_t)n)
-        return allreduce_channels(ctx, op);
     /* The output holds every partial sum: no scratch beyond the receive slots. */
     struct ring_plan p = {
         .rank = ctx->groups->ring_pos, .n = n, .ring = ctx->groups->ring,
@@ -229,6 +257,8 @@ weft_result_t weft_coll_allreduce_ring(struct weft_coll_ctx *ctx, const struct w
         .src = {(char *)op->sendbuf, -1}, .inter = {op->recvbuf, -1},
         .final = {op->recvbuf, -1}, .out = {op->recvbuf, -1},
     };
+    if (two_channels(ctx, op->count / (size_t)n))
+        return ring_pair(ctx, &p, WEFT_COLL_ALLREDUCE, 0, 0);
     WEFT_CHECK(ring_run(ctx, &p, WEFT_COLL_ALLREDUCE, false));
     return WEFT_OK;
 }
@@ -245,6 +275,8 @@ weft_result_t weft_coll_reduce_scatter_ring(struct weft_coll_ctx *ctx,
         .dtype = op->dtype, .op = op->op, .rs_steps = (size_t)n - 1, .ag_steps = 0,
         .src = {(char *)op->sendbuf, -1}, .final = {op->recvbuf, ctx->rank},
     };
+    if (two_channels(ctx, op->count))
+        return ring_pair(ctx, &p, WEFT_COLL_REDUCE_SCATTER, op->count, p.count);
     WEFT_CHECK(ring_run(ctx, &p, WEFT_COLL_REDUCE_SCATTER, n > 2));
     return WEFT_OK;
 }
@@ -263,6 +295,8 @@ weft_result_t weft_coll_allgather_ring(struct weft_coll_ctx *ctx, const struct w
         .dtype = op->dtype, .op = op->op, .rs_steps = 0, .ag_steps = (size_t)n - 1,
         .src = {op->recvbuf, -1}, .out = {op->recvbuf, -1},
     };
+    if (two_channels(ctx, op->count))
+        return ring_pair(ctx, &p, WEFT_COLL_ALLGATHER, op->count, 0);
     WEFT_CHECK(ring_run(ctx, &p, WEFT_COLL_ALLGATHER, false));
     return WEFT_OK;
 }

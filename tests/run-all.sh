@@ -509,7 +509,7 @@ if [[ $PART != unit ]]; then
         tests/integration/sharp_check.sh "$BUILD" refused 3
     # --- algorithms (issue 14): every WEFT_ALGO on communicators of 2 to 9 ranks split from
     # one launch (shm), 2 to 5 over tcp, and random draws (size, dtype, op, algorithms, chunk,
-    # rank count) from a seed the log prints; bench/algo_random.sh runs many more. ---
+    # channels, rank count) from a seed the log prints; bench/algo_random.sh runs many more. ---
     run "algorithms: every WEFT_ALGO, 2 to 9 ranks over shm" 300 "$BIN/weft-run" -n 9 \
         --transport shm "$T/algo_check"
     run "algorithms: every WEFT_ALGO, 2 to 5 ranks over tcp" 300 "$BIN/weft-run" -n 5 \
@@ -540,8 +540,8 @@ if [[ $PART != unit ]]; then
         tests/integration/hier_check.sh "$BUILD" 6 block:2 auto allreduce
     run "hier: 5 ranks, uneven fake hosts, WEFT_ALGO=hier falls back to the ring" 120 \
         tests/integration/hier_check.sh "$BUILD" 5 list:0,1,0,0,1 hier allreduce
-    # WEFT_NCHANNELS=2: half the vector round the ring, half round the reversed ring at once.
-    run "channels: WEFT_NCHANNELS=2 ring allreduce, 4 ranks over tcp" 120 \
+    # WEFT_NCHANNELS=2: half the data round the ring, half round the reversed ring at once.
+    run "channels: WEFT_NCHANNELS=2 ring allreduce, allgather, reduce_scatter, 4 ranks over tcp" 120 \
         tests/integration/channels_check.sh "$BUILD" 4 tcp
     # Multi-node: a real Slurm cluster in network namespaces (tests/slurm/run.sh brings it up
     # and always down). It needs root and namespaces with bridges; elsewhere it is skipped,

@@ -1,7 +1,8 @@
 /*
  * algo_check.c - run under weft-run: every algorithm WEFT_ALGO can force, on communicators of
  * 2 to N ranks split from one launch, checked exactly; or (--random SEED DRAWS) random draws of
- * rank count, algorithms, chunk size, collective, dtype, op, count and in-place from a seed.
+ * rank count, algorithms, chunk size, channels, collective, dtype, op, count and in-place from
+ * a seed.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -111,12 +112,17 @@ static int run_case(weft_comm_t comm, int me, int n, enum kind k, weft_dtype_t t
     return 1;
 }
 
-/* A communicator of the first n ranks whose collectives use WEFT_ALGO=algo and, when chunk is
- * not NULL, WEFT_CHUNK_SIZE=chunk (read at creation); NULL on the other ranks. */
-static weft_comm_t sub_comm(weft_comm_t world, int n, const char *algo, const char *chunk)
+/* A communicator of the first n ranks whose collectives use WEFT_ALGO=algo, WEFT_NCHANNELS=nch
+ * and, when chunk is not NULL, WEFT_CHUNK_SIZE=chunk (read at creation); NULL on the other
+ * ranks. */
+static weft_comm_t sub_comm(weft_comm_t world, int n, const char *algo, const char *chunk,
+                            int nch)
 {
     weft_comm_t sub = NULL;
+    char nch_text[16];
+    snprintf(nch_text, sizeof(nch_text), "%d", nch);
     setenv("WEFT_ALGO", algo, 1);
+    setenv("WEFT_NCHANNELS", nch_text, 1);
     if (chunk)
         setenv("WEFT_CHUNK_SIZE", chunk, 1);
     else
@@ -137,12 +143,14 @@ static int sweep(weft_comm_t world)
 {
     static const struct {
         const char *algo, *chunk;
+        int nch;
     } settings[] = {
-        {"ring,chain", "4K"},
-        {"rd,binomial,bruck,halving", NULL},
-        {"rabenseifner,broadcast=scatter_allgather", "4K"},
-        {"tree", "4K"},
-        {"tree,broadcast=scatter_allgather", NULL},
+        {"ring,chain", "4K", 1},
+        {"ring", "4K", 2},
+        {"rd,binomial,bruck,halving", NULL, 1},
+        {"rabenseifner,broadcast=scatter_allgather", "4K", 1},
+        {"tree", "4K", 1},
+        {"tree,broadcast=scatter_allgather", NULL, 1},
     };
     static const size_t counts[] = {1, 5, 1031, 40000, 7};
     static const struct {
@@ -152,10 +160,12 @@ static int sweep(weft_comm_t world)
     int alive = 1;
     for (int n = 2; n <= nranks && alive; n++) {
         for (size_t s = 0; s < sizeof(settings) / sizeof(settings[0]) && alive; s++) {
-            weft_comm_t sub = sub_comm(world, n, settings[s].algo, settings[s].chunk);
-            char what[128];
-            snprintf(what, sizeof(what), "WEFT_ALGO=%s WEFT_CHUNK_SIZE=%s", settings[s].algo,
-                     settings[s].chunk ? settings[s].chunk : "(model)");
+            weft_comm_t sub = sub_comm(world, n, settings[s].algo, settings[s].chunk,
+                                       settings[s].nch);
+            char what[160];
+            snprintf(what, sizeof(what), "WEFT_ALGO=%s WEFT_CHUNK_SIZE=%s WEFT_NCHANNELS=%d",
+                     settings[s].algo, settings[s].chunk ? settings[s].chunk : "(model)",
+                     settings[s].nch);
             /* dtype/op and in-place rotate with the count, to keep the run short */
             for (int k = 0; sub && k < NKINDS && alive; k++)
                 for (size_t c = 0; c < sizeof(counts) / sizeof(counts[0]) && alive; c++) {
@@ -185,7 +195,7 @@ static uint64_t rng(void)
     return rng_state * 2685821657736338717ull;
 }
 
-/* DRAWS settings (rank count, one algorithm per collective, chunk), each running 4 random
+/* DRAWS settings (rank count, one algorithm per collective, chunk, channels), each running 4 random
  * calls. Every rank draws the same sequence; ranks outside a setting's communicator skip
  * its calls. */
 static int random_draws(weft_comm_t world, uint64_t seed, long draws)
@@ -210,9 +220,11 @@ static int random_draws(weft_comm_t world, uint64_t seed, long draws)
         if (!algo[0])
             strcpy(algo, "auto");
         const char *chunk = chunks[rng() % (sizeof(chunks) / sizeof(chunks[0]))];
-        snprintf(what, sizeof(what), "seed %llu draw %ld: %d ranks, WEFT_ALGO=%s WEFT_CHUNK_SIZE=%s",
-                 (unsigned long long)seed, d, n, algo, chunk ? chunk : "(model)");
-        weft_comm_t sub = sub_comm(world, n, algo, chunk);
+        const int nch = 1 + (int)(rng() % 2);
+        snprintf(what, sizeof(what),
+                 "seed %llu draw %ld: %d ranks, WEFT_ALGO=%s WEFT_CHUNK_SIZE=%s WEFT_NCHANNELS=%d",
+                 (unsigned long long)seed, d, n, algo, chunk ? chunk : "(model)", nch);
+        weft_comm_t sub = sub_comm(world, n, algo, chunk, nch);
         for (int call = 0; call < 4 && alive; call++) {
             const enum kind k = (enum kind)(rng() % NKINDS);
             const weft_dtype_t t = (weft_dtype_t)(rng() % WEFT_NUM_DTYPES);
