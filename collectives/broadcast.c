@@ -9,7 +9,7 @@
 weft_result_t weft_coll_broadcast_tree(struct weft_coll_ctx *ctx, const struct weft_coll_op *op)
 {
     const int n = ctx->nranks, root = op->root;
-    const int vrank = weft_coll_mod(ctx->rank - root, n);
+    const int vrank = weft_coll_vrank(ctx, root);
     const size_t len = op->count * weft_dtype_size(op->dtype);
     struct weft_request reqs[32];
     struct weft_request *list[32];
@@ -21,7 +21,7 @@ weft_result_t weft_coll_broadcast_tree(struct weft_coll_ctx *ctx, const struct w
     /* The parent is vrank with its lowest set bit cleared; children are vrank + 2^j below. */
     while (mask < n) {
         if (vrank & mask) {
-            const int parent = weft_coll_mod(vrank - mask + root, n);
+            const int parent = weft_coll_vpeer(ctx, root, vrank - mask);
             WEFT_CHECK(weft_coll_recv(ctx, WEFT_COLL_BROADCAST, parent, op->recvbuf, len,
                                       (uint32_t)__builtin_ctz((unsigned)mask)));
             break;
@@ -32,7 +32,7 @@ weft_result_t weft_coll_broadcast_tree(struct weft_coll_ctx *ctx, const struct w
     for (mask >>= 1; mask > 0; mask >>= 1) {
         if (vrank + mask >= n)
             continue;
-        int child = weft_coll_mod(vrank + mask + root, n);
+        int child = weft_coll_vpeer(ctx, root, vrank + mask);
         list[nreq] = &reqs[nreq];
         WEFT_CHECK_GOTO(weft_net_isend(ctx->net, child, op->recvbuf, len,
                                        weft_coll_tag(WEFT_COLL_BROADCAST, ctx->seq,
@@ -77,7 +77,7 @@ static void chain_recv_buf(void *arg, size_t k, void **buf, size_t *len)
 weft_result_t weft_coll_broadcast_chain(struct weft_coll_ctx *ctx, const struct weft_coll_op *op)
 {
     const int n = ctx->nranks, root = op->root;
-    const int vrank = weft_coll_mod(ctx->rank - root, n);
+    const int vrank = weft_coll_vrank(ctx, root);
     const size_t es = weft_dtype_size(op->dtype);
     struct chain_plan p = {
         .src = vrank == 0 ? op->sendbuf : op->recvbuf, .dst = op->recvbuf,
@@ -87,8 +87,8 @@ weft_result_t weft_coll_broadcast_chain(struct weft_coll_ctx *ctx, const struct 
     struct weft_pipe pipe = {
         .ctx = ctx,
         .kind = WEFT_COLL_BROADCAST,
-        .send_peer = vrank + 1 < n ? weft_coll_mod(ctx->rank + 1, n) : -1,
-        .recv_peer = vrank > 0 ? weft_coll_mod(ctx->rank - 1, n) : -1,
+        .send_peer = vrank + 1 < n ? weft_coll_vpeer(ctx, root, vrank + 1) : -1,
+        .recv_peer = vrank > 0 ? weft_coll_vpeer(ctx, root, vrank - 1) : -1,
         .nmsg = p.nchunks,
         .dep_free = vrank == 0 ? p.nchunks : 0,
         .dep_lag = 0,

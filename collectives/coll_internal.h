@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "collectives/collectives.h"
+#include "collectives/host_order.h"
 
 /* Request arrays of the pipeline live on the stack; deeper settings are clamped. */
 #define WEFT_COLL_MAX_DEPTH 64
@@ -39,6 +40,21 @@ static inline size_t weft_coll_part_offset(size_t total, size_t parts, size_t i)
 static inline int weft_coll_mod(int a, int n)
 {
     return ((a % n) + n) % n;
+}
+
+/* Trees and chains number their members from `root` in host order (host_order.h), so that
+ * members next to each other share a host whatever the placement: this rank's number, and
+ * the rank numbered v. With ranks placed by host these are rank - root and root + v. */
+static inline int weft_coll_vrank(const struct weft_coll_ctx *ctx, int root)
+{
+    const struct weft_coll_groups *g = ctx->groups;
+    return weft_coll_mod(g->ring_pos - g->pos_of[root], ctx->nranks);
+}
+
+static inline int weft_coll_vpeer(const struct weft_coll_ctx *ctx, int root, int v)
+{
+    const struct weft_coll_groups *g = ctx->groups;
+    return g->ring[weft_coll_mod(g->pos_of[root] + v, ctx->nranks)];
 }
 
 /* Copies `len` bytes unless the call is in place (len 0 may come with NULL buffers). */

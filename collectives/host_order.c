@@ -36,6 +36,7 @@ void weft_coll_groups_free(struct weft_coll_groups *g)
         return;
     free(g->ring);
     free(g->ring_rev);
+    free(g->pos_of);
     free(g->local);
     free(g->cross);
     free(g);
@@ -74,11 +75,12 @@ weft_result_t weft_coll_groups_init(struct weft_net *net, struct weft_coll_group
                         "docs/topology.md)", (long long)nch, WEFT_COLL_MAX_CHANNELS);
     g->ring = calloc((size_t)n, sizeof(int));
     g->ring_rev = calloc((size_t)n, sizeof(int));
+    g->pos_of = calloc((size_t)n, sizeof(int));
     g->local = calloc((size_t)n, sizeof(int));
     g->nhosts = weft_net_nhosts(net);
     g->cross = calloc((size_t)g->nhosts, sizeof(int));
     count = calloc((size_t)g->nhosts, sizeof(int));
-    if (!g->ring || !g->ring_rev || !g->local || !g->cross || !count)
+    if (!g->ring || !g->ring_rev || !g->pos_of || !g->local || !g->cross || !count)
         goto nomem;
     for (int r = 0; r < n; r++)
         host_of[r] = weft_net_peer_host(net, r);
@@ -95,6 +97,7 @@ weft_result_t weft_coll_groups_init(struct weft_net *net, struct weft_coll_group
     for (int i = 0; i < n; i++)
         g->ring_rev[i] = g->ring[n - 1 - i];
     for (int i = 0; i < n; i++) {
+        g->pos_of[g->ring[i]] = i;
         g->identity &= g->ring[i] == i;
         if (g->ring[i] == me)
             g->ring_pos = i;

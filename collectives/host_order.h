@@ -2,8 +2,8 @@
  * host_order.h - which ranks share a host, as the algorithms use it: the ring order (ranks
  * ordered by host, so a ring crosses the network once per host whatever the placement), the
  * ranks of this host, and the ranks of the same local index on the other hosts (the groups
- * of the two-level allreduce, collectives/hier.c). Trees and other algorithms that want
- * host-contiguous neighbours use weft_host_order too.
+ * of the two-level allreduce, collectives/hier.c). Trees and chains number their members in
+ * ring order too (coll_internal.h: weft_coll_vrank, weft_coll_vpeer).
  */
 #ifndef WEFT_COLL_HOST_ORDER_H
 #define WEFT_COLL_HOST_ORDER_H
@@ -25,6 +25,7 @@ struct weft_coll_groups {
     int nchannels;  /* WEFT_NCHANNELS, clamped to what the rings support */
     unsigned said_channels; /* a bit per collective kind: its two-channel INFO line is out */
     int ring_pos;   /* this rank's index in ring */
+    int *pos_of;    /* by rank: its index in ring */
     int nlocal;     /* ranks on each host when every host has as many, else -1 */
     int *local;     /* the ranks on this host, by rank */
     int nlocal_me;  /* how many */

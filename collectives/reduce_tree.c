@@ -10,7 +10,7 @@
 weft_result_t weft_coll_reduce_tree(struct weft_coll_ctx *ctx, const struct weft_coll_op *op)
 {
     const int n = ctx->nranks, root = op->root;
-    const int vrank = weft_coll_mod(ctx->rank - root, n);
+    const int vrank = weft_coll_vrank(ctx, root);
     const size_t len = op->count * weft_dtype_size(op->dtype);
     const void *cur = op->sendbuf; /* the partial of this rank's subtree so far */
     char *scratch;
@@ -24,12 +24,12 @@ weft_result_t weft_coll_reduce_tree(struct weft_coll_ctx *ctx, const struct weft
     for (int mask = 1; mask < n; mask <<= 1) {
         const uint32_t step = (uint32_t)__builtin_ctz((unsigned)mask);
         if (vrank & mask) {
-            int parent = weft_coll_mod(vrank - mask + root, n);
+            int parent = weft_coll_vpeer(ctx, root, vrank - mask);
             return weft_coll_send(ctx, WEFT_COLL_REDUCE, parent, cur, len, step);
         }
         if (vrank + mask >= n)
             continue;
-        const int child = weft_coll_mod(vrank + mask + root, n);
+        const int child = weft_coll_vpeer(ctx, root, vrank + mask);
         WEFT_CHECK(weft_coll_recv(ctx, WEFT_COLL_REDUCE, child, tmp, len, step));
         weft_reduce_local(acc, cur, tmp, op->count, op->dtype, op->op);
         cur = acc;
@@ -89,7 +89,7 @@ static void chain_process(void *arg, size_t k)
 weft_result_t weft_coll_reduce_chain(struct weft_coll_ctx *ctx, const struct weft_coll_op *op)
 {
     const int n = ctx->nranks, root = op->root;
-    const int vrank = weft_coll_mod(ctx->rank - root, n);
+    const int vrank = weft_coll_vrank(ctx, root);
     const size_t es = weft_dtype_size(op->dtype);
     void *scratch = NULL;
 
@@ -107,8 +107,8 @@ weft_result_t weft_coll_reduce_chain(struct weft_coll_ctx *ctx, const struct wef
     struct weft_pipe pipe = {
         .ctx = ctx,
         .kind = WEFT_COLL_REDUCE,
-        .send_peer = vrank > 0 ? weft_coll_mod(ctx->rank - 1, n) : -1,
-        .recv_peer = vrank < n - 1 ? weft_coll_mod(ctx->rank + 1, n) : -1,
+        .send_peer = vrank > 0 ? weft_coll_vpeer(ctx, root, vrank - 1) : -1,
+        .recv_peer = vrank < n - 1 ? weft_coll_vpeer(ctx, root, vrank + 1) : -1,
         .nmsg = p.nchunks,
         .dep_free = p.first ? p.nchunks : 0,
         .dep_lag = 0,

@@ -26,7 +26,7 @@ static int top_of(int lo, int hi)
 }
 
 struct tree_links {
-    int parent; /* rank, or -1 at the root */
+    int parent; /* rank (tree_links: position), or -1 at the root */
     int child[2];
     int nchild;
 };
@@ -273,7 +273,13 @@ weft_result_t weft_coll_allreduce_tree(struct weft_coll_ctx *ctx, const struct w
     size_t slot_total = 0;
     for (int t = 0; t < 2; t++) {
         struct tree_stream *s = &c->st[t];
-        tree_links(t, n, ctx->rank, &s->l);
+        /* The trees are built over ring positions (host order), then named by rank. */
+        const int *ring = ctx->groups->ring;
+        tree_links(t, n, ctx->groups->ring_pos, &s->l);
+        if (s->l.parent >= 0)
+            s->l.parent = ring[s->l.parent];
+        for (int i = 0; i < s->l.nchild; i++)
+            s->l.child[i] = ring[s->l.child[i]];
         const size_t off = weft_coll_part_offset(op->count, 2, (size_t)t);
         s->count = weft_coll_part_count(op->count, 2, (size_t)t);
         s->in = (const char *)op->sendbuf + off * es;

@@ -516,6 +516,10 @@ if [[ $PART != unit ]]; then
         --transport tcp "$T/algo_check"
     run "algorithms: 30 random draws, up to 6 ranks" 300 "$BIN/weft-run" -n 6 \
         "$T/algo_check" --random 0 30
+    # the sweep again with the ranks on 2 fake hosts, placed cyclically: rings, trees and
+    # chains then follow host order, not rank order (hier_check.sh --as-rank sets the host)
+    run "algorithms: every WEFT_ALGO, 2 to 6 ranks on 2 fake hosts, cyclic placement" 300 \
+        "$BIN/weft-run" -n 6 tests/integration/hier_check.sh --as-rank cyclic:2 "$T/algo_check"
     # --- end algorithms ---
     # --- topology and hierarchy (issue 14, docs/topology.md) ---------------------------------
     # weft-info --topo against /sys; WEFT_BIND lists bind every thread of each rank (local rank
