@@ -10,8 +10,9 @@ started, runs on the calling thread when nothing is ahead of it: no thread switc
 synchronous call gets a shared, completed Work: no Work made per call).
 CUDA tensors are enqueued on the caller's current stream instead (code path not yet run on
 a GPU). Work objects stay referenced until well after they complete (the last _KEEP_DONE
-calls): torch 1.13 calls the Python methods of a Work through its C++ handle, and a Work whose Python side was collected
-falls back to c10d's base wait(), which never returns (DDP's constructor hangs there).
+calls): torch 1.13 calls the Python methods of a Work through its C++ handle, and a Work
+whose Python side was collected falls back to c10d's base wait(), which never returns
+(DDP's constructor hangs there).
 """
 import _thread
 import atexit
