@@ -458,9 +458,10 @@ if [[ $PART != unit ]]; then
     # weft.Comm on plain buffers with the python3 on PATH (NumPy arrays too where it has
     # NumPy), then with /usr/bin/python3 (Debian's python3-numpy); `pip install ./python` into
     # a venv; the torch backend "weft" (Debian's python3-torch 1.13 for /usr/bin/python3):
-    # every op against gloo and exactly, async, errors, DDP weft vs gloo, under weft-run and
-    # under env:// ranks started from Python (then tcp:// and file://). Sanitized builds skip
-    # them: Python would need the sanitizer runtime preloaded.
+    # every op against gloo and exactly, async, errors, DDP weft vs gloo, under weft-run at 2
+    # and 4 ranks and under env:// ranks started from Python (then tcp:// and file://), each
+    # a pytest test (tests/python/test_torch_backend.py). Sanitized builds skip them: Python
+    # would need the sanitizer runtime preloaded.
     py_san=""
     [[ ${WEFT_TEST_CFLAGS-} == *-fsanitize* ]] && py_san="a sanitized libweft cannot be loaded into an unsanitized python3"
     py_env=(env WEFT_SO_PATH="$BUILD/lib/libweft.so" PYTHONPATH=python PYTHONDONTWRITEBYTECODE=1)
@@ -469,7 +470,8 @@ if [[ $PART != unit ]]; then
         "python: weft.Comm with NumPy arrays, 2 ranks, torchrun-style RANK/MASTER_ADDR ($sys_py)"
         "python: pip install ./python into a venv, 2-rank allreduce"
         "python torch: every op vs gloo, async, errors, DDP, 2 ranks (weft-run, weft://)"
-        "python torch: every op vs gloo, async, errors, DDP, 3 ranks (env:// from Python), then tcp://, file://")
+        "python torch: every op vs gloo, async, errors, DDP, 3 ranks (env:// from Python), then tcp://, file://"
+        "python torch: every op vs gloo, async, errors, DDP, 4 ranks (weft-run, weft://)")
     if [[ -n $py_san ]]; then
         for c in "${py_cases[@]}"; do skip "$c" "$py_san"; done
     elif ! command -v python3 >/dev/null 2>&1; then
@@ -484,15 +486,22 @@ if [[ $PART != unit ]]; then
             skip "${py_cases[1]}" "python3-numpy is not installed for $sys_py (tools/install-deps.sh --ci)"
         fi
         run "${py_cases[2]}" 180 tests/python/venv_check.sh "$BUILD" "$sys_py"
-        if "$sys_py" -c 'import torch.distributed' >/dev/null 2>&1; then
-            run "${py_cases[3]}" 300 "${py_env[@]}" "$BIN/weft-run" -n 2 "$sys_py" \
-                tests/python/torch_check.py weft://
-            run "${py_cases[4]}" 300 "${py_env[@]}" "$sys_py" tests/python/spawn.py 3 "$sys_py" \
-                tests/python/torch_check.py env:// tcp:// file://
-        else
-            skip "${py_cases[3]}" "python3-torch is not installed for $sys_py (tools/install-deps.sh --ci)"
-            skip "${py_cases[4]}" "python3-torch is not installed for $sys_py (tools/install-deps.sh --ci)"
-        fi
+        torch_why=""
+        "$sys_py" -c 'import torch.distributed' >/dev/null 2>&1 ||
+            torch_why="python3-torch is not installed for $sys_py (tools/install-deps.sh --ci)"
+        "$sys_py" -c 'import pytest' >/dev/null 2>&1 ||
+            torch_why="${torch_why:-python3-pytest is not installed for $sys_py (tools/install-deps.sh --ci)}"
+        pytest_run=(env WEFT_BUILD="$BUILD" "$sys_py" -m pytest -q -p no:cacheprovider -s
+            tests/python/test_torch_backend.py -k)
+        for i in 3 4 5; do
+            [[ -z $torch_why ]] || { skip "${py_cases[$i]}" "$torch_why"; continue; }
+            case $i in
+                3) sel="test_weft_run and 2" ;;
+                4) sel="test_env_tcp_file" ;;
+                5) sel="test_weft_run and 4" ;;
+            esac
+            run "${py_cases[$i]}" 300 "${pytest_run[@]}" "$sel"
+        done
     fi
     # SHARP offload (issue 14) against tests/fakesharp, a libsharp_coll double whose "switch"
     # is a shared-memory segment: exact results of every dtype/op and barrier with the offload

@@ -17,7 +17,7 @@ for opt in "$@"; do
         --ci) pkgs="$pkgs clang libclang-rt-14-dev"
               # the Python package's and weft.torch's cases (tests/python)
               pkgs="$pkgs python3 python3-venv python3-pip python3-wheel python3-setuptools"
-              pkgs="$pkgs python3-numpy python3-torch" ;;
+              pkgs="$pkgs python3-numpy python3-torch python3-pytest" ;;
         --slurm) pkgs="$pkgs slurmctld slurmd slurm-client munge libpmix2 libpmix-dev util-linux"
                  pkgs="$pkgs iptables libnetfilter-queue-dev iputils-ping" # net_faults.sh
                  pkgs="$pkgs openmpi-bin libopenmpi-dev mpich libmpich-dev bc" ;;
