@@ -429,9 +429,7 @@ class ProcessGroupWeft(dist.ProcessGroup):
             op = _weft_op(opts.reduceOp if opts is not None else _R.SUM, call)
             return self._submit(call, [t], lambda: self.comm.allreduce(t, op=op), [t])
         p, n = t.data_ptr(), t.numel()
-        f = sys._getframe(1)  # _sync_caller, inline
-        if f.f_code.co_filename.endswith("distributed_c10d.py") and \
-                f.f_locals.get("async_op") is False:
+        if _sync_caller(2):
             rc = self._runner.call_now(_L.weft_allreduce, p, p, n, dt, op, h, None)
             if rc is not _BUSY:
                 if rc:
