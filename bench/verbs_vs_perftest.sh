@@ -8,11 +8,15 @@
 #   - ib_write_lat -a vs  weft-perf write_lat -a: t_typical per size and the ratio, then 8 B
 #     in interleaved rounds with more iterations for the latency goal (medians)
 #   - Open MPI (pml ucx over the rxe devices) MPI_Allreduce vs weft-perf allreduce, 2 ranks
+#   - queue pairs per peer: ib_write_bw -q N vs weft-perf write_bw with WEFT_IB_QPS_PER_PEER=N
+#     at $CTL_SIZE B, for N in $QPS_LIST, interleaved rounds (medians)
+# SECTIONS picks the parts (default: all, in the order above).
 # Goals (issue 4): bandwidth >= 95% of ib_write_bw from 64 KiB; 8 B latency <= 1.2x
 # ib_write_lat. Soft-RoCE is CPU-bound and slow (tens of MB/s): read the ratios, not the
 # absolute figures, and keep the iteration counts modest (the whole run takes < 8 minutes).
 #   bench/verbs_vs_perftest.sh [BUILD]           # default build; needs root (the VM)
 #   BW_ITERS=50 LAT_ITERS=20 bench/verbs_vs_perftest.sh build
+#   SECTIONS=queue_pairs QPS_LIST="1 2 4" bench/verbs_vs_perftest.sh
 # Tables and raw outputs land in BUILD/bench/verbs/.
 set -uo pipefail
 
@@ -26,6 +30,9 @@ AR_MAX=${AR_MAX:-1M}         # largest allreduce size
 AR_ITERS=${AR_ITERS:-20}
 TIMEOUT=${TIMEOUT:-150}      # seconds any one command may take inside the VM
 MPI_TIMEOUT=${MPI_TIMEOUT:-45} # seconds for the Open MPI run (it hangs when UD does not work)
+QPS_LIST=${QPS_LIST:-1 2 4}   # queue pairs per peer compared
+QPS_ROUNDS=${QPS_ROUNDS:-3}  # interleaved rounds of each
+SECTIONS=${SECTIONS:-bandwidth control latency allreduce queue_pairs}
 PORT=${PORT:-18800}          # perftest's TCP port for the out-of-band exchange
 
 # ---------------------------------------------------------------- guest side
@@ -266,6 +273,33 @@ allreduce() {
         }' "$OUT/weft_ar.csv" "$OUT/mpi_ar.csv" || status=1
 }
 
+# Several queue pairs per connection: perftest's -q N opens N queue pairs and spreads its
+# iterations over them; Weft stripes each message over WEFT_IB_QPS_PER_PEER queue pairs.
+queue_pairs() {
+    echo "== queue pairs per peer ($QPS_LIST) at $CTL_SIZE B, $CTL_ITERS iterations:" \
+         "$QPS_ROUNDS interleaved rounds" >&2
+    local q i ib w
+    echo "Queue pairs per peer at $CTL_SIZE B, BW average MB/s: medians of $QPS_ROUNDS" \
+         "interleaved rounds (per round in brackets)"
+    printf "%4s %14s %14s %8s\n" qps "ib_write_bw -q" "weft write_bw" ratio
+    for q in $QPS_LIST; do
+        for ((i = 1; i <= QPS_ROUNDS; i++)); do
+            perftest_pair "$OUT/qps$q-ib-$i.txt" ib_write_bw -q "$q" -s "$CTL_SIZE" \
+                -n "$CTL_ITERS" || status=1
+            WEFT_IB_QPS_PER_PEER=$q weft write_bw -s "$CTL_SIZE" -n "$CTL_ITERS" --csv \
+                >"$OUT/qps$q-weft-$i.csv" || status=1
+        done
+        ib=$(cat "$OUT"/qps$q-ib-*.txt | perftest_rows /dev/stdin 4 | awk '{print $2}' | tr '\n' ' ')
+        w=$(cat "$OUT"/qps$q-weft-*.csv | weft_rows /dev/stdin 5 | awk '{print $2}' | tr '\n' ' ')
+        awk -v q="$q" -v ib="$ib" -v w="$w" "$AWK_MEDIAN"'
+            BEGIN {
+                mi = median(ib); mw = median(w)
+                r = mi > 0 ? sprintf("%.2f", mw / mi) : "-"
+                printf "%4d %14.2f %14.2f %8s   [%s] [%s]\n", q, mi, mw, r, ib, w
+            }'
+    done
+}
+
 guest() {
     [[ ${RXE_VM-} == 1 && -n ${RXE_GID_INDEX-} ]] || {
         echo "--guest runs inside tests/rxe/vm.sh, which sets RXE_GID_INDEX" >&2; exit 2; }
@@ -275,14 +309,11 @@ guest() {
     local t0=$SECONDS
     echo "soft-RoCE: server $RXE_DEV0, client $RXE_DEV1, RoCE v2 GID index $RXE_GID_INDEX"
     echo
-    bandwidth
-    echo
-    control
-    echo
-    latency
-    echo
-    allreduce
-    echo
+    local section
+    for section in $SECTIONS; do
+        "$section"
+        echo
+    done
     echo "(guest part took $((SECONDS - t0)) s; raw outputs in $OUT)"
     exit $status
 }
@@ -308,7 +339,8 @@ fi
 t0=$SECONDS
 tests/rxe/vm.sh --timeout "${VM_TIMEOUT:-470}" --rw "$BUILD" -- \
     env BW_ITERS="$BW_ITERS" LAT_ITERS="$LAT_ITERS" LAT8_ITERS="$LAT8_ITERS" AR_MAX="$AR_MAX" \
-    AR_ITERS="$AR_ITERS" TIMEOUT="$TIMEOUT" MPI_TIMEOUT="$MPI_TIMEOUT" "$PWD/bench/verbs_vs_perftest.sh" --guest "$BUILD"
+    AR_ITERS="$AR_ITERS" TIMEOUT="$TIMEOUT" SECTIONS="$SECTIONS" QPS_LIST="$QPS_LIST" \
+    QPS_ROUNDS="$QPS_ROUNDS" CTL_SIZE="$CTL_SIZE" CTL_ITERS="$CTL_ITERS" MPI_TIMEOUT="$MPI_TIMEOUT" "$PWD/bench/verbs_vs_perftest.sh" --guest "$BUILD"
 rc=$?
 echo "(whole run, VM boot included: $((SECONDS - t0)) s)"
 exit $rc

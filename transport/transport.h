@@ -41,7 +41,7 @@
  * per rank of the communicator (room for per-peer connection data such as a queue pair
  * number). */
 #define WEFT_TRANSPORT_ADDR_MAX 2048
-#define WEFT_TRANSPORT_ADDR_PER_RANK 16
+#define WEFT_TRANSPORT_ADDR_PER_RANK 32
 #define WEFT_TRANSPORT_KEY_BYTES 32 /* per-job key for authenticating data connections */
 #define WEFT_CULPRIT_NONE (-1)      /* abort notices: the failure's origin is not known */
 

@@ -153,27 +153,30 @@ static weft_result_t alloc_registered(struct weft_tp *tp, size_t bytes, int acce
     return WEFT_OK;
 }
 
-static weft_result_t create_qp(struct weft_tp *tp, struct weft_ep *ep)
+/* A queue pair towards `ep`'s rank in INIT: the first (`data` false), which gets its receive
+ * work requests, or a data queue pair, which is never sent anything that consumes one. */
+static weft_result_t create_qp(struct weft_tp *tp, struct weft_ep *ep, bool data,
+                               struct ibv_qp **qp)
 {
     struct ibv_qp_init_attr ia = {
         .send_cq = tp->cq,
         .recv_cq = tp->cq,
         .qp_type = IBV_QPT_RC,
         .sq_sig_all = 0,
-        .cap = {.max_send_wr = tp->sq_depth, .max_recv_wr = tp->rq_depth, .max_send_sge = 2,
-                .max_recv_sge = 1, .max_inline_data = tp->max_inline},
+        .cap = {.max_send_wr = tp->sq_depth, .max_recv_wr = data ? 1 : tp->rq_depth,
+                .max_send_sge = 2, .max_recv_sge = 1, .max_inline_data = tp->max_inline},
     };
-    ep->qp = ibv_create_qp(tp->pd, &ia);
-    if (!ep->qp && ia.cap.max_inline_data) { /* the device may not inline that much */
+    *qp = ibv_create_qp(tp->pd, &ia);
+    if (!*qp && ia.cap.max_inline_data) { /* the device may not inline that much */
         ia.cap.max_inline_data = 0;
-        ep->qp = ibv_create_qp(tp->pd, &ia);
+        *qp = ibv_create_qp(tp->pd, &ia);
     }
-    if (!ep->qp)
+    if (!*qp)
         return WEFT_ERROR_ERRNO(WEFT_ERR_SYSTEM, "ibv_create_qp",
-                                "rank %d: RC queue pair for rank %d on %s port %d (%u send, %u "
+                                "rank %d: RC %squeue pair for rank %d on %s port %d (%u send, %u "
                                 "receive work requests)",
-                                tp->rank, ep->rank, tp->port.dev, tp->port.port, tp->sq_depth,
-                                tp->rq_depth);
+                                tp->rank, data ? "data " : "", ep->rank, tp->port.dev,
+                                tp->port.port, tp->sq_depth, ia.cap.max_recv_wr);
     if (ia.cap.max_inline_data < tp->max_inline)
         tp->max_inline = ia.cap.max_inline_data;
     struct ibv_qp_attr a = {
@@ -183,13 +186,22 @@ static weft_result_t create_qp(struct weft_tp *tp, struct weft_ep *ep)
         .qp_access_flags = IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_WRITE |
                            IBV_ACCESS_REMOTE_READ,
     };
-    int err = ibv_modify_qp(ep->qp, &a,
+    int err = ibv_modify_qp(*qp, &a,
                             IBV_QP_STATE | IBV_QP_PKEY_INDEX | IBV_QP_PORT | IBV_QP_ACCESS_FLAGS);
     if (err)
         return WEFT_ERROR_ERR(WEFT_ERR_SYSTEM, err, "ibv_modify_qp",
                               "rank %d: queue pair for rank %d to INIT on %s port %d", tp->rank,
                               ep->rank, tp->port.dev, tp->port.port);
-    return weft_verbs_post_recvs(ep, tp->rq_depth);
+    return data ? WEFT_OK : weft_verbs_post_recvs(ep, tp->rq_depth);
+}
+
+/* The first queue pair towards `ep`'s rank and its data queue pairs. */
+static weft_result_t create_qps(struct weft_tp *tp, struct weft_ep *ep)
+{
+    WEFT_CHECK(create_qp(tp, ep, false, &ep->qp));
+    for (uint32_t i = 0; i + 1 < tp->qps; i++)
+        WEFT_CHECK(create_qp(tp, ep, true, &ep->data_qp[i]));
+    return WEFT_OK;
 }
 
 static int verbs_culprit(const struct weft_tp *tp)
@@ -239,6 +251,8 @@ static weft_result_t verbs_init(const struct weft_transport_params *params, stru
     tp->slot_bytes = (uint32_t)weft_config_size(WEFT_CFG_IB_EAGER_SIZE);
     tp->slots = (uint32_t)weft_config_int(WEFT_CFG_IB_EAGER_SLOTS);
     tp->sq_depth = (uint32_t)weft_config_int(WEFT_CFG_IB_QP_DEPTH);
+    const int64_t qps = weft_config_int(WEFT_CFG_IB_QPS_PER_PEER);
+    tp->qps = qps >= 1 && qps <= VERBS_MAX_QPS ? (uint32_t)qps : 0;
     tp->max_inline = (uint32_t)weft_config_size(WEFT_CFG_IB_INLINE);
     tp->reg_cache_max = (size_t)weft_config_int(WEFT_CFG_IB_REG_CACHE_MAX);
     const char *rndv = weft_config_str(WEFT_CFG_IB_RNDV);
@@ -248,11 +262,13 @@ static weft_result_t verbs_init(const struct weft_transport_params *params, stru
         goto fail;
     }
     if (tp->slot_bytes < 2 * sizeof(struct verbs_entry) || tp->slot_bytes > (1u << 30) ||
-        tp->slots < 2 || tp->slots > (1u << 16) || tp->sq_depth < 16) {
+        tp->slots < 2 || tp->slots > (1u << 16) || tp->sq_depth < 16 || tp->qps == 0) {
         r = WEFT_ERROR(WEFT_ERR_INVALID_ARG,
                        "WEFT_IB_EAGER_SIZE=%u (want %zu..1G), WEFT_IB_EAGER_SLOTS=%u (want "
-                       "2..65536), WEFT_IB_QP_DEPTH=%u (want >= 16)",
-                       tp->slot_bytes, 2 * sizeof(struct verbs_entry), tp->slots, tp->sq_depth);
+                       "2..65536), WEFT_IB_QP_DEPTH=%u (want >= 16), WEFT_IB_QPS_PER_PEER=%lld "
+                       "(want 1..%d)",
+                       tp->slot_bytes, 2 * sizeof(struct verbs_entry), tp->slots, tp->sq_depth,
+                       (long long)qps, VERBS_MAX_QPS);
         goto fail;
     }
     /* Receive work requests: one per entry in flight, plus room for credits and FINs. */
@@ -279,7 +295,7 @@ static weft_result_t verbs_init(const struct weft_transport_params *params, stru
         tp->sq_depth = (uint32_t)da.max_qp_wr;
     if (tp->rq_depth > (uint32_t)da.max_qp_wr)
         tp->rq_depth = (uint32_t)da.max_qp_wr;
-    size_t cqe = tp->nrings * (tp->sq_depth + tp->rq_depth);
+    size_t cqe = tp->nrings * (tp->qps * tp->sq_depth + tp->rq_depth);
     tp->cq_depth = (uint32_t)(cqe < (size_t)da.max_cqe ? cqe : (size_t)da.max_cqe);
     if (!(tp->pd = ibv_alloc_pd(tp->ctx))) {
         r = WEFT_ERROR_ERRNO(WEFT_ERR_SYSTEM, "ibv_alloc_pd", "rank %d: %s", tp->rank,
@@ -325,17 +341,19 @@ static weft_result_t verbs_init(const struct weft_transport_params *params, stru
                                  tp->rank, ring_bytes, p, tp->port.dev);
             goto fail;
         }
-        WEFT_CHECK_GOTO(create_qp(tp, ep), r, fail);
+        WEFT_CHECK_GOTO(create_qps(tp, ep), r, fail);
     }
     char gid[64] = "-";
     if (tp->gid_index >= 0)
         weft_ib_gid_addr(tp->gid.raw, gid, sizeof(gid));
     WEFT_INFO(NET,
               "verbs: rank %d uses %s port %d (%s, MTU %d, GID index %d %s, LID %u): %zu queue "
-              "pairs, rings of %u x %u bytes, inline %u bytes, rendezvous by RDMA %s",
+              "pairs (%u per peer), rings of %u x %u bytes, inline %u bytes, rendezvous by RDMA "
+              "%s%s",
               tp->rank, tp->port.dev, tp->port.port, weft_ib_link_layer_name(tp->port.link_layer),
-              tp->port.active_mtu, tp->gid_index, gid, tp->lid, tp->nrings, tp->slots,
-              tp->slot_bytes, tp->max_inline, tp->read_mode ? "read" : "write");
+              tp->port.active_mtu, tp->gid_index, gid, tp->lid, tp->nrings * tp->qps, tp->qps,
+              tp->slots, tp->slot_bytes, tp->max_inline, tp->read_mode ? "read" : "write",
+              tp->qps > 1 ? ", striped over every queue pair of the peer" : "");
     *out = tp;
     return WEFT_OK;
 
@@ -371,6 +389,7 @@ static weft_result_t verbs_address(struct weft_tp *tp, void *blob, size_t *len)
         .slot_bytes = tp->slot_bytes,
         .slots = tp->slots,
         .read_mode = tp->read_mode,
+        .qps = tp->qps,
         .port = (uint32_t)tp->port.port,
     };
     memcpy(b.gid, tp->gid.raw, sizeof(b.gid));
@@ -381,21 +400,22 @@ static weft_result_t verbs_address(struct weft_tp *tp, void *blob, size_t *len)
     uint8_t *per = (uint8_t *)blob + sizeof(b);
     for (int p = 0; p < tp->nranks; p++) {
         const struct weft_ep *ep = tp->peers[p];
-        const struct verbs_peer_addr a = {.qpn = ep ? ep->qp->qp_num : 0,
-                                          .ring = ep ? ep->ring : 0,
-                                          .psn = ep ? ep->psn : 0,
-                                          .rkey = ep ? ep->ring_mr->rkey : 0};
+        struct verbs_peer_addr a = {.qpn = ep ? ep->qp->qp_num : 0,
+                                    .ring = ep ? ep->ring : 0,
+                                    .psn = ep ? ep->psn : 0,
+                                    .rkey = ep ? ep->ring_mr->rkey : 0};
+        for (uint32_t i = 0; ep && i + 1 < tp->qps; i++)
+            a.data_qpn[i] = ep->data_qp[i]->qp_num;
         memcpy(per + sizeof(a) * (size_t)p, &a, sizeof(a));
     }
     *len = need;
     return WEFT_OK;
 }
 
-/* INIT -> RTR -> RTS towards the peer's queue pair. */
-static weft_result_t bring_up(struct weft_ep *ep, const struct verbs_blob *b,
-                              const struct verbs_peer_addr *remote)
+/* INIT -> RTR -> RTS of our `qp` towards the peer's queue pair `qpn`. */
+static weft_result_t bring_up(struct weft_ep *ep, struct ibv_qp *qp, uint32_t qpn,
+                              const struct verbs_blob *b, const struct verbs_peer_addr *remote)
 {
-    const uint32_t qpn = remote->qpn;
     struct weft_tp *tp = ep->tp;
     char who[160];
     weft_verbs_peer_name(ep, who, sizeof(who));
@@ -415,7 +435,7 @@ static weft_result_t bring_up(struct weft_ep *ep, const struct verbs_blob *b,
         a.ah_attr.grh.sgid_index = (uint8_t)(tp->gid_index < 0 ? 0 : tp->gid_index);
         a.ah_attr.grh.hop_limit = 64;
     }
-    int err = ibv_modify_qp(ep->qp, &a,
+    int err = ibv_modify_qp(qp, &a,
                             IBV_QP_STATE | IBV_QP_AV | IBV_QP_PATH_MTU | IBV_QP_DEST_QPN |
                                 IBV_QP_RQ_PSN | IBV_QP_MAX_DEST_RD_ATOMIC | IBV_QP_MIN_RNR_TIMER);
     if (err)
@@ -429,7 +449,7 @@ static weft_result_t bring_up(struct weft_ep *ep, const struct verbs_blob *b,
     a.rnr_retry = 7; /* an RNR means the peer has not reposted yet: wait, never fail */
     a.sq_psn = ep->psn;
     a.max_rd_atomic = 16;
-    err = ibv_modify_qp(ep->qp, &a,
+    err = ibv_modify_qp(qp, &a,
                         IBV_QP_STATE | IBV_QP_TIMEOUT | IBV_QP_RETRY_CNT | IBV_QP_RNR_RETRY |
                             IBV_QP_SQ_PSN | IBV_QP_MAX_QP_RD_ATOMIC);
     if (err)
@@ -456,14 +476,14 @@ static weft_result_t verbs_connect(struct weft_tp *tp, int peer, const void *blo
                           "rank %d: rank %d on %s runs another verbs wire version", tp->rank,
                           peer, tp->hostnames[peer]);
     if (b.slot_bytes != tp->slot_bytes || b.slots != tp->slots ||
-        b.read_mode != (uint32_t)tp->read_mode)
+        b.read_mode != (uint32_t)tp->read_mode || b.qps != tp->qps)
         return WEFT_ERROR(WEFT_ERR_INVALID_ARG,
                           "rank %d and rank %d on %s disagree on WEFT_IB_EAGER_SIZE (%u, %u), "
-                          "WEFT_IB_EAGER_SLOTS (%u, %u) or WEFT_IB_RNDV (%s, %s): set them alike "
-                          "on every rank",
+                          "WEFT_IB_EAGER_SLOTS (%u, %u), WEFT_IB_RNDV (%s, %s) or "
+                          "WEFT_IB_QPS_PER_PEER (%u, %u): set them alike on every rank",
                           tp->rank, peer, tp->hostnames[peer], tp->slot_bytes, b.slot_bytes,
                           tp->slots, b.slots, tp->read_mode ? "read" : "write",
-                          b.read_mode ? "read" : "write");
+                          b.read_mode ? "read" : "write", tp->qps, b.qps);
     struct verbs_peer_addr remote;
     memcpy(&remote, (const uint8_t *)blob + sizeof(b) + sizeof(remote) * (size_t)tp->rank,
            sizeof(remote));
@@ -476,7 +496,9 @@ static weft_result_t verbs_connect(struct weft_tp *tp, int peer, const void *blo
     ep->remote_port = (int)b.port;
     ep->remote_rkey = remote.rkey;
     ep->remote_ring = b.rings + (uint64_t)remote.ring * tp->slots * tp->slot_bytes;
-    WEFT_CHECK(bring_up(ep, &b, &remote));
+    WEFT_CHECK(bring_up(ep, ep->qp, remote.qpn, &b, &remote));
+    for (uint32_t i = 0; i + 1 < tp->qps; i++)
+        WEFT_CHECK(bring_up(ep, ep->data_qp[i], remote.data_qpn[i], &b, &remote));
     /* On this host a peer's death is seen at once through its pidfd; across hosts it shows
      * as retry-exceeded on the next write to it (verbs_data.c probes while waiting). */
     char boot_id[sizeof(b.boot_id)];
@@ -511,6 +533,9 @@ static void tp_free(struct weft_tp *tp)
                 continue; /* requests still queued are the caller's: left untouched */
             if (ep->qp)
                 ibv_destroy_qp(ep->qp);
+            for (uint32_t i = 0; i + 1 < tp->qps; i++)
+                if (ep->data_qp[i])
+                    ibv_destroy_qp(ep->data_qp[i]);
             if (ep->ring_mr)
                 ibv_dereg_mr(ep->ring_mr);
             if (ep->pidfd >= 0)
@@ -543,6 +568,10 @@ static void tp_free(struct weft_tp *tp)
 
 static void verbs_fini(struct weft_tp *tp)
 {
+    if (tp->qps > 1)
+        WEFT_INFO(NET, "verbs: rank %d moved %llu of its %llu bytes of rendezvous data over data "
+                  "queue pairs (%u per peer)", tp->rank, (unsigned long long)tp->striped_bytes,
+                  (unsigned long long)tp->rndv_bytes, tp->qps);
     if (!tp->aborted)
         weft_verbs_quiesce(tp, false, WEFT_CULPRIT_NONE);
     tp_free(tp);

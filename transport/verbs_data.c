@@ -35,13 +35,15 @@
 #define RQ_STATE(r) ((r)->priv[2])
 #define RQ_WR(r) ((r)->priv[3]) /* the work request whose completion finishes it */
 #define RQ_STATUS(r) ((r)->priv[4])
+#define RQ_DATA_WR(r) ((r)->priv[5]) /* and the data queue pairs' completed RQ_DATA_WR */
 enum {
     ST_FINISHED = 1 << 0, /* complete it (with RQ_STATUS) once those before it are */
     ST_RTS = 1 << 1,      /* send: the RTS entry is out */
-    ST_WAIT_WR = 1 << 2,  /* finishes when the send queue has completed RQ_WR */
+    ST_WAIT_WR = 1 << 2,  /* the data moves until the send queues have completed RQ_WR */
     ST_MATCHED = 1 << 3,  /* receive: its ring entry arrived and matched */
     ST_FIN = 1 << 4,      /* rendezvous: the peer said FIN */
-    ST_READ_DONE = 1 << 5 /* receive, read mode: the data is here, FIN still to send */
+    ST_FIN_OWED = 1 << 5  /* the data moved (read into our receive, or written over several
+                           * queue pairs); our FIN is still to send */
 };
 
 /* The registration a rendezvous request holds (priv[1]). */
@@ -196,7 +198,7 @@ static weft_result_t post_send(struct weft_ep *ep, struct ibv_send_wr *wr, bool 
     const uint64_t n = ++ep->wr_posted;
     if (signal || n % SIGNAL_EVERY == 0 || !sq_room(ep, SIGNAL_EVERY))
         wr->send_flags |= IBV_SEND_SIGNALED;
-    wr->wr_id = weft_verbs_wrid_send(ep->rank, n);
+    wr->wr_id = weft_verbs_wrid_send(ep->rank, 0, n);
     wr->next = NULL;
     struct ibv_send_wr *bad;
     int err = ibv_post_send(ep->qp, wr, &bad);
@@ -212,6 +214,48 @@ static weft_result_t post_send(struct weft_ep *ep, struct ibv_send_wr *wr, bool 
     }
     if (wr->send_flags & IBV_SEND_SIGNALED)
         ep->wr_signaled = n;
+    return WEFT_OK;
+}
+
+/* Whether every data queue pair has room for `n` more work requests (true when there are
+ * none). */
+static bool data_room(const struct weft_ep *ep, uint32_t n)
+{
+    for (uint32_t i = 0; i + 1 < ep->tp->qps; i++)
+        if (ep->data_posted - ep->data_done[i] + n > ep->tp->sq_depth)
+            return false;
+    return true;
+}
+
+/* Whether every data queue pair has completed its first `n` work requests. */
+static bool data_done(const struct weft_ep *ep, uint64_t n)
+{
+    for (uint32_t i = 0; i + 1 < ep->tp->qps; i++)
+        if (ep->data_done[i] < n)
+            return false;
+    return true;
+}
+
+/* Posts work request number `n` on data queue pair `i`. */
+static weft_result_t post_data(struct weft_ep *ep, uint32_t i, uint64_t n,
+                               struct ibv_send_wr *wr, bool signal)
+{
+    if (signal)
+        wr->send_flags |= IBV_SEND_SIGNALED;
+    wr->wr_id = weft_verbs_wrid_send(ep->rank, (int)i + 1, n);
+    wr->next = NULL;
+    struct ibv_send_wr *bad;
+    int err = ibv_post_send(ep->data_qp[i], wr, &bad);
+    if (err) {
+        char who[160];
+        weft_result_t code = WEFT_ERROR_ERR(WEFT_ERR_SYSTEM, err, "ibv_post_send",
+                                            "rank %d: posting to %s on data queue pair %u, %s "
+                                            "port %d",
+                                            ep->tp->rank, weft_verbs_peer_name(ep, who, sizeof(who)),
+                                            i + 1, ep->tp->port.dev, ep->tp->port.port);
+        weft_verbs_ep_fail(ep, code);
+        return code;
+    }
     return WEFT_OK;
 }
 
@@ -276,23 +320,72 @@ static weft_result_t put_imm(struct weft_ep *ep, uint32_t value, bool signal)
     return post_send(ep, &wr, signal);
 }
 
+/* The bytes of each stripe of a rendezvous message of `len` bytes: all of it on one queue
+ * pair, else an equal share per queue pair (the last may be shorter), cache-line aligned. */
+static size_t stripe_bytes(const struct weft_tp *tp, size_t len)
+{
+    if (tp->qps == 1)
+        return len;
+    const size_t share = (len + tp->qps - 1) / tp->qps;
+    return (share + 63) & ~(size_t)63;
+}
+
+static uint32_t pieces(const struct weft_ep *ep, size_t len)
+{
+    return (uint32_t)((len + ep->tp->max_msg - 1) / ep->tp->max_msg);
+}
+
+/* Whether every queue pair to the peer has room for its share of a `len`-byte move. */
+static bool move_room(const struct weft_ep *ep, size_t len)
+{
+    const uint32_t n = pieces(ep, stripe_bytes(ep->tp, len));
+    return sq_room(ep, n) && data_room(ep, n);
+}
+
 /* Moves `len` bytes between our registered `local` and the peer's (addr, rkey) with RDMA
- * WRITE or READ, in pieces the port accepts. The last piece is signaled and, for a write,
- * carries `fin` as immediate. Returns the number of the last work request in *last. */
+ * WRITE or READ, in pieces the port accepts, striped over the peer's queue pairs (see
+ * verbs_internal.h): each data queue pair gets the same number of pieces (zero-length ones
+ * where its stripe runs out) and signals its last. The first queue pair's last piece is
+ * signaled too and, for a write, carries `fin` as immediate unless it is 0. *last and
+ * *data_last: the work requests whose completion, on the first and on every data queue pair,
+ * means the data moved. The caller checked move_room. */
 static weft_result_t rdma_move(struct weft_ep *ep, bool write, void *local, struct verbs_mr *m,
                                uint64_t addr, uint32_t rkey, size_t len, uint32_t fin,
-                               uint64_t *last)
+                               uint64_t *last, uint64_t *data_last)
 {
-    const size_t piece = ep->tp->max_msg;
-    for (size_t off = 0; off < len; off += piece) {
-        const size_t n = len - off < piece ? len - off : piece;
-        const bool final = off + n == len;
+    const size_t piece = ep->tp->max_msg, stripe = stripe_bytes(ep->tp, len);
+    const uint32_t per_qp = pieces(ep, stripe);
+    for (uint32_t i = 0; i + 1 < ep->tp->qps; i++) {
+        const size_t begin = (i + 1) * stripe < len ? (i + 1) * stripe : len;
+        const size_t end = begin + stripe < len ? begin + stripe : len;
+        for (uint32_t j = 0; j < per_qp; j++) {
+            const size_t off = begin + (size_t)j * piece < end ? begin + (size_t)j * piece : end;
+            const size_t n = end - off < piece ? end - off : piece;
+            struct ibv_sge sge = {(uintptr_t)local + off, (uint32_t)n, m->mr->lkey};
+            struct ibv_send_wr wr = {
+                .sg_list = &sge,
+                .num_sge = n ? 1 : 0,
+                .opcode = write ? IBV_WR_RDMA_WRITE : IBV_WR_RDMA_READ,
+                .wr.rdma = {.remote_addr = addr + off, .rkey = rkey},
+            };
+            WEFT_CHECK(post_data(ep, i, ep->data_posted + j + 1, &wr, j + 1 == per_qp));
+        }
+    }
+    if (ep->tp->qps > 1)
+        ep->data_posted += per_qp;
+    ep->tp->rndv_bytes += len;
+    ep->tp->striped_bytes += len - (stripe < len ? stripe : len);
+    *data_last = ep->data_posted;
+    const size_t first = stripe < len ? stripe : len;
+    for (size_t off = 0; off < first; off += piece) {
+        const size_t n = first - off < piece ? first - off : piece;
+        const bool final = off + n == first;
         struct ibv_sge sge = {(uintptr_t)local + off, (uint32_t)n, m->mr->lkey};
         struct ibv_send_wr wr = {
             .sg_list = &sge,
             .num_sge = 1,
             .opcode = !write ? IBV_WR_RDMA_READ
-                             : final ? IBV_WR_RDMA_WRITE_WITH_IMM : IBV_WR_RDMA_WRITE,
+                             : final && fin ? IBV_WR_RDMA_WRITE_WITH_IMM : IBV_WR_RDMA_WRITE,
             .imm_data = fin,
             .wr.rdma = {.remote_addr = addr + off, .rkey = rkey},
         };
@@ -300,11 +393,6 @@ static weft_result_t rdma_move(struct weft_ep *ep, bool write, void *local, stru
     }
     *last = ep->wr_posted;
     return WEFT_OK;
-}
-
-static uint32_t pieces(const struct weft_ep *ep, size_t len)
-{
-    return (uint32_t)((len + ep->tp->max_msg - 1) / ep->tp->max_msg);
 }
 
 /* A rendezvous message is posted in one go: its pieces must fit in half the send queue. */
@@ -386,7 +474,7 @@ static bool drive_large_send(struct weft_ep *ep, struct weft_request *req, bool 
     }
     if (tp->read_mode)
         return true; /* the receiver reads; its FIN finishes the send */
-    if (!c || !sq_room(ep, pieces(ep, req->len)))
+    if (!c || !move_room(ep, req->len))
         return false;
     *progressed = true;
     if (!agreed) { /* the RTS above lets the receiver see it too */
@@ -394,10 +482,13 @@ static bool drive_large_send(struct weft_ep *ep, struct weft_request *req, bool 
         cts_pop(ep);
         return true;
     }
-    uint64_t last;
-    if (rdma_move(ep, true, req->buf, rq_mr(req), c->e.addr, c->e.rkey, req->len,
-                  imm(VERBS_IMM_FIN, RQ_SEQ(req)), &last) == WEFT_OK) {
+    uint64_t last, data_last;
+    /* over one queue pair the FIN rides on the last write; over several, it follows them */
+    const uint32_t fin = tp->qps == 1 ? imm(VERBS_IMM_FIN, RQ_SEQ(req)) : 0;
+    if (rdma_move(ep, true, req->buf, rq_mr(req), c->e.addr, c->e.rkey, req->len, fin, &last,
+                  &data_last) == WEFT_OK) {
         RQ_WR(req) = last;
+        RQ_DATA_WR(req) = data_last;
         RQ_STATE(req) |= ST_WAIT_WR;
     }
     cts_pop(ep);
@@ -539,6 +630,9 @@ static void match_recvs(struct weft_ep *ep, bool *progressed)
         const uint8_t *p = ring_slot(ep, slot);
         struct verbs_entry e;
         memcpy(&e, p, sizeof(e));
+        if (!tp->read_mode && req->len > eager_max(tp) && e.seq > RQ_SEQ(req))
+            return; /* the sender saw our CTS agree and sent no RTS; over several queue pairs
+                     * its FIN follows the data and may come after the next message's RTS */
         if (e.kind == VERBS_ENTRY_RTS && !sq_room(ep, 1))
             return; /* room for the refusal below, should it be needed */
         weft_result_t st = check_match(ep, req, &e);
@@ -554,13 +648,14 @@ static void match_recvs(struct weft_ep *ep, bool *progressed)
                 memcpy(req->buf, p + sizeof(e), req->len);
             finish(req, WEFT_OK);
         } else if (tp->read_mode) {
-            uint64_t last;
-            if (!sq_room(ep, pieces(ep, req->len)))
+            uint64_t last, data_last;
+            if (!move_room(ep, req->len))
                 return;
-            if (rdma_move(ep, false, req->buf, rq_mr(req), e.addr, e.rkey, req->len, 0, &last) !=
-                WEFT_OK)
+            if (rdma_move(ep, false, req->buf, rq_mr(req), e.addr, e.rkey, req->len, 0, &last,
+                          &data_last) != WEFT_OK)
                 return;
             RQ_WR(req) = last;
+            RQ_DATA_WR(req) = data_last;
             RQ_STATE(req) |= ST_WAIT_WR;
         }
         RQ_STATE(req) |= ST_MATCHED;
@@ -717,9 +812,12 @@ static void handle_wc(struct weft_tp *tp, const struct ibv_wc *wc, bool *complet
         return;
     }
     if (!recv) {
-        const uint64_t n = weft_verbs_wrid_count(wc->wr_id, ep->wr_done);
-        if (n > ep->wr_done)
-            ep->wr_done = n; /* completions are in order: everything before is done too */
+        /* completions are in order per queue pair: everything before is done too */
+        const int qp = weft_verbs_wrid_qp(wc->wr_id);
+        uint64_t *done = qp == 0 ? &ep->wr_done : &ep->data_done[qp - 1];
+        const uint64_t n = weft_verbs_wrid_count(wc->wr_id, *done);
+        if (n > *done)
+            *done = n;
         return;
     }
     const uint32_t v = ntohl(wc->imm_data);
@@ -734,14 +832,16 @@ static void handle_wc(struct weft_tp *tp, const struct ibv_wc *wc, bool *complet
 
 /* ---- progress ------------------------------------------------------------------------ */
 
-/* Whether `req` is done, moving its state on: a rendezvous write ends with its last work
- * request, a read with the FIN we then send, a receive written into with the peer's FIN. */
+/* Whether `req` is done, moving its state on: a rendezvous write over one queue pair ends
+ * with its last work request, over several with the FIN we send once every stripe is out, a
+ * read with the FIN we then send, a receive written into with the peer's FIN. */
 static bool finished(struct weft_ep *ep, struct weft_request *req)
 {
     uint64_t *st = &RQ_STATE(req);
-    if ((*st & ST_WAIT_WR) && ep->wr_done >= RQ_WR(req))
-        *st = (*st & ~(uint64_t)ST_WAIT_WR) | (req->is_send ? ST_FINISHED : ST_READ_DONE);
-    if ((*st & ST_READ_DONE) && !(*st & ST_FINISHED)) {
+    if ((*st & ST_WAIT_WR) && ep->wr_done >= RQ_WR(req) && data_done(ep, RQ_DATA_WR(req)))
+        *st = (*st & ~(uint64_t)ST_WAIT_WR) |
+              (req->is_send && ep->tp->qps == 1 ? ST_FINISHED : ST_FIN_OWED);
+    if ((*st & ST_FIN_OWED) && !(*st & ST_FINISHED)) {
         if (!sq_room(ep, 1) || put_imm(ep, imm(VERBS_IMM_FIN, RQ_SEQ(req)), false) != WEFT_OK)
             return false;
         *st |= ST_FINISHED;
@@ -768,7 +868,8 @@ static void keep_mr(struct weft_ep *ep, struct weft_request *req)
         rq_put_mr(ep->tp, req);
         return;
     }
-    *r = (struct verbs_retired){.mr = rq_mr(req), .after = ep->wr_posted};
+    *r = (struct verbs_retired){.mr = rq_mr(req), .after = ep->wr_posted,
+                                .data_after = ep->data_posted};
     rq_set_mr(req, NULL);
     if (ep->retired_tail)
         ep->retired_tail->next = r;
@@ -777,10 +878,27 @@ static void keep_mr(struct weft_ep *ep, struct weft_request *req)
     ep->retired_tail = r;
 }
 
+/* A signaled zero-length write on every data queue pair: its completion shows that nothing
+ * posted there before it can be resent. */
+static void nudge_data_qps(struct weft_ep *ep)
+{
+    const uint64_t n = ep->data_posted + 1;
+    for (uint32_t i = 0; i + 1 < ep->tp->qps; i++) {
+        struct ibv_send_wr wr = {
+            .opcode = IBV_WR_RDMA_WRITE,
+            .wr.rdma = {.remote_addr = ep->remote_ring, .rkey = ep->remote_rkey},
+        };
+        if (post_data(ep, i, n, &wr, true) != WEFT_OK)
+            return;
+    }
+    ep->data_posted = n;
+}
+
 static void release_kept_mrs(struct weft_ep *ep)
 {
     struct verbs_retired *r;
-    while ((r = ep->retired_head) != NULL && ep->wr_done > r->after) {
+    while ((r = ep->retired_head) != NULL && ep->wr_done > r->after &&
+           data_done(ep, r->data_after + 1)) {
         ep->retired_head = r->next;
         if (!ep->retired_head)
             ep->retired_tail = NULL;
@@ -789,6 +907,9 @@ static void release_kept_mrs(struct weft_ep *ep)
     }
     if (r && ep->wr_signaled <= r->after && sq_room(ep, 1))
         put_imm(ep, imm(VERBS_IMM_CREDIT, ep->rx_credited), true);
+    if (r && ep->data_posted == r->data_after && !data_done(ep, r->data_after + 1) &&
+        data_room(ep, 1))
+        nudge_data_qps(ep);
 }
 
 /* Completes requests from the front of `q` while they are finished. */
@@ -834,6 +955,14 @@ static void drive_ep(struct weft_ep *ep, bool idle, bool *progressed)
     return_credits(ep, idle);
 }
 
+static bool ep_owns(const struct weft_ep *ep, const struct ibv_qp *qp)
+{
+    for (uint32_t i = 0; i + 1 < ep->tp->qps; i++)
+        if (ep->data_qp[i] == qp)
+            return true;
+    return ep->qp == qp;
+}
+
 /* Port and device failures arrive on the async event queue, not as completions. */
 static weft_result_t check_async(struct weft_tp *tp)
 {
@@ -854,7 +983,7 @@ static weft_result_t check_async(struct weft_tp *tp)
     if (qp) {
         for (int p = 0; p < tp->nranks; p++) {
             struct weft_ep *ep = tp->peers[p];
-            if (ep && ep->qp == qp && ep->failed == WEFT_OK) {
+            if (ep && ep_owns(ep, qp) && ep->failed == WEFT_OK) {
                 char who[160];
                 weft_verbs_ep_fail(ep, WEFT_ERROR(WEFT_ERR_SYSTEM,
                                                   "rank %d: queue pair to %s failed on %s port "
@@ -971,10 +1100,10 @@ void weft_verbs_quiesce(struct weft_tp *tp, bool abort, int culprit)
             if (weft_verbs_wrid_is_recv(w->wr_id) || rank < 0 || rank >= tp->nranks)
                 continue;
             struct weft_ep *ep = tp->peers[rank];
-            if (ep && w->status == IBV_WC_SUCCESS)
-                ep->wr_done = weft_verbs_wrid_count(w->wr_id, ep->wr_done);
-            else if (ep && w->status != IBV_WC_SUCCESS)
+            if (ep && w->status != IBV_WC_SUCCESS)
                 ep->failed = WEFT_ERR_REMOTE;
+            else if (ep && weft_verbs_wrid_qp(w->wr_id) == 0)
+                ep->wr_done = weft_verbs_wrid_count(w->wr_id, ep->wr_done);
         }
     }
     free(want);

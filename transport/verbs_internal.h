@@ -31,6 +31,14 @@
  *     (WEFT_IB_RNDV=read) the RTS carries the sender's address and key, the receiver reads the
  *     data and sends FIN back. RTS and CTS let both ends detect length and tag mismatches.
  *   - Requests complete in posting order per direction.
+ *   - With WEFT_IB_QPS_PER_PEER=N above 1, each pair of ranks also has N-1 data queue pairs,
+ *     which carry rendezvous data only, as plain RDMA WRITE or READ (no immediate, so they
+ *     need no receive work requests). A rendezvous message is cut into N stripes, the first
+ *     moved on the first queue pair and one on each data queue pair, every data queue pair
+ *     getting the same number of work requests per message so that one posted count serves
+ *     them all. Queue pairs are not ordered among themselves, so the FIN (write mode: from
+ *     the sender; read mode: from the receiver, as always) is posted on the first queue pair
+ *     only once every stripe has completed.
  */
 #ifndef WEFT_TRANSPORT_VERBS_INTERNAL_H
 #define WEFT_TRANSPORT_VERBS_INTERNAL_H
@@ -44,9 +52,11 @@
 #include "core/host.h"
 #include "transport/transport.h"
 #include "transport/verbs_dev.h"
+#include "transport/verbs_wrid.h"
 
 #define VERBS_BLOB_MAGIC 0x57465642u /* "WFVB" */
-#define VERBS_BLOB_VERSION 4u /* 4: a ring key per peer */
+#define VERBS_BLOB_VERSION 5u /* 4: a ring key per peer; 5: data queue pairs */
+#define VERBS_MAX_QPS WEFT_VERBS_WR_MAX_QPS /* per peer, WEFT_IB_QPS_PER_PEER */
 
 /* The immediate value: 2 bits of kind, 1 error bit, 29 bits of counter. */
 #define VERBS_IMM_KIND_SHIFT 30
@@ -86,6 +96,7 @@ struct verbs_blob {
     uint8_t mtu;        /* enum ibv_mtu of the port's active MTU */
     uint64_t rings;     /* address of the receive rings (each peer's key covers its own) */
     uint32_t slot_bytes, slots, read_mode;
+    uint32_t qps;       /* queue pairs per peer */
     uint32_t port;
     char dev[32];
     int32_t pid;
@@ -103,6 +114,7 @@ struct verbs_peer_addr {
     uint32_t ring; /* index of that rank's ring in our receive rings */
     uint32_t psn;  /* the first packet number our queue pair sends */
     uint32_t rkey; /* of that rank's ring, and of nothing else */
+    uint32_t data_qpn[VERBS_MAX_QPS - 1]; /* our data queue pairs for that rank (same psn) */
 };
 _Static_assert(sizeof(struct verbs_peer_addr) <= WEFT_TRANSPORT_ADDR_PER_RANK,
                "a verbs peer address must fit the bootstrap's room per rank");
@@ -124,7 +136,8 @@ struct verbs_mr {
 /* A registration kept past the end of its request (verbs_data.c, keep_mr). */
 struct verbs_retired {
     struct verbs_mr *mr;
-    uint64_t after; /* the send queue's last work request when its request ended */
+    uint64_t after;      /* the send queue's last work request when its request ended */
+    uint64_t data_after; /* the data queue pairs' */
     struct verbs_retired *next;
 };
 
@@ -138,6 +151,11 @@ struct weft_ep {
     struct weft_tp *tp;
     int rank;
     struct ibv_qp *qp;
+    /* the data queue pairs (tp->qps - 1 of them): every one has had data_posted send work
+     * requests posted, and data_done[i] of them are known complete */
+    struct ibv_qp *data_qp[VERBS_MAX_QPS - 1];
+    uint64_t data_posted;
+    uint64_t data_done[VERBS_MAX_QPS - 1];
     bool connected;
     uint32_t ring; /* index of this peer's ring in our receive rings */
     struct ibv_mr *ring_mr; /* that ring alone, remote-writable: its key is this peer's only */
@@ -190,6 +208,8 @@ struct weft_tp {
     uint32_t max_msg;
     uint8_t ack_timeout; /* the queue pairs' ACK timeout exponent (WEFT_IB_TIMEOUT) */
     uint32_t sq_depth, rq_depth, cq_depth;
+    uint32_t qps; /* queue pairs per peer: the first and qps - 1 data queue pairs */
+    uint64_t rndv_bytes, striped_bytes; /* rendezvous data moved; of it, by data queue pairs */
     uint32_t slot_bytes, slots;
     bool read_mode;
     bool reg_cache;

@@ -100,6 +100,19 @@ guest() {
             notok "$name (exit $?)"; show_log "$f"
         fi
     }
+    # striped_all LOG NRANKS WHAT: every rank's closing INFO line counts bytes moved over
+    # its data queue pairs, and none is 0
+    striped_all() {
+        local moved
+        moved=$(grep -c 'moved [1-9][0-9]* of its [0-9]* bytes of rendezvous data over data' "$1")
+        if (( moved == $2 )); then
+            ok "$3: all $2 ranks moved rendezvous data over data queue pairs:" \
+               "$(grep -o 'rank 0 moved [0-9]* of its [0-9]*' "$1")"
+        else
+            notok "$3: $moved of $2 ranks moved data over data queue pairs"
+            grep 'rendezvous data over' "$1" | sed 's/^/#   /'
+        fi
+    }
     export WEFT_TIMEOUT=60
     # Four ranks spinning on the guest's two emulated CPUs hold ACKs back past the default
     # 67 ms; the transport gives soft-RoCE 1 s per try by itself (see ack_timeout in verbs.c).
@@ -116,6 +129,24 @@ guest() {
     done
     check "collectives over verbs, rendezvous by RDMA read, 3 ranks" 300 env WEFT_IB_RNDV=read \
         "$B/bin/weft-run" -n 3 --transport verbs "$B/tests/coll_check" --quick
+    # Issue 14, channels: WEFT_IB_QPS_PER_PEER stripes rendezvous data over several queue
+    # pairs per peer; every rank must say it moved data over the data queue pairs.
+    check "collectives over verbs, 3 queue pairs per peer (rendezvous striped), 3 ranks" 400 \
+        env WEFT_IB_QPS_PER_PEER=3 WEFT_DEBUG=INFO WEFT_DEBUG_SUBSYS=NET \
+        "$B/bin/weft-run" -n 3 --transport verbs "$B/tests/coll_check"
+    striped_all "$CHECK_LOG" 3 "3 queue pairs per peer, write"
+    check "collectives over verbs, 2 queue pairs per peer, rendezvous by RDMA read, 2 ranks" 300 \
+        env WEFT_IB_QPS_PER_PEER=2 WEFT_IB_RNDV=read WEFT_DEBUG=INFO WEFT_DEBUG_SUBSYS=NET \
+        "$B/bin/weft-run" -n 2 --transport verbs "$B/tests/coll_check" --quick
+    striped_all "$CHECK_LOG" 2 "2 queue pairs per peer, read"
+    # a window of 4 MiB messages: the next message's RTS may overtake the FIN of the one
+    # before, which over several queue pairs follows the data
+    check "weft-perf write_bw over verbs at 4 MiB, 32 in flight, 2 queue pairs per peer" 120 \
+        env WEFT_IB_QPS_PER_PEER=2 "$B/bin/weft-run" -n 2 --transport verbs \
+        "$B/bin/weft-perf" write_bw -s 4M -n 32
+    check "transport conformance over verbs, 2 queue pairs per peer, 3 ranks" 600 \
+        env WEFT_IB_QPS_PER_PEER=2 TRANSPORT_CHECK_ROUND_S=200 TRANSPORT_CHECK_OP_S=60 \
+        "$B/tests/transport_check" verbs 3
     # Two "hosts": ranks 0-1 and 2-3 each get a UTS namespace with their own host name, so
     # auto picks shm inside each pair and verbs across (the RDMA devices are shared).
     check "mixed: shm inside a host, verbs across (auto), 4 ranks" 300 \
@@ -139,6 +170,8 @@ guest() {
     check "errors over verbs: bad arguments" 120 \
         "$B/bin/weft-run" -n 3 --transport verbs "$B/tests/errors_check" args
     check "errors over verbs: dead peer" 120 \
+        "$B/bin/weft-run" -n 3 --transport verbs "$B/tests/errors_check" dead-peer
+    check "errors over verbs: dead peer, 2 queue pairs per peer" 120 env WEFT_IB_QPS_PER_PEER=2 \
         "$B/bin/weft-run" -n 3 --transport verbs "$B/tests/errors_check" dead-peer
     check "errors over verbs: silent peer" 120 env WEFT_TIMEOUT=3 \
         "$B/bin/weft-run" -n 3 --transport verbs "$B/tests/errors_check" silent-peer
@@ -261,7 +294,7 @@ fi
 
 # ---------------------------------------------------------------- host side
 BUILD=${1:-build}
-EXPECTED=59     # at least this many ok/not ok lines when the guest runs to the end
+EXPECTED=66     # at least this many ok/not ok lines when the guest runs to the end
 if [[ $(id -u) -ne 0 ]]; then
     echo "skip: soft-RoCE VM: needs root (apt-get, and qemu exports / to the guest)"
     exit 77
