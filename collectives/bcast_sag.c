@@ -2,7 +2,9 @@
  * scatter-allgather broadcast: a binomial scatter of n blocks from the root (ceil(log2 n)
  * steps, the root sends (n-1)/n * S bytes), then a pipelined ring allgather (n-1 steps, each
  * rank sends (n-1)/n * S). About 2S on the busiest link instead of the tree's S log2 n, and
- * no n-hop fill of a chain: for large messages.
+ * no n-hop fill of a chain: for large messages. Ranks are numbered along the host-ordered
+ * ring from the root (weft_coll_vrank), so the scatter's subtrees and the ring's hops stay
+ * inside hosts where they can.
  */
 #include "collectives/coll_internal.h"
 #include "core/error.h"
@@ -10,7 +12,7 @@
 weft_result_t weft_coll_broadcast_sag(struct weft_coll_ctx *ctx, const struct weft_coll_op *op)
 {
     const int n = ctx->nranks, root = op->root;
-    const int vrank = weft_coll_mod(ctx->rank - root, n);
+    const int vrank = weft_coll_vrank(ctx, root);
     const size_t es = weft_dtype_size(op->dtype), count = op->count;
     char *buf = op->recvbuf;
     struct weft_request reqs[32];
@@ -27,7 +29,7 @@ weft_result_t weft_coll_broadcast_sag(struct weft_coll_ctx *ctx, const struct we
         mask *= 2;
     if (vrank != 0) {
         const int end = vrank + mask < n ? vrank + mask : n;
-        WEFT_CHECK(weft_coll_recv(ctx, WEFT_COLL_BROADCAST, weft_coll_mod(vrank - mask + root, n),
+        WEFT_CHECK(weft_coll_recv(ctx, WEFT_COLL_BROADCAST, weft_coll_vpeer(ctx, root, vrank - mask),
                                   buf + BLOCK_AT(vrank), BLOCK_AT(end) - BLOCK_AT(vrank),
                                   (uint32_t)__builtin_ctz((unsigned)mask)));
     }
@@ -36,7 +38,7 @@ weft_result_t weft_coll_broadcast_sag(struct weft_coll_ctx *ctx, const struct we
             continue;
         const int child = vrank + mask, end = child + mask < n ? child + mask : n;
         list[nreq] = &reqs[nreq];
-        WEFT_CHECK_GOTO(weft_net_isend(ctx->net, weft_coll_mod(child + root, n),
+        WEFT_CHECK_GOTO(weft_net_isend(ctx->net, weft_coll_vpeer(ctx, root, child),
                                        buf + BLOCK_AT(child), BLOCK_AT(end) - BLOCK_AT(child),
                                        weft_coll_tag(WEFT_COLL_BROADCAST, ctx->seq,
                                                      (uint32_t)__builtin_ctz((unsigned)mask)),
@@ -49,7 +51,7 @@ weft_result_t weft_coll_broadcast_sag(struct weft_coll_ctx *ctx, const struct we
         WEFT_CHECK_GOTO(weft_net_wait(ctx->net, list, (size_t)nreq), r, fail);
     /* The allgather's messages are numbered from 0 again: a sequence number of their own. */
     ctx->seq++;
-    return weft_coll_ring_allgather_blocks(ctx, WEFT_COLL_BROADCAST, buf, count, es, vrank);
+    return weft_coll_ring_allgather_blocks(ctx, WEFT_COLL_BROADCAST, buf, count, es, root);
 fail:
     weft_coll_fail(ctx);
     return r;

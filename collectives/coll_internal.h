@@ -139,10 +139,10 @@ weft_result_t weft_coll_barrier_dissemination(struct weft_coll_ctx *ctx,
                                               const struct weft_coll_op *op);
 
 /* The broadcast's allgather phase (bcast_sag.c): `count` elements of `es` bytes in buf, cut
- * in n nearly equal blocks of which this rank holds block `owner` (rank r + 1 holds owner +
- * 1), gathered by the pipelined ring. */
+ * in n nearly equal blocks of which this rank holds block weft_coll_vrank(ctx, root) (its
+ * place along the host-ordered ring from the root), gathered by the pipelined ring. */
 weft_result_t weft_coll_ring_allgather_blocks(struct weft_coll_ctx *ctx, enum weft_coll_kind kind,
-                                              void *buf, size_t count, size_t es, int owner);
+                                              void *buf, size_t count, size_t es, int root);
 weft_result_t weft_coll_allreduce_tree(struct weft_coll_ctx *ctx, const struct weft_coll_op *op);
 weft_result_t weft_coll_allreduce_rabenseifner(struct weft_coll_ctx *ctx,
                                                const struct weft_coll_op *op);

@@ -18,8 +18,9 @@ struct ring_buf {
 };
 
 struct ring_plan {
-    int rank, n; /* rank: this rank's position in the ring */
+    int rank, n; /* rank: this rank's position in the ring, counted from ring_base */
     const int *ring;     /* the net's ranks by ring position (host order); NULL: by rank */
+    int ring_base;       /* the ring position of position 0 */
     const int *block_of; /* data block at each ring position; NULL: the position itself */
     size_t count; /* elements of the whole vector (n blocks) */
     /* A channel's part of every block (ring_pair): blocks start `stride` elements apart in
@@ -150,7 +151,7 @@ static int ring_peer(const struct weft_coll_ctx *ctx, const struct ring_plan *p,
 {
     if (!p->ring)
         return (ctx->rank + ahead) % ctx->nranks;
-    return p->ring[(p->rank + ahead) % p->n];
+    return p->ring[(p->ring_base + p->rank + ahead) % p->n];
 }
 
 static struct weft_pipe ring_pipe(struct weft_coll_ctx *ctx, struct ring_plan *p,
@@ -302,11 +303,12 @@ weft_result_t weft_coll_allgather_ring(struct weft_coll_ctx *ctx, const struct w
 }
 
 weft_result_t weft_coll_ring_allgather_blocks(struct weft_coll_ctx *ctx, enum weft_coll_kind kind,
-                                              void *buf, size_t count, size_t es, int owner)
+                                              void *buf, size_t count, size_t es, int root)
 {
-    /* The ring's neighbours do not depend on the numbering: rank + 1 holds owner + 1. */
+    /* Positions (and blocks) count along the host-ordered ring from the root's. */
     struct ring_plan p = {
-        .rank = owner, .n = ctx->nranks, .count = count, .es = es, .rs_steps = 0,
+        .rank = weft_coll_vrank(ctx, root), .n = ctx->nranks, .ring = ctx->groups->ring,
+        .ring_base = ctx->groups->pos_of[root], .count = count, .es = es, .rs_steps = 0,
         .ag_steps = (size_t)ctx->nranks - 1, .src = {buf, -1}, .out = {buf, -1},
     };
     WEFT_CHECK(ring_run(ctx, &p, kind, false));

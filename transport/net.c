@@ -697,9 +697,11 @@ static weft_result_t timed_out(struct weft_net *net, const struct weft_request *
  * connections) is not: two live ranks waiting on each other must still time out. */
 weft_result_t weft_net_wait(struct weft_net *net, struct weft_request *const *reqs, size_t n)
 {
-    /* From the start of the wait, not from the first idle clock read: on a loaded host the
-     * polls before that read can take long, and ranks that wait alike must time out alike. */
-    double deadline = weft_now_s() + net->timeout_s;
+    /* From the start of the wait (once the first look finds it unfinished, so that a wait
+     * for requests already done reads no clock), not from the first idle clock read: on a
+     * loaded host the polls before that read can take long, and ranks that wait alike must
+     * time out alike. */
+    double deadline = -1;
     long idle = 0, polls = 0;
     size_t first = 0;    /* requests before this one are done */
     size_t finished = 0; /* awaited requests seen done when the deadline last restarted */
@@ -723,6 +725,8 @@ weft_result_t weft_net_wait(struct weft_net *net, struct weft_request *const *re
         const size_t done = first + count_done(reqs + first, n - first);
         if (done == n)
             return WEFT_OK;
+        if (deadline < 0)
+            deadline = weft_now_s() + net->timeout_s;
         if (net->status != WEFT_OK)
             return fail(net, WEFT_ERROR(WEFT_ERR_ABORTED, "rank %d: communicator aborted",
                                         net->rank), -1);
