@@ -9,7 +9,8 @@
 #     in interleaved rounds with more iterations for the latency goal (medians)
 #   - Open MPI (pml ucx over the rxe devices) MPI_Allreduce vs weft-perf allreduce, 2 ranks
 #   - queue pairs per peer: ib_write_bw -q N vs weft-perf write_bw with WEFT_IB_QPS_PER_PEER=N
-#     at $CTL_SIZE B, for N in $QPS_LIST, interleaved rounds (medians)
+#     at $CTL_SIZE B, for N in $QPS_LIST, interleaved rounds (medians); an entry Nr is N rails
+#     (WEFT_IB_RAILS=N: every rank on rxe0 and rxe1) against ib_write_bw -q N on one device
 # SECTIONS picks the parts (default: all, in the order above).
 # Goals (issue 4): bandwidth >= 95% of ib_write_bw from 64 KiB; 8 B latency <= 1.2x
 # ib_write_lat. Soft-RoCE is CPU-bound and slow (tens of MB/s): read the ratios, not the
@@ -30,7 +31,7 @@ AR_MAX=${AR_MAX:-1M}         # largest allreduce size
 AR_ITERS=${AR_ITERS:-20}
 TIMEOUT=${TIMEOUT:-150}      # seconds any one command may take inside the VM
 MPI_TIMEOUT=${MPI_TIMEOUT:-45} # seconds for the Open MPI run (it hangs when UD does not work)
-QPS_LIST=${QPS_LIST:-1 2 4}   # queue pairs per peer compared
+QPS_LIST=${QPS_LIST:-1 2 4 2r} # queue pairs per peer compared (Nr: N rails)
 QPS_ROUNDS=${QPS_ROUNDS:-3}  # interleaved rounds of each
 SECTIONS=${SECTIONS:-bandwidth control latency allreduce queue_pairs}
 PORT=${PORT:-18800}          # perftest's TCP port for the out-of-band exchange
@@ -278,16 +279,19 @@ allreduce() {
 queue_pairs() {
     echo "== queue pairs per peer ($QPS_LIST) at $CTL_SIZE B, $CTL_ITERS iterations:" \
          "$QPS_ROUNDS interleaved rounds" >&2
-    local q i ib w
+    local q n rails i ib w
     echo "Queue pairs per peer at $CTL_SIZE B, BW average MB/s: medians of $QPS_ROUNDS" \
          "interleaved rounds (per round in brackets)"
     printf "%4s %14s %14s %8s\n" qps "ib_write_bw -q" "weft write_bw" ratio
     for q in $QPS_LIST; do
+        n=${q%r}
+        rails=1
+        [[ $q == *r ]] && rails=$n
         for ((i = 1; i <= QPS_ROUNDS; i++)); do
-            perftest_pair "$OUT/qps$q-ib-$i.txt" ib_write_bw -q "$q" -s "$CTL_SIZE" \
+            perftest_pair "$OUT/qps$q-ib-$i.txt" ib_write_bw -q "$n" -s "$CTL_SIZE" \
                 -n "$CTL_ITERS" || status=1
-            WEFT_IB_QPS_PER_PEER=$q weft write_bw -s "$CTL_SIZE" -n "$CTL_ITERS" --csv \
-                >"$OUT/qps$q-weft-$i.csv" || status=1
+            WEFT_IB_QPS_PER_PEER=$n WEFT_IB_RAILS=$rails weft write_bw -s "$CTL_SIZE" \
+                -n "$CTL_ITERS" --csv >"$OUT/qps$q-weft-$i.csv" || status=1
         done
         ib=$(cat "$OUT"/qps$q-ib-*.txt | perftest_rows /dev/stdin 4 | awk '{print $2}' | tr '\n' ' ')
         w=$(cat "$OUT"/qps$q-weft-*.csv | weft_rows /dev/stdin 5 | awk '{print $2}' | tr '\n' ' ')
@@ -295,7 +299,7 @@ queue_pairs() {
             BEGIN {
                 mi = median(ib); mw = median(w)
                 r = mi > 0 ? sprintf("%.2f", mw / mi) : "-"
-                printf "%4d %14.2f %14.2f %8s   [%s] [%s]\n", q, mi, mw, r, ib, w
+                printf "%4s %14.2f %14.2f %8s   [%s] [%s]\n", q, mi, mw, r, ib, w
             }'
     done
 }

@@ -99,9 +99,10 @@ static weft_result_t open_device(struct weft_tp *tp, const char *name)
     return WEFT_OK;
 }
 
-/* Picks this rank's port (local ranks spread round-robin over the selected ports), opens it
- * and reads what the queue pairs need. */
-static weft_result_t open_port(struct weft_tp *tp, int local_rank)
+/* Picks this rank's port (local ranks spread round-robin over the selected ports) and the
+ * ports of its other rails (the next ones of the selection), opens the first and reads what
+ * the queue pairs need. */
+static weft_result_t open_port(struct weft_tp *tp, int local_rank, uint32_t rails)
 {
     struct weft_ib_port *ports = NULL;
     size_t idx[64], count = 0;
@@ -111,7 +112,14 @@ static weft_result_t open_port(struct weft_tp *tp, int local_rank)
         return WEFT_ERROR(WEFT_ERR_UNSUPPORTED, "rank %d: no ACTIVE RDMA port (WEFT_IB_HCA=%s)",
                           tp->rank, weft_config_str(WEFT_CFG_IB_HCA));
     }
-    tp->port = ports[idx[(size_t)local_rank % count]];
+    tp->nrails = rails < count ? rails : (uint32_t)count;
+    if (tp->nrails < rails)
+        WEFT_INFO(NET, "verbs: rank %d: WEFT_IB_RAILS=%u but %zu port%s selected: %u rail%s",
+                  tp->rank, rails, count, count == 1 ? " is" : "s are", tp->nrails,
+                  tp->nrails == 1 ? "" : "s");
+    for (uint32_t r = 0; r < tp->nrails; r++)
+        tp->rails[r].port = ports[idx[((size_t)local_rank + r) % count]];
+    tp->port = tp->rails[0].port;
     free(ports);
     weft_result_t r = weft_ib_pick_gid(&tp->port, (int)weft_config_int(WEFT_CFG_IB_GID_INDEX),
                                        AF_UNSPEC, &tp->gid_index);
@@ -136,6 +144,59 @@ static weft_result_t open_port(struct weft_tp *tp, int local_rank)
     return WEFT_OK;
 }
 
+/* Opens rail `r` (r >= 1): its port's addressing and, on another device than the first
+ * port's, a context, protection domain and completion queue of its own. */
+static weft_result_t open_rail(struct weft_tp *tp, uint32_t r, size_t cqe)
+{
+    struct verbs_rail *rail = &tp->rails[r];
+    const char *dev = rail->port.dev;
+    weft_result_t res = weft_ib_pick_gid(&rail->port, (int)weft_config_int(WEFT_CFG_IB_GID_INDEX),
+                                         AF_UNSPEC, &rail->gid_index);
+    if (rail->port.link_layer != WEFT_IB_LINK_ETHERNET && res != WEFT_OK) {
+        rail->gid_index = -1;
+        res = WEFT_OK;
+    }
+    WEFT_CHECK(res);
+    if (strcmp(dev, tp->port.dev) == 0) {
+        rail->ctx = tp->ctx;
+        rail->pd = tp->pd;
+        rail->cq = tp->cq;
+    } else {
+        int n = 0;
+        struct ibv_device **list = ibv_get_device_list(&n);
+        for (int i = 0; list && i < n && !rail->ctx; i++)
+            if (strcmp(ibv_get_device_name(list[i]), dev) == 0)
+                rail->ctx = ibv_open_device(list[i]);
+        const int err = errno;
+        if (list)
+            ibv_free_device_list(list);
+        if (!rail->ctx)
+            return WEFT_ERROR_ERR(WEFT_ERR_SYSTEM, err, "ibv_open_device",
+                                  "rank %d: opening %s for rail %u", tp->rank, dev, r);
+        rail->own = true;
+        if (!(rail->pd = ibv_alloc_pd(rail->ctx)))
+            return WEFT_ERROR_ERRNO(WEFT_ERR_SYSTEM, "ibv_alloc_pd", "rank %d: %s (rail %u)",
+                                    tp->rank, dev, r);
+        if (!(rail->cq = ibv_create_cq(rail->ctx, (int)(cqe ? cqe : 1), NULL, NULL, 0)))
+            return WEFT_ERROR_ERRNO(WEFT_ERR_SYSTEM, "ibv_create_cq",
+                                    "rank %d: %zu entries on %s (rail %u)", tp->rank, cqe, dev, r);
+    }
+    struct ibv_port_attr pa;
+    int err = ibv_query_port(rail->ctx, (uint8_t)rail->port.port, &pa);
+    if (err)
+        return WEFT_ERROR_ERR(WEFT_ERR_SYSTEM, err, "ibv_query_port", "rank %d: %s port %d",
+                              tp->rank, dev, rail->port.port);
+    rail->lid = pa.lid;
+    if (pa.max_msg_sz && pa.max_msg_sz < tp->max_msg)
+        tp->max_msg = pa.max_msg_sz;
+    if (rail->gid_index >= 0 &&
+        (err = ibv_query_gid(rail->ctx, (uint8_t)rail->port.port, rail->gid_index, &rail->gid)))
+        return WEFT_ERROR_ERR(WEFT_ERR_SYSTEM, err, "ibv_query_gid",
+                              "rank %d: %s port %d index %d", tp->rank, dev, rail->port.port,
+                              rail->gid_index);
+    return WEFT_OK;
+}
+
 static weft_result_t alloc_registered(struct weft_tp *tp, size_t bytes, int access,
                                       const char *what, void **buf, struct ibv_mr **mr)
 {
@@ -156,33 +217,33 @@ static weft_result_t alloc_registered(struct weft_tp *tp, size_t bytes, int acce
 /* A queue pair towards `ep`'s rank in INIT: the first (`data` false), which gets its receive
  * work requests, or a data queue pair, which is never sent anything that consumes one. */
 static weft_result_t create_qp(struct weft_tp *tp, struct weft_ep *ep, bool data,
-                               struct ibv_qp **qp)
+                               const struct verbs_rail *rail, struct ibv_qp **qp)
 {
     struct ibv_qp_init_attr ia = {
-        .send_cq = tp->cq,
-        .recv_cq = tp->cq,
+        .send_cq = rail->cq,
+        .recv_cq = rail->cq,
         .qp_type = IBV_QPT_RC,
         .sq_sig_all = 0,
         .cap = {.max_send_wr = tp->sq_depth, .max_recv_wr = data ? 1 : tp->rq_depth,
                 .max_send_sge = 2, .max_recv_sge = 1, .max_inline_data = tp->max_inline},
     };
-    *qp = ibv_create_qp(tp->pd, &ia);
+    *qp = ibv_create_qp(rail->pd, &ia);
     if (!*qp && ia.cap.max_inline_data) { /* the device may not inline that much */
         ia.cap.max_inline_data = 0;
-        *qp = ibv_create_qp(tp->pd, &ia);
+        *qp = ibv_create_qp(rail->pd, &ia);
     }
     if (!*qp)
         return WEFT_ERROR_ERRNO(WEFT_ERR_SYSTEM, "ibv_create_qp",
                                 "rank %d: RC %squeue pair for rank %d on %s port %d (%u send, %u "
                                 "receive work requests)",
-                                tp->rank, data ? "data " : "", ep->rank, tp->port.dev,
-                                tp->port.port, tp->sq_depth, ia.cap.max_recv_wr);
+                                tp->rank, data ? "data " : "", ep->rank, rail->port.dev,
+                                rail->port.port, tp->sq_depth, ia.cap.max_recv_wr);
     if (ia.cap.max_inline_data < tp->max_inline)
         tp->max_inline = ia.cap.max_inline_data;
     struct ibv_qp_attr a = {
         .qp_state = IBV_QPS_INIT,
         .pkey_index = 0,
-        .port_num = (uint8_t)tp->port.port,
+        .port_num = (uint8_t)rail->port.port,
         .qp_access_flags = IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_WRITE |
                            IBV_ACCESS_REMOTE_READ,
     };
@@ -191,16 +252,17 @@ static weft_result_t create_qp(struct weft_tp *tp, struct weft_ep *ep, bool data
     if (err)
         return WEFT_ERROR_ERR(WEFT_ERR_SYSTEM, err, "ibv_modify_qp",
                               "rank %d: queue pair for rank %d to INIT on %s port %d", tp->rank,
-                              ep->rank, tp->port.dev, tp->port.port);
+                              ep->rank, rail->port.dev, rail->port.port);
     return data ? WEFT_OK : weft_verbs_post_recvs(ep, tp->rq_depth);
 }
 
-/* The first queue pair towards `ep`'s rank and its data queue pairs. */
+/* The first queue pair towards `ep`'s rank and its data queue pairs, each on its rail. */
 static weft_result_t create_qps(struct weft_tp *tp, struct weft_ep *ep)
 {
-    WEFT_CHECK(create_qp(tp, ep, false, &ep->qp));
+    WEFT_CHECK(create_qp(tp, ep, false, &tp->rails[0], &ep->qp));
     for (uint32_t i = 0; i + 1 < tp->qps; i++)
-        WEFT_CHECK(create_qp(tp, ep, true, &ep->data_qp[i]));
+        WEFT_CHECK(create_qp(tp, ep, true, &tp->rails[weft_verbs_data_rail(tp, i)],
+                             &ep->data_qp[i]));
     return WEFT_OK;
 }
 
@@ -252,6 +314,7 @@ static weft_result_t verbs_init(const struct weft_transport_params *params, stru
     tp->slots = (uint32_t)weft_config_int(WEFT_CFG_IB_EAGER_SLOTS);
     tp->sq_depth = (uint32_t)weft_config_int(WEFT_CFG_IB_QP_DEPTH);
     const int64_t qps = weft_config_int(WEFT_CFG_IB_QPS_PER_PEER);
+    const int64_t rails = weft_config_int(WEFT_CFG_IB_RAILS);
     tp->qps = qps >= 1 && qps <= VERBS_MAX_QPS ? (uint32_t)qps : 0;
     tp->max_inline = (uint32_t)weft_config_size(WEFT_CFG_IB_INLINE);
     tp->reg_cache_max = (size_t)weft_config_int(WEFT_CFG_IB_REG_CACHE_MAX);
@@ -262,13 +325,14 @@ static weft_result_t verbs_init(const struct weft_transport_params *params, stru
         goto fail;
     }
     if (tp->slot_bytes < 2 * sizeof(struct verbs_entry) || tp->slot_bytes > (1u << 30) ||
-        tp->slots < 2 || tp->slots > (1u << 16) || tp->sq_depth < 16 || tp->qps == 0) {
+        tp->slots < 2 || tp->slots > (1u << 16) || tp->sq_depth < 16 || tp->qps == 0 ||
+        rails < 1 || rails > VERBS_MAX_QPS) {
         r = WEFT_ERROR(WEFT_ERR_INVALID_ARG,
                        "WEFT_IB_EAGER_SIZE=%u (want %zu..1G), WEFT_IB_EAGER_SLOTS=%u (want "
                        "2..65536), WEFT_IB_QP_DEPTH=%u (want >= 16), WEFT_IB_QPS_PER_PEER=%lld "
-                       "(want 1..%d)",
+                       "and WEFT_IB_RAILS=%lld (want 1..%d)",
                        tp->slot_bytes, 2 * sizeof(struct verbs_entry), tp->slots, tp->sq_depth,
-                       (long long)qps, VERBS_MAX_QPS);
+                       (long long)qps, (long long)rails, VERBS_MAX_QPS);
         goto fail;
     }
     /* Receive work requests: one per entry in flight, plus room for credits and FINs. */
@@ -282,7 +346,12 @@ static weft_result_t verbs_init(const struct weft_transport_params *params, stru
         tp->nrings += params->serves[p] != 0;
 
     fork_safety();
-    WEFT_CHECK_GOTO(open_port(tp, params->local_rank), r, fail);
+    WEFT_CHECK_GOTO(open_port(tp, params->local_rank, (uint32_t)rails), r, fail);
+    if (tp->qps < tp->nrails) {
+        WEFT_INFO(NET, "verbs: rank %d: %u queue pairs per peer instead of %u, one per rail "
+                  "(WEFT_IB_RAILS)", tp->rank, tp->nrails, tp->qps);
+        tp->qps = tp->nrails;
+    }
     struct ibv_device_attr da;
     int err = ibv_query_device(tp->ctx, &da);
     if (err) {
@@ -306,6 +375,25 @@ static weft_result_t verbs_init(const struct weft_transport_params *params, stru
         r = WEFT_ERROR_ERRNO(WEFT_ERR_SYSTEM, "ibv_create_cq", "rank %d: %u entries on %s",
                              tp->rank, tp->cq_depth, tp->port.dev);
         goto fail;
+    }
+    tp->rails[0] = (struct verbs_rail){.port = tp->port, .ctx = tp->ctx, .pd = tp->pd,
+                                       .cq = tp->cq, .gid_index = tp->gid_index,
+                                       .gid = tp->gid, .lid = tp->lid};
+    for (uint32_t rr = 1; rr < tp->nrails; rr++)
+        WEFT_CHECK_GOTO(open_rail(tp, rr, tp->nrings * tp->qps * (size_t)tp->sq_depth), r, fail);
+    for (uint32_t rr = 0; rr < tp->nrails; rr++) {
+        struct verbs_rail *rail = &tp->rails[rr];
+        if (posix_memalign(&rail->sink, 64, 64)) {
+            r = WEFT_ERROR(WEFT_ERR_NO_MEMORY, "rank %d: rail sink", tp->rank);
+            goto fail;
+        }
+        rail->sink_mr = ibv_reg_mr(rail->pd, rail->sink, 64,
+                                   IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_WRITE);
+        if (!rail->sink_mr) {
+            r = WEFT_ERROR_ERRNO(WEFT_ERR_SYSTEM, "ibv_reg_mr", "rank %d: rail sink on %s",
+                                 tp->rank, rail->port.dev);
+            goto fail;
+        }
     }
     const size_t ring_bytes = (size_t)tp->slots * tp->slot_bytes;
     WEFT_CHECK_GOTO(alloc_registered(tp, tp->nrings * ring_bytes, 0, "receive rings",
@@ -343,17 +431,21 @@ static weft_result_t verbs_init(const struct weft_transport_params *params, stru
         }
         WEFT_CHECK_GOTO(create_qps(tp, ep), r, fail);
     }
-    char gid[64] = "-";
+    char gid[64] = "-", more[160] = "";
     if (tp->gid_index >= 0)
         weft_ib_gid_addr(tp->gid.raw, gid, sizeof(gid));
+    for (uint32_t rr = 1; rr < tp->nrails; rr++)
+        snprintf(more + strlen(more), sizeof(more) - strlen(more), "%s%s:%d",
+                 rr == 1 ? ", rails also on " : " ", tp->rails[rr].port.dev,
+                 tp->rails[rr].port.port);
     WEFT_INFO(NET,
               "verbs: rank %d uses %s port %d (%s, MTU %d, GID index %d %s, LID %u): %zu queue "
               "pairs (%u per peer), rings of %u x %u bytes, inline %u bytes, rendezvous by RDMA "
-              "%s%s",
+              "%s%s%s",
               tp->rank, tp->port.dev, tp->port.port, weft_ib_link_layer_name(tp->port.link_layer),
               tp->port.active_mtu, tp->gid_index, gid, tp->lid, tp->nrings * tp->qps, tp->qps,
               tp->slots, tp->slot_bytes, tp->max_inline, tp->read_mode ? "read" : "write",
-              tp->qps > 1 ? ", striped over every queue pair of the peer" : "");
+              tp->qps > 1 ? ", striped over every queue pair of the peer" : "", more);
     *out = tp;
     return WEFT_OK;
 
@@ -382,18 +474,27 @@ static weft_result_t verbs_address(struct weft_tp *tp, void *blob, size_t *len)
     struct verbs_blob b = {
         .magic = VERBS_BLOB_MAGIC,
         .version = VERBS_BLOB_VERSION,
-        .lid = tp->lid,
-        .link_layer = (uint8_t)tp->port.link_layer,
-        .mtu = (uint8_t)mtu_code(tp->port.active_mtu),
         .rings = (uint64_t)(uintptr_t)tp->rings,
         .slot_bytes = tp->slot_bytes,
         .slots = tp->slots,
         .read_mode = tp->read_mode,
         .qps = tp->qps,
-        .port = (uint32_t)tp->port.port,
+        .nrails = tp->nrails,
     };
-    memcpy(b.gid, tp->gid.raw, sizeof(b.gid));
-    snprintf(b.dev, sizeof(b.dev), "%.31s", tp->port.dev);
+    for (uint32_t r = 0; r < tp->nrails; r++) {
+        const struct verbs_rail *rail = &tp->rails[r];
+        struct verbs_rail_addr *ra = &b.rail[r];
+        *ra = (struct verbs_rail_addr){
+            .lid = rail->lid,
+            .link_layer = (uint8_t)rail->port.link_layer,
+            .mtu = (uint8_t)mtu_code(rail->port.active_mtu),
+            .port = (uint32_t)rail->port.port,
+            .sink = (uint64_t)(uintptr_t)rail->sink,
+            .sink_rkey = rail->sink_mr->rkey,
+        };
+        memcpy(ra->gid, rail->gid.raw, sizeof(ra->gid));
+        snprintf(ra->dev, sizeof(ra->dev), "%.31s", rail->port.dev);
+    }
     b.pid = (int32_t)getpid();
     weft_host_boot_id(b.boot_id, sizeof(b.boot_id));
     memcpy(blob, &b, sizeof(b));
@@ -412,14 +513,16 @@ static weft_result_t verbs_address(struct weft_tp *tp, void *blob, size_t *len)
     return WEFT_OK;
 }
 
-/* INIT -> RTR -> RTS of our `qp` towards the peer's queue pair `qpn`. */
-static weft_result_t bring_up(struct weft_ep *ep, struct ibv_qp *qp, uint32_t qpn,
-                              const struct verbs_blob *b, const struct verbs_peer_addr *remote)
+/* INIT -> RTR -> RTS of our `qp` on `rail` towards the peer's queue pair `qpn` on its rail
+ * `b`. */
+static weft_result_t bring_up(struct weft_ep *ep, struct ibv_qp *qp, const struct verbs_rail *rail,
+                              uint32_t qpn, const struct verbs_rail_addr *b,
+                              const struct verbs_peer_addr *remote)
 {
     struct weft_tp *tp = ep->tp;
     char who[160];
     weft_verbs_peer_name(ep, who, sizeof(who));
-    int mine = mtu_code(tp->port.active_mtu);
+    int mine = mtu_code(rail->port.active_mtu);
     struct ibv_qp_attr a = {
         .qp_state = IBV_QPS_RTR,
         .path_mtu = (enum ibv_mtu)(b->mtu < mine ? b->mtu : mine),
@@ -427,12 +530,12 @@ static weft_result_t bring_up(struct weft_ep *ep, struct ibv_qp *qp, uint32_t qp
         .rq_psn = remote->psn,
         .max_dest_rd_atomic = 16,
         .min_rnr_timer = 12, /* 0.64 ms */
-        .ah_attr = {.dlid = b->lid, .sl = 0, .port_num = (uint8_t)tp->port.port},
+        .ah_attr = {.dlid = b->lid, .sl = 0, .port_num = (uint8_t)rail->port.port},
     };
-    if (b->link_layer == WEFT_IB_LINK_ETHERNET || tp->port.link_layer == WEFT_IB_LINK_ETHERNET) {
+    if (b->link_layer == WEFT_IB_LINK_ETHERNET || rail->port.link_layer == WEFT_IB_LINK_ETHERNET) {
         a.ah_attr.is_global = 1;
         memcpy(a.ah_attr.grh.dgid.raw, b->gid, 16);
-        a.ah_attr.grh.sgid_index = (uint8_t)(tp->gid_index < 0 ? 0 : tp->gid_index);
+        a.ah_attr.grh.sgid_index = (uint8_t)(rail->gid_index < 0 ? 0 : rail->gid_index);
         a.ah_attr.grh.hop_limit = 64;
     }
     int err = ibv_modify_qp(qp, &a,
@@ -440,8 +543,10 @@ static weft_result_t bring_up(struct weft_ep *ep, struct ibv_qp *qp, uint32_t qp
                                 IBV_QP_RQ_PSN | IBV_QP_MAX_DEST_RD_ATOMIC | IBV_QP_MIN_RNR_TIMER);
     if (err)
         return WEFT_ERROR_ERR(WEFT_ERR_SYSTEM, err, "ibv_modify_qp",
-                              "rank %d: queue pair to RTR towards %s (qpn %u) on %s port %d",
-                              tp->rank, who, qpn, tp->port.dev, tp->port.port);
+                              "rank %d: queue pair to RTR towards %s (qpn %u on %.31s port %u) "
+                              "on %s port %d",
+                              tp->rank, who, qpn, b->dev, b->port, rail->port.dev,
+                              rail->port.port);
     memset(&a, 0, sizeof(a));
     a.qp_state = IBV_QPS_RTS;
     a.timeout = tp->ack_timeout;
@@ -455,7 +560,7 @@ static weft_result_t bring_up(struct weft_ep *ep, struct ibv_qp *qp, uint32_t qp
     if (err)
         return WEFT_ERROR_ERR(WEFT_ERR_SYSTEM, err, "ibv_modify_qp",
                               "rank %d: queue pair to RTS towards %s on %s port %d", tp->rank,
-                              who, tp->port.dev, tp->port.port);
+                              who, rail->port.dev, rail->port.port);
     return WEFT_OK;
 }
 
@@ -491,14 +596,24 @@ static weft_result_t verbs_connect(struct weft_tp *tp, int peer, const void *blo
         return WEFT_ERROR(WEFT_ERR_INTERNAL, "rank %d: rank %d on %s has no verbs queue pair for "
                           "it (the ranks chose different transports)",
                           tp->rank, peer, tp->hostnames[peer]);
-    b.dev[sizeof(b.dev) - 1] = '\0';
-    snprintf(ep->remote_dev, sizeof(ep->remote_dev), "%s", b.dev);
-    ep->remote_port = (int)b.port;
+    if (b.nrails < 1 || b.nrails > VERBS_MAX_QPS)
+        return WEFT_ERROR(WEFT_ERR_INVALID_ARG, "rank %d: rank %d on %s publishes %u rails",
+                          tp->rank, peer, tp->hostnames[peer], b.nrails);
+    for (uint32_t r = 0; r < b.nrails; r++)
+        b.rail[r].dev[sizeof(b.rail[r].dev) - 1] = '\0';
+    snprintf(ep->remote_dev, sizeof(ep->remote_dev), "%s", b.rail[0].dev);
+    ep->remote_port = (int)b.rail[0].port;
     ep->remote_rkey = remote.rkey;
     ep->remote_ring = b.rings + (uint64_t)remote.ring * tp->slots * tp->slot_bytes;
-    WEFT_CHECK(bring_up(ep, ep->qp, remote.qpn, &b, &remote));
-    for (uint32_t i = 0; i + 1 < tp->qps; i++)
-        WEFT_CHECK(bring_up(ep, ep->data_qp[i], remote.data_qpn[i], &b, &remote));
+    WEFT_CHECK(bring_up(ep, ep->qp, &tp->rails[0], remote.qpn, &b.rail[0], &remote));
+    /* Our data queue pair i and the peer's sit on rail (i + 1) % rails of each side. */
+    for (uint32_t i = 0; i + 1 < tp->qps; i++) {
+        const struct verbs_rail_addr *theirs = &b.rail[(i + 1) % b.nrails];
+        WEFT_CHECK(bring_up(ep, ep->data_qp[i], &tp->rails[weft_verbs_data_rail(tp, i)],
+                            remote.data_qpn[i], theirs, &remote));
+        ep->data_sink[i] = theirs->sink;
+        ep->data_sink_rkey[i] = theirs->sink_rkey;
+    }
     /* On this host a peer's death is seen at once through its pidfd; across hosts it shows
      * as retry-exceeded on the next write to it (verbs_data.c probes while waiting). */
     char boot_id[sizeof(b.boot_id)];
@@ -553,6 +668,20 @@ static void tp_free(struct weft_tp *tp)
         free(tp->peers);
     }
     weft_verbs_mr_fini(tp);
+    for (uint32_t r = 0; r < VERBS_MAX_QPS; r++) {
+        struct verbs_rail *rail = &tp->rails[r];
+        if (rail->sink_mr)
+            ibv_dereg_mr(rail->sink_mr);
+        free(rail->sink);
+        if (!rail->own)
+            continue;
+        if (rail->cq)
+            ibv_destroy_cq(rail->cq);
+        if (rail->pd)
+            ibv_dealloc_pd(rail->pd);
+        if (rail->ctx)
+            ibv_close_device(rail->ctx);
+    }
     if (tp->staging_mr)
         ibv_dereg_mr(tp->staging_mr);
     free(tp->rings);

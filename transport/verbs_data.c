@@ -345,13 +345,14 @@ static bool move_room(const struct weft_ep *ep, size_t len)
 /* Moves `len` bytes between our registered `local` and the peer's (addr, rkey) with RDMA
  * WRITE or READ, in pieces the port accepts, striped over the peer's queue pairs (see
  * verbs_internal.h): each data queue pair gets the same number of pieces (zero-length ones
- * where its stripe runs out) and signals its last. The first queue pair's last piece is
+ * where its stripe runs out), addresses the peer's buffer with its key in data_rkey, and
+ * signals its last. The first queue pair's last piece is
  * signaled too and, for a write, carries `fin` as immediate unless it is 0. *last and
  * *data_last: the work requests whose completion, on the first and on every data queue pair,
  * means the data moved. The caller checked move_room. */
 static weft_result_t rdma_move(struct weft_ep *ep, bool write, void *local, struct verbs_mr *m,
-                               uint64_t addr, uint32_t rkey, size_t len, uint32_t fin,
-                               uint64_t *last, uint64_t *data_last)
+                               uint64_t addr, uint32_t rkey, const uint32_t *data_rkey,
+                               size_t len, uint32_t fin, uint64_t *last, uint64_t *data_last)
 {
     const size_t piece = ep->tp->max_msg, stripe = stripe_bytes(ep->tp, len);
     const uint32_t per_qp = pieces(ep, stripe);
@@ -361,12 +362,13 @@ static weft_result_t rdma_move(struct weft_ep *ep, bool write, void *local, stru
         for (uint32_t j = 0; j < per_qp; j++) {
             const size_t off = begin + (size_t)j * piece < end ? begin + (size_t)j * piece : end;
             const size_t n = end - off < piece ? end - off : piece;
-            struct ibv_sge sge = {(uintptr_t)local + off, (uint32_t)n, m->mr->lkey};
+            struct ibv_sge sge = {(uintptr_t)local + off, (uint32_t)n,
+                                  m->rail_mr[weft_verbs_data_rail(ep->tp, i)]->lkey};
             struct ibv_send_wr wr = {
                 .sg_list = &sge,
                 .num_sge = n ? 1 : 0,
                 .opcode = write ? IBV_WR_RDMA_WRITE : IBV_WR_RDMA_READ,
-                .wr.rdma = {.remote_addr = addr + off, .rkey = rkey},
+                .wr.rdma = {.remote_addr = addr + off, .rkey = data_rkey[i]},
             };
             WEFT_CHECK(post_data(ep, i, ep->data_posted + j + 1, &wr, j + 1 == per_qp));
         }
@@ -406,6 +408,14 @@ static weft_result_t check_pieces(const struct weft_ep *ep, size_t len)
                           ep->tp->rank, len, ep->rank, pieces(ep, len), ep->tp->max_msg,
                           ep->tp->port.dev, 2 * pieces(ep, len));
     return WEFT_OK;
+}
+
+/* The keys of `m` each data queue pair's peer uses (those of the pair's rail). */
+static void put_data_rkeys(const struct weft_tp *tp, const struct verbs_mr *m,
+                           struct verbs_entry *e)
+{
+    for (uint32_t i = 0; i + 1 < tp->qps; i++)
+        e->data_rkey[i] = m->rail_mr[weft_verbs_data_rail(tp, i)]->rkey;
 }
 
 /* ---- send side ----------------------------------------------------------------------- */
@@ -466,6 +476,7 @@ static bool drive_large_send(struct weft_ep *ep, struct weft_request *req, bool 
         if (tp->read_mode) {
             e.addr = (uintptr_t)req->buf;
             e.rkey = rq_mr(req)->mr->rkey;
+            put_data_rkeys(tp, rq_mr(req), &e);
         }
         if (put_entry(ep, &e, NULL, 0) != WEFT_OK)
             return true;
@@ -485,8 +496,8 @@ static bool drive_large_send(struct weft_ep *ep, struct weft_request *req, bool 
     uint64_t last, data_last;
     /* over one queue pair the FIN rides on the last write; over several, it follows them */
     const uint32_t fin = tp->qps == 1 ? imm(VERBS_IMM_FIN, RQ_SEQ(req)) : 0;
-    if (rdma_move(ep, true, req->buf, rq_mr(req), c->e.addr, c->e.rkey, req->len, fin, &last,
-                  &data_last) == WEFT_OK) {
+    if (rdma_move(ep, true, req->buf, rq_mr(req), c->e.addr, c->e.rkey, c->e.data_rkey,
+                  req->len, fin, &last, &data_last) == WEFT_OK) {
         RQ_WR(req) = last;
         RQ_DATA_WR(req) = data_last;
         RQ_STATE(req) |= ST_WAIT_WR;
@@ -566,6 +577,7 @@ static void send_cts(struct weft_ep *ep, bool *progressed)
             struct verbs_entry e = {.kind = VERBS_ENTRY_CTS, .seq = RQ_SEQ(req), .tag = req->tag,
                                     .len = req->len, .addr = (uintptr_t)req->buf,
                                     .rkey = rq_mr(req)->mr->rkey};
+            put_data_rkeys(ep->tp, rq_mr(req), &e);
             if (put_entry(ep, &e, NULL, 0) != WEFT_OK)
                 return;
             *progressed = true;
@@ -651,8 +663,8 @@ static void match_recvs(struct weft_ep *ep, bool *progressed)
             uint64_t last, data_last;
             if (!move_room(ep, req->len))
                 return;
-            if (rdma_move(ep, false, req->buf, rq_mr(req), e.addr, e.rkey, req->len, 0, &last,
-                          &data_last) != WEFT_OK)
+            if (rdma_move(ep, false, req->buf, rq_mr(req), e.addr, e.rkey, e.data_rkey, req->len,
+                          0, &last, &data_last) != WEFT_OK)
                 return;
             RQ_WR(req) = last;
             RQ_DATA_WR(req) = data_last;
@@ -878,15 +890,15 @@ static void keep_mr(struct weft_ep *ep, struct weft_request *req)
     ep->retired_tail = r;
 }
 
-/* A signaled zero-length write on every data queue pair: its completion shows that nothing
- * posted there before it can be resent. */
+/* A signaled zero-length write on every data queue pair (into the peer's sink on that
+ * rail): its completion shows that nothing posted there before it can be resent. */
 static void nudge_data_qps(struct weft_ep *ep)
 {
     const uint64_t n = ep->data_posted + 1;
     for (uint32_t i = 0; i + 1 < ep->tp->qps; i++) {
         struct ibv_send_wr wr = {
             .opcode = IBV_WR_RDMA_WRITE,
-            .wr.rdma = {.remote_addr = ep->remote_ring, .rkey = ep->remote_rkey},
+            .wr.rdma = {.remote_addr = ep->data_sink[i], .rkey = ep->data_sink_rkey[i]},
         };
         if (post_data(ep, i, n, &wr, true) != WEFT_OK)
             return;
@@ -1044,16 +1056,21 @@ weft_result_t weft_verbs_progress(struct weft_tp *tp, bool *progressed)
         probe_peers(tp);
     struct ibv_wc wc[POLL_BATCH];
     bool completions = false;
-    int n;
-    do {
-        n = ibv_poll_cq(tp->cq, POLL_BATCH, wc);
-        if (n < 0)
-            return tp->failed = WEFT_ERROR(WEFT_ERR_SYSTEM,
-                                           "rank %d: ibv_poll_cq failed on %s port %d (%d)",
-                                           tp->rank, tp->port.dev, tp->port.port, n);
-        for (int i = 0; i < n; i++)
-            handle_wc(tp, &wc[i], &completions);
-    } while (n == POLL_BATCH);
+    for (uint32_t r = 0; r < tp->nrails; r++) {
+        const struct verbs_rail *rail = &tp->rails[r];
+        if (r > 0 && !rail->own)
+            continue; /* shares the first port's completion queue */
+        int n;
+        do {
+            n = ibv_poll_cq(rail->cq, POLL_BATCH, wc);
+            if (n < 0)
+                return tp->failed = WEFT_ERROR(WEFT_ERR_SYSTEM,
+                                               "rank %d: ibv_poll_cq failed on %s port %d (%d)",
+                                               tp->rank, rail->port.dev, rail->port.port, n);
+            for (int i = 0; i < n; i++)
+                handle_wc(tp, &wc[i], &completions);
+        } while (n == POLL_BATCH);
+    }
     tp->idle = completions ? 0 : tp->idle + 1;
     /* A completion is not progress by itself: probes and credit notes complete too, and would
      * keep two ranks waiting on each other from ever timing out. Progress is what the

@@ -39,6 +39,13 @@
  *     them all. Queue pairs are not ordered among themselves, so the FIN (write mode: from
  *     the sender; read mode: from the receiver, as always) is posted on the first queue pair
  *     only once every stripe has completed.
+ *   - With WEFT_IB_RAILS=R above 1, a rank also opens the next R-1 selected ports (rails);
+ *     data queue pair i sits on rail (i + 1) % R, so the stripes of one message cross
+ *     several ports or HCAs. A rail on another device has its own context, protection domain
+ *     and completion queue, and every rendezvous buffer is registered in each protection
+ *     domain: RTS and CTS entries carry the key each data queue pair must use. Each rail
+ *     has a small registered sink that peers may write to (the zero-length writes that show
+ *     a data queue pair's earlier work is over), never read.
  */
 #ifndef WEFT_TRANSPORT_VERBS_INTERNAL_H
 #define WEFT_TRANSPORT_VERBS_INTERNAL_H
@@ -55,7 +62,7 @@
 #include "transport/verbs_wrid.h"
 
 #define VERBS_BLOB_MAGIC 0x57465642u /* "WFVB" */
-#define VERBS_BLOB_VERSION 5u /* 4: a ring key per peer; 5: data queue pairs */
+#define VERBS_BLOB_VERSION 6u /* 4: a ring key per peer; 5: data queue pairs; 6: rails */
 #define VERBS_MAX_QPS WEFT_VERBS_WR_MAX_QPS /* per peer, WEFT_IB_QPS_PER_PEER */
 
 /* The immediate value: 2 bits of kind, 1 error bit, 29 bits of counter. */
@@ -85,20 +92,31 @@ struct verbs_entry {
     uint64_t addr;   /* RTS (read mode) and CTS: the buffer */
     uint32_t rkey;
     uint32_t credits; /* low bits of the slots the writer has freed in its ring for us */
+    uint32_t data_rkey[VERBS_MAX_QPS - 1]; /* RTS (read mode), CTS: the key of addr that data
+                                            * queue pair i uses (its rail's) */
+    uint32_t pad;
+};
+
+/* How a rank's rail is reached. */
+struct verbs_rail_addr {
+    uint8_t gid[16];
+    uint16_t lid;
+    uint8_t link_layer; /* enum weft_ib_link_layer */
+    uint8_t mtu;        /* enum ibv_mtu of the port's active MTU */
+    uint32_t port;
+    uint64_t sink;      /* the rail's sink and its key */
+    uint32_t sink_rkey;
+    char dev[32];
 };
 
 /* What every rank publishes: its port, its rings and a queue pair number per peer. */
 struct verbs_blob {
     uint32_t magic, version;
-    uint8_t gid[16];
-    uint16_t lid;
-    uint8_t link_layer; /* enum weft_ib_link_layer */
-    uint8_t mtu;        /* enum ibv_mtu of the port's active MTU */
     uint64_t rings;     /* address of the receive rings (each peer's key covers its own) */
     uint32_t slot_bytes, slots, read_mode;
     uint32_t qps;       /* queue pairs per peer */
-    uint32_t port;
-    char dev[32];
+    uint32_t nrails;    /* ports in rail[]; the first queue pair is on rail[0] */
+    struct verbs_rail_addr rail[VERBS_MAX_QPS];
     int32_t pid;
     char boot_id[WEFT_BOOT_ID_BYTES]; /* the kernel's: a peer with ours runs on this host */
     /* then a struct verbs_peer_addr per rank */
@@ -124,6 +142,8 @@ _Static_assert(sizeof(struct verbs_peer_addr) <= WEFT_TRANSPORT_ADDR_PER_RANK,
  * released to the kernel (verbs_memhook.c) drops the latter from it. */
 struct verbs_mr {
     struct ibv_mr *mr;
+    struct ibv_mr *rail_mr[VERBS_MAX_QPS]; /* per rail (WEFT_IB_RAILS): [0] is mr, a rail that
+                                            * shares a protection domain shares its entry */
     uintptr_t start;
     size_t len;
     int refs;         /* requests using it, plus one for a user registration */
@@ -162,6 +182,9 @@ struct weft_ep {
     /* the peer's ring for us */
     uint64_t remote_ring;
     uint32_t remote_rkey;
+    /* the peer's sink on the rail of each of our data queue pairs */
+    uint64_t data_sink[VERBS_MAX_QPS - 1];
+    uint32_t data_sink_rkey[VERBS_MAX_QPS - 1];
     char remote_dev[32];
     int remote_port;
     int pid, pidfd; /* a peer on this host: its process (pidfd -1: none or not pollable) */
@@ -193,6 +216,22 @@ struct weft_ep {
     bool aborted_by_peer;
 };
 
+/* A port a rank uses (WEFT_IB_RAILS). Rail 0 is the transport's own port (its fields in
+ * struct weft_tp); another rail on the same device shares its context, protection domain
+ * and completion queue, one on another device has its own. */
+struct verbs_rail {
+    struct weft_ib_port port;
+    struct ibv_context *ctx;
+    struct ibv_pd *pd;
+    struct ibv_cq *cq;
+    bool own;       /* ctx, pd and cq are this rail's own, to close */
+    int gid_index;
+    union ibv_gid gid;
+    uint16_t lid;
+    void *sink;     /* what peers' zero-length writes on data queue pairs target */
+    struct ibv_mr *sink_mr;
+};
+
 struct weft_tp {
     int rank, nranks;
     const char *const *hostnames;
@@ -209,6 +248,8 @@ struct weft_tp {
     uint8_t ack_timeout; /* the queue pairs' ACK timeout exponent (WEFT_IB_TIMEOUT) */
     uint32_t sq_depth, rq_depth, cq_depth;
     uint32_t qps; /* queue pairs per peer: the first and qps - 1 data queue pairs */
+    uint32_t nrails;
+    struct verbs_rail rails[VERBS_MAX_QPS]; /* rails[0] mirrors ctx, pd, cq and port below */
     uint64_t rndv_bytes, striped_bytes; /* rendezvous data moved; of it, by data queue pairs */
     uint32_t slot_bytes, slots;
     bool read_mode;
@@ -263,6 +304,12 @@ void weft_verbs_mr_fini(struct weft_tp *tp);
 /* Waits (at most 1 s) until everything posted to live peers has left, after posting one
  * last signaled note to each: an abort notice, or credits (harmless) on a normal close. */
 void weft_verbs_quiesce(struct weft_tp *tp, bool abort, int culprit);
+
+/* The rail data queue pair `i` sits on. */
+static inline uint32_t weft_verbs_data_rail(const struct weft_tp *tp, uint32_t i)
+{
+    return (i + 1) % tp->nrails;
+}
 
 /* verbs.c */
 /* "rank 3 on host-b (rxe1 port 1)" for messages about `ep`'s peer. */

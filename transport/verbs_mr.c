@@ -66,7 +66,7 @@ static const char *error_cause(void)
 /* dma-buf: the GPU driver exports the pages and the HCA driver imports them, no other kernel
  * module needed. NULL with the reason in `why` when it does not apply. (ibv_reg_dmabuf_mr is
  * in rdma-core 34; the transport already needs 35 for ibv_is_fork_initialized.) */
-static struct ibv_mr *reg_dmabuf(struct weft_tp *tp, void *buf, size_t len, char *why,
+static struct ibv_mr *reg_dmabuf(struct ibv_pd *pd, void *buf, size_t len, char *why,
                                  size_t why_len)
 {
     int fd;
@@ -75,7 +75,7 @@ static struct ibv_mr *reg_dmabuf(struct weft_tp *tp, void *buf, size_t len, char
         snprintf(why, why_len, "%s", error_cause());
         return NULL;
     }
-    struct ibv_mr *mr = ibv_reg_dmabuf_mr(tp->pd, offset, len, (uintptr_t)buf, fd, MR_ACCESS);
+    struct ibv_mr *mr = ibv_reg_dmabuf_mr(pd, offset, len, (uintptr_t)buf, fd, MR_ACCESS);
     const int err = errno;
     close(fd); /* the registration holds its own reference to the dma-buf */
     if (!mr) {
@@ -88,16 +88,17 @@ static struct ibv_mr *reg_dmabuf(struct weft_tp *tp, void *buf, size_t len, char
 
 /* Device memory: dma-buf, else ibv_reg_mr on the device address, which the kernel can pin
  * only through nvidia-peermem, else not registrable. */
-static weft_result_t reg_device(struct weft_tp *tp, void *buf, size_t len, struct ibv_mr **out)
+static weft_result_t reg_device(struct weft_tp *tp, const struct verbs_rail *rail, void *buf,
+                                size_t len, struct ibv_mr **out)
 {
     char dmabuf_why[512];
-    struct ibv_mr *mr = reg_dmabuf(tp, buf, len, dmabuf_why, sizeof(dmabuf_why));
+    struct ibv_mr *mr = reg_dmabuf(rail->pd, buf, len, dmabuf_why, sizeof(dmabuf_why));
     if (mr) {
         log_method(tp, DEV_DMABUF, NULL);
         *out = mr;
         return WEFT_OK;
     }
-    mr = ibv_reg_mr(tp->pd, buf, len, MR_ACCESS);
+    mr = ibv_reg_mr(rail->pd, buf, len, MR_ACCESS);
     if (mr) {
         log_method(tp, DEV_PEERMEM, dmabuf_why);
         *out = mr;
@@ -108,23 +109,36 @@ static weft_result_t reg_device(struct weft_tp *tp, void *buf, size_t len, struc
     return WEFT_ERROR_ERR(WEFT_ERR_UNSUPPORTED, err, "ibv_reg_mr",
                           "rank %d: device memory [%p, +%zu) is not registrable on %s port %d "
                           "(stage it through host memory): dma-buf: %s; nvidia-peermem%s",
-                          tp->rank, buf, len, tp->port.dev, tp->port.port, dmabuf_why,
+                          tp->rank, buf, len, rail->port.dev, rail->port.port, dmabuf_why,
                           err == EFAULT || err == EINVAL ? " (module not loaded?)" : "");
 }
 
 /* Host (and managed) memory: the kernel pins its pages. */
-static weft_result_t reg_host(struct weft_tp *tp, void *buf, size_t len, struct ibv_mr **out)
+static weft_result_t reg_host(struct weft_tp *tp, const struct verbs_rail *rail, void *buf,
+                              size_t len, struct ibv_mr **out)
 {
-    struct ibv_mr *mr = ibv_reg_mr(tp->pd, buf, len, MR_ACCESS);
+    struct ibv_mr *mr = ibv_reg_mr(rail->pd, buf, len, MR_ACCESS);
     if (!mr) {
         const int err = errno;
         return WEFT_ERROR_ERR(WEFT_ERR_SYSTEM, err, "ibv_reg_mr",
                               "rank %d: registering %zu bytes at %p on %s port %d%s", tp->rank, len,
-                              buf, tp->port.dev, tp->port.port,
+                              buf, rail->port.dev, rail->port.port,
                               err == ENOMEM ? " (raise the locked-memory limit: ulimit -l)" : "");
     }
     *out = mr;
     return WEFT_OK;
+}
+
+/* Deregisters every protection domain's registration of `m`. */
+static void dereg_all(struct verbs_mr *m)
+{
+    for (uint32_t r = 0; r < VERBS_MAX_QPS; r++) {
+        bool seen = false;
+        for (uint32_t q = 0; q < r; q++)
+            seen |= m->rail_mr[q] == m->rail_mr[r];
+        if (m->rail_mr[r] && !seen)
+            ibv_dereg_mr(m->rail_mr[r]);
+    }
 }
 
 static weft_result_t register_range(struct weft_tp *tp, void *buf, size_t len,
@@ -134,13 +148,24 @@ static weft_result_t register_range(struct weft_tp *tp, void *buf, size_t len,
     if (!m)
         return WEFT_ERROR(WEFT_ERR_NO_MEMORY, "rank %d: registration record", tp->rank);
     const size_t reg_len = len ? len : 1;
-    const weft_result_t res = weft_gpu_pointer_kind(buf) == WEFT_GPU_MEM_DEVICE
-                                  ? reg_device(tp, buf, reg_len, &m->mr)
-                                  : reg_host(tp, buf, reg_len, &m->mr);
-    if (res != WEFT_OK) {
-        free(m);
-        return res;
+    const bool device = weft_gpu_pointer_kind(buf) == WEFT_GPU_MEM_DEVICE;
+    /* once per protection domain: rails on one device share theirs */
+    for (uint32_t r = 0; r < tp->nrails; r++) {
+        const struct verbs_rail *rail = &tp->rails[r];
+        for (uint32_t q = 0; q < r && !m->rail_mr[r]; q++)
+            if (tp->rails[q].pd == rail->pd)
+                m->rail_mr[r] = m->rail_mr[q];
+        if (m->rail_mr[r])
+            continue;
+        const weft_result_t res = device ? reg_device(tp, rail, buf, reg_len, &m->rail_mr[r])
+                                         : reg_host(tp, rail, buf, reg_len, &m->rail_mr[r]);
+        if (res != WEFT_OK) {
+            dereg_all(m);
+            free(m);
+            return res;
+        }
     }
+    m->mr = m->rail_mr[0];
     m->start = (uintptr_t)buf;
     m->len = len;
     m->all_next = tp->all_mrs;
@@ -159,7 +184,7 @@ static void unregister(struct weft_tp *tp, struct verbs_mr *m)
         tp->all_mrs = m->all_next;
     if (m->all_next)
         m->all_next->all_prev = m->all_prev;
-    ibv_dereg_mr(m->mr);
+    dereg_all(m);
     free(m);
 }
 

@@ -144,6 +144,30 @@ guest() {
     check "weft-perf write_bw over verbs at 4 MiB, 32 in flight, 2 queue pairs per peer" 120 \
         env WEFT_IB_QPS_PER_PEER=2 "$B/bin/weft-run" -n 2 --transport verbs \
         "$B/bin/weft-perf" write_bw -s 4M -n 32
+    # Issue 14, multi-rail: WEFT_IB_RAILS=2 gives each rank the other rxe device as a second
+    # rail, with its own protection domain, completion queue and keys, for its data queue
+    # pair. One-way write_bw (128 MiB, 32768 packets of 4 KiB) then makes both devices send
+    # data; over one rail the receiving device sends only ACKs (721 packets in one run).
+    check "collectives over verbs, 2 rails (rxe0 + rxe1 on every rank), 3 queue pairs, RDMA read, 3 ranks" 300 \
+        env WEFT_IB_RAILS=2 WEFT_IB_QPS_PER_PEER=3 WEFT_IB_RNDV=read WEFT_DEBUG=INFO \
+        WEFT_DEBUG_SUBSYS=NET "$B/bin/weft-run" -n 3 --transport verbs "$B/tests/coll_check" --quick
+    striped_all "$CHECK_LOG" 3 "2 rails, 3 queue pairs per peer, read"
+    local sent0=() sent1=() dev
+    for dev in "$RXE_DEV0" "$RXE_DEV1"; do
+        sent0+=("$(cat "/sys/class/infiniband/$dev/ports/1/hw_counters/sent_pkts")")
+    done
+    check "weft-perf write_bw over verbs at 4 MiB, 2 rails" 120 \
+        env WEFT_IB_RAILS=2 "$B/bin/weft-run" -n 2 --transport verbs \
+        "$B/bin/weft-perf" write_bw -s 4M -n 32
+    for dev in "$RXE_DEV0" "$RXE_DEV1"; do
+        sent1+=("$(cat "/sys/class/infiniband/$dev/ports/1/hw_counters/sent_pkts")")
+    done
+    local d0=$((sent1[0] - sent0[0])) d1=$((sent1[1] - sent0[1]))
+    if (( d0 >= 8192 && d1 >= 8192 )); then
+        ok "2 rails: both devices sent data ($RXE_DEV0 $d0, $RXE_DEV1 $d1 packets)"
+    else
+        notok "2 rails: $RXE_DEV0 sent $d0 and $RXE_DEV1 $d1 packets: want 8192 or more each"
+    fi
     check "transport conformance over verbs, 2 queue pairs per peer, 3 ranks" 600 \
         env WEFT_IB_QPS_PER_PEER=2 TRANSPORT_CHECK_ROUND_S=200 TRANSPORT_CHECK_OP_S=60 \
         "$B/tests/transport_check" verbs 3
@@ -294,7 +318,7 @@ fi
 
 # ---------------------------------------------------------------- host side
 BUILD=${1:-build}
-EXPECTED=66     # at least this many ok/not ok lines when the guest runs to the end
+EXPECTED=70     # at least this many ok/not ok lines when the guest runs to the end
 if [[ $(id -u) -ne 0 ]]; then
     echo "skip: soft-RoCE VM: needs root (apt-get, and qemu exports / to the guest)"
     exit 77

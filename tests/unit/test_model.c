@@ -164,6 +164,9 @@ static void test_crossovers(void **state)
         assert_string_not_equal(plan(&ctx, WEFT_COLL_BROADCAST, 256 << 20, NULL, NULL),
                                 "binomial");
         assert_string_equal(plan(&ctx, WEFT_COLL_REDUCE, 256 << 20, NULL, NULL), "chain");
+        /* scatter-allgather's ring steps cost at least a 64 KiB block each: not at 64 KiB */
+        assert_string_not_equal(plan(&ctx, WEFT_COLL_BROADCAST, 64 << 10, NULL, NULL),
+                                "scatter_allgather");
         /* the crossovers lie in between, and a slower link (more latency per byte of
          * bandwidth) moves them up (halving never leaves at powers of two, and leaves within
          * a few hundred bytes elsewhere: no crossover to check) */
