@@ -81,21 +81,48 @@ static void fork_safety(void)
     }
 }
 
-static weft_result_t open_device(struct weft_tp *tp, const char *name)
+static weft_result_t open_device(const struct weft_tp *tp, const char *name,
+                                 struct ibv_context **ctx)
 {
     int n = 0;
     struct ibv_device **list = ibv_get_device_list(&n);
     if (!list)
         return WEFT_ERROR_ERRNO(WEFT_ERR_SYSTEM, "ibv_get_device_list", "rank %d: listing RDMA devices",
                                 tp->rank);
-    for (int i = 0; i < n && !tp->ctx; i++)
+    for (int i = 0; i < n && !*ctx; i++)
         if (strcmp(ibv_get_device_name(list[i]), name) == 0)
-            tp->ctx = ibv_open_device(list[i]);
+            *ctx = ibv_open_device(list[i]);
     int err = errno;
     ibv_free_device_list(list);
-    if (!tp->ctx)
+    if (!*ctx)
         return WEFT_ERROR_ERR(WEFT_ERR_SYSTEM, err, "ibv_open_device", "rank %d: opening %s",
                               tp->rank, name);
+    return WEFT_OK;
+}
+
+/* The GID, LID and largest message of `rail`'s port, its context open. */
+static weft_result_t address_rail(struct weft_tp *tp, struct verbs_rail *rail)
+{
+    const struct weft_ib_port *port = &rail->port;
+    weft_result_t r = weft_ib_pick_gid(port, (int)weft_config_int(WEFT_CFG_IB_GID_INDEX),
+                                       AF_UNSPEC, &rail->gid_index);
+    if (port->link_layer != WEFT_IB_LINK_ETHERNET && r != WEFT_OK) {
+        rail->gid_index = -1; /* InfiniBand without GIDs: LIDs route */
+        r = WEFT_OK;
+    }
+    WEFT_CHECK(r);
+    struct ibv_port_attr pa;
+    int err = ibv_query_port(rail->ctx, (uint8_t)port->port, &pa);
+    if (err)
+        return WEFT_ERROR_ERR(WEFT_ERR_SYSTEM, err, "ibv_query_port", "rank %d: %s port %d",
+                              tp->rank, port->dev, port->port);
+    rail->lid = pa.lid;
+    if (pa.max_msg_sz && pa.max_msg_sz < tp->max_msg)
+        tp->max_msg = pa.max_msg_sz;
+    if (rail->gid_index >= 0 &&
+        (err = ibv_query_gid(rail->ctx, (uint8_t)port->port, rail->gid_index, &rail->gid)))
+        return WEFT_ERROR_ERR(WEFT_ERR_SYSTEM, err, "ibv_query_gid", "rank %d: %s port %d index %d",
+                              tp->rank, port->dev, port->port, rail->gid_index);
     return WEFT_OK;
 }
 
@@ -119,28 +146,16 @@ static weft_result_t open_port(struct weft_tp *tp, int local_rank, uint32_t rail
                   tp->nrails == 1 ? "" : "s");
     for (uint32_t r = 0; r < tp->nrails; r++)
         tp->rails[r].port = ports[idx[((size_t)local_rank + r) % count]];
-    tp->port = tp->rails[0].port;
     free(ports);
-    weft_result_t r = weft_ib_pick_gid(&tp->port, (int)weft_config_int(WEFT_CFG_IB_GID_INDEX),
-                                       AF_UNSPEC, &tp->gid_index);
-    if (tp->port.link_layer != WEFT_IB_LINK_ETHERNET && r != WEFT_OK) {
-        tp->gid_index = -1; /* InfiniBand without GIDs: LIDs route */
-        r = WEFT_OK;
-    }
-    WEFT_CHECK(r);
-    WEFT_CHECK(open_device(tp, tp->port.dev));
-
-    struct ibv_port_attr pa;
-    int err = ibv_query_port(tp->ctx, (uint8_t)tp->port.port, &pa);
-    if (err)
-        return WEFT_ERROR_ERR(WEFT_ERR_SYSTEM, err, "ibv_query_port", "rank %d: %s port %d",
-                              tp->rank, tp->port.dev, tp->port.port);
-    tp->lid = pa.lid;
-    tp->max_msg = pa.max_msg_sz ? pa.max_msg_sz : 1u << 30;
-    if (tp->gid_index >= 0 &&
-        (err = ibv_query_gid(tp->ctx, (uint8_t)tp->port.port, tp->gid_index, &tp->gid)))
-        return WEFT_ERROR_ERR(WEFT_ERR_SYSTEM, err, "ibv_query_gid", "rank %d: %s port %d index %d",
-                              tp->rank, tp->port.dev, tp->port.port, tp->gid_index);
+    struct verbs_rail *first = &tp->rails[0];
+    tp->port = first->port;
+    tp->max_msg = 1u << 30;
+    WEFT_CHECK(open_device(tp, tp->port.dev, &tp->ctx));
+    first->ctx = tp->ctx;
+    WEFT_CHECK(address_rail(tp, first));
+    tp->gid_index = first->gid_index;
+    tp->gid = first->gid;
+    tp->lid = first->lid;
     return WEFT_OK;
 }
 
@@ -150,30 +165,13 @@ static weft_result_t open_rail(struct weft_tp *tp, uint32_t r, size_t cqe)
 {
     struct verbs_rail *rail = &tp->rails[r];
     const char *dev = rail->port.dev;
-    weft_result_t res = weft_ib_pick_gid(&rail->port, (int)weft_config_int(WEFT_CFG_IB_GID_INDEX),
-                                         AF_UNSPEC, &rail->gid_index);
-    if (rail->port.link_layer != WEFT_IB_LINK_ETHERNET && res != WEFT_OK) {
-        rail->gid_index = -1;
-        res = WEFT_OK;
-    }
-    WEFT_CHECK(res);
     if (strcmp(dev, tp->port.dev) == 0) {
         rail->ctx = tp->ctx;
         rail->pd = tp->pd;
         rail->cq = tp->cq;
     } else {
-        int n = 0;
-        struct ibv_device **list = ibv_get_device_list(&n);
-        for (int i = 0; list && i < n && !rail->ctx; i++)
-            if (strcmp(ibv_get_device_name(list[i]), dev) == 0)
-                rail->ctx = ibv_open_device(list[i]);
-        const int err = errno;
-        if (list)
-            ibv_free_device_list(list);
-        if (!rail->ctx)
-            return WEFT_ERROR_ERR(WEFT_ERR_SYSTEM, err, "ibv_open_device",
-                                  "rank %d: opening %s for rail %u", tp->rank, dev, r);
         rail->own = true;
+        WEFT_CHECK(open_device(tp, dev, &rail->ctx));
         if (!(rail->pd = ibv_alloc_pd(rail->ctx)))
             return WEFT_ERROR_ERRNO(WEFT_ERR_SYSTEM, "ibv_alloc_pd", "rank %d: %s (rail %u)",
                                     tp->rank, dev, r);
@@ -181,20 +179,7 @@ static weft_result_t open_rail(struct weft_tp *tp, uint32_t r, size_t cqe)
             return WEFT_ERROR_ERRNO(WEFT_ERR_SYSTEM, "ibv_create_cq",
                                     "rank %d: %zu entries on %s (rail %u)", tp->rank, cqe, dev, r);
     }
-    struct ibv_port_attr pa;
-    int err = ibv_query_port(rail->ctx, (uint8_t)rail->port.port, &pa);
-    if (err)
-        return WEFT_ERROR_ERR(WEFT_ERR_SYSTEM, err, "ibv_query_port", "rank %d: %s port %d",
-                              tp->rank, dev, rail->port.port);
-    rail->lid = pa.lid;
-    if (pa.max_msg_sz && pa.max_msg_sz < tp->max_msg)
-        tp->max_msg = pa.max_msg_sz;
-    if (rail->gid_index >= 0 &&
-        (err = ibv_query_gid(rail->ctx, (uint8_t)rail->port.port, rail->gid_index, &rail->gid)))
-        return WEFT_ERROR_ERR(WEFT_ERR_SYSTEM, err, "ibv_query_gid",
-                              "rank %d: %s port %d index %d", tp->rank, dev, rail->port.port,
-                              rail->gid_index);
-    return WEFT_OK;
+    return address_rail(tp, rail);
 }
 
 static weft_result_t alloc_registered(struct weft_tp *tp, size_t bytes, int access,
@@ -347,10 +332,11 @@ static weft_result_t verbs_init(const struct weft_transport_params *params, stru
 
     fork_safety();
     WEFT_CHECK_GOTO(open_port(tp, params->local_rank, (uint32_t)rails), r, fail);
-    if (tp->qps < tp->nrails) {
-        WEFT_INFO(NET, "verbs: rank %d: %u queue pairs per peer instead of %u, one per rail "
-                  "(WEFT_IB_RAILS)", tp->rank, tp->nrails, tp->qps);
-        tp->qps = tp->nrails;
+    /* from the setting, not the rails found, so that every rank raises it alike */
+    if (tp->qps < (uint32_t)rails) {
+        WEFT_INFO(NET, "verbs: rank %d: %lld queue pairs per peer instead of %u, one per rail "
+                  "(WEFT_IB_RAILS)", tp->rank, (long long)rails, tp->qps);
+        tp->qps = (uint32_t)rails;
     }
     struct ibv_device_attr da;
     int err = ibv_query_device(tp->ctx, &da);
@@ -376,9 +362,8 @@ static weft_result_t verbs_init(const struct weft_transport_params *params, stru
                              tp->rank, tp->cq_depth, tp->port.dev);
         goto fail;
     }
-    tp->rails[0] = (struct verbs_rail){.port = tp->port, .ctx = tp->ctx, .pd = tp->pd,
-                                       .cq = tp->cq, .gid_index = tp->gid_index,
-                                       .gid = tp->gid, .lid = tp->lid};
+    tp->rails[0].pd = tp->pd;
+    tp->rails[0].cq = tp->cq;
     for (uint32_t rr = 1; rr < tp->nrails; rr++)
         WEFT_CHECK_GOTO(open_rail(tp, rr, tp->nrings * tp->qps * (size_t)tp->sq_depth), r, fail);
     for (uint32_t rr = 0; rr < tp->nrails; rr++) {
