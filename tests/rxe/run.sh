@@ -168,6 +168,11 @@ guest() {
     else
         notok "2 rails: $RXE_DEV0 sent $d0 and $RXE_DEV1 $d1 packets: want 8192 or more each"
     fi
+    # a rank with one port selected beside ranks with two: each side picks its rails alone
+    check "collectives over verbs, WEFT_IB_RAILS=2 with one port on rank 0 (WEFT_IB_HCA=$RXE_DEV0), 3 ranks" 300 \
+        env WEFT_IB_RAILS=2 "$B/bin/weft-run" -n 3 --transport verbs sh -c \
+        '[ "$WEFT_RANK" = 0 ] && export WEFT_IB_HCA='"$RXE_DEV0"'; exec "$0" --quick' \
+        "$B/tests/coll_check"
     check "transport conformance over verbs, 2 queue pairs per peer, 3 ranks" 600 \
         env WEFT_IB_QPS_PER_PEER=2 TRANSPORT_CHECK_ROUND_S=200 TRANSPORT_CHECK_OP_S=60 \
         "$B/tests/transport_check" verbs 3
@@ -318,7 +323,7 @@ fi
 
 # ---------------------------------------------------------------- host side
 BUILD=${1:-build}
-EXPECTED=70     # at least this many ok/not ok lines when the guest runs to the end
+EXPECTED=71     # at least this many ok/not ok lines when the guest runs to the end
 if [[ $(id -u) -ne 0 ]]; then
     echo "skip: soft-RoCE VM: needs root (apt-get, and qemu exports / to the guest)"
     exit 77
