@@ -3,7 +3,8 @@
  * events that keep it correct (verbs_memhook.c), over a fake ibv_reg_mr/ibv_dereg_mr (linked
  * with --wrap) that records every registration: hits, least-recently-used eviction, and
  * above all free() or munmap() then a new allocation at the same address, which must get a
- * registration of its own instead of the stale one.
+ * registration of its own instead of the stale one. With several rails (WEFT_IB_RAILS), one
+ * registration per protection domain, shared by rails on one device.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -53,6 +54,7 @@ int __wrap_ibv_dereg_mr(struct ibv_mr *mr)
 static struct weft_tp *make_tp(size_t max, int events)
 {
     struct weft_tp *tp = calloc(1, sizeof(*tp));
+    tp->nrails = 1; /* one port; the fake needs no protection domain */
     tp->reg_cache = true;
     tp->reg_cache_max = max;
     regs = deregs = live = 0;
@@ -104,6 +106,37 @@ static void test_hits_and_lru(void **state)
     use(tp, b, sizeof(b)); /* registered again */
     assert_int_equal(regs, 4);
     drop_tp(tp);
+}
+
+/* Three rails: two on one device (one protection domain), one on another. A buffer gets one
+ * registration per protection domain, each rail the key of its own, and a cache hit serves
+ * every rail; dropping it deregisters each once. */
+static void test_rails(void **state)
+{
+    (void)state;
+    struct weft_tp *tp = make_tp(2, 0);
+    struct ibv_pd *pd_a = (struct ibv_pd *)(uintptr_t)0x1000, *pd_b = (struct ibv_pd *)(uintptr_t)0x2000;
+    tp->nrails = 3;
+    tp->rails[0].pd = pd_a;
+    tp->rails[1].pd = pd_b;
+    tp->rails[2].pd = pd_a;
+    static char a[8192], b[8192], c[8192];
+    struct verbs_mr *m;
+    assert_int_equal(weft_verbs_mr_get(tp, a, sizeof(a), &m), WEFT_OK);
+    assert_int_equal(regs, 2);
+    assert_ptr_equal(m->mr, m->rail_mr[0]);
+    assert_ptr_equal(m->rail_mr[2], m->rail_mr[0]);
+    assert_ptr_not_equal(m->rail_mr[1], m->rail_mr[0]);
+    assert_true(m->rail_mr[1]->rkey != m->rail_mr[0]->rkey);
+    weft_verbs_mr_put(tp, m);
+    assert_int_equal(use(tp, a, sizeof(a)), m->rail_mr[0]->lkey); /* hit: nothing new */
+    assert_int_equal(regs, 2);
+    use(tp, b, sizeof(b));
+    use(tp, c, sizeof(c)); /* beyond 2: a goes, both of its registrations */
+    assert_int_equal(regs, 6);
+    assert_int_equal(deregs, 2);
+    drop_tp(tp);
+    assert_int_equal(deregs, 6);
 }
 
 /* free() of a block glibc mapped on its own, then malloc() of the same size: usually the same
@@ -195,6 +228,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_hits_and_lru),
+        cmocka_unit_test(test_rails),
         cmocka_unit_test(test_free_then_reuse),
         cmocka_unit_test(test_munmap_and_madvise),
         cmocka_unit_test(test_released_while_in_use),
