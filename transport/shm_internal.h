@@ -53,6 +53,7 @@ struct weft_tp {
     uint8_t key[WEFT_TRANSPORT_KEY_BYTES];
     struct weft_ep **eps; /* by local rank */
     long long next_check_ns;
+    unsigned long polls; /* progress calls, to pace the death check's clock reads */
     bool aborted;
     int culprit; /* from the first peer's abort notice, WEFT_CULPRIT_NONE before */
     bool cma_refusal_logged;
