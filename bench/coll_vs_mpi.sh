@@ -64,7 +64,7 @@ mpi_run() {
         for size in "${SIZES[@]}"; do
             (( size >= lo && size <= hi )) && sizes+=("$size")
         done
-        (( ${#sizes[@]} )) && "$@" "$coll" "$n" "${sizes[@]}"
+        if (( ${#sizes[@]} )); then "$@" "$coll" "$n" "${sizes[@]}"; fi
     done | tr , ' '
 }
 
