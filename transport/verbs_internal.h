@@ -94,8 +94,9 @@ struct verbs_entry {
     uint32_t credits; /* low bits of the slots the writer has freed in its ring for us */
     uint32_t data_rkey[VERBS_MAX_QPS - 1]; /* RTS (read mode), CTS: the key of addr that data
                                             * queue pair i uses (its rail's) */
-    uint32_t pad;
+    uint32_t pad; /* to 64 bytes */
 };
+_Static_assert(sizeof(struct verbs_entry) == 64, "a ring entry's header is 64 bytes");
 
 /* How a rank's rail is reached. */
 struct verbs_rail_addr {
@@ -109,7 +110,8 @@ struct verbs_rail_addr {
     char dev[32];
 };
 
-/* What every rank publishes: its port, its rings and a queue pair number per peer. */
+/* What every rank publishes: its rails (ports), its rings and its queue pair numbers per
+ * peer. */
 struct verbs_blob {
     uint32_t magic, version;
     uint64_t rings;     /* address of the receive rings (each peer's key covers its own) */
