@@ -28,9 +28,10 @@
 #define SHM_SEG_HDR_BYTES 4096
 #define SHM_KEY_TAG_BYTES 32
 #define SHM_DEATH_CHECK_NS 2000000LL
-/* Progress calls between looks at the clock for the death check: a clock read per call was a
- * tenth of an 8-byte broadcast's time on both ranks. A waiter that yields makes few calls a
- * second, and the check still comes within SHM_DEATH_CHECK_NS of this many of them. */
+/* Progress calls between looks at the clock for the death check: clock reads were a tenth
+ * of the samples of an 8-byte broadcast loop (perf; the time per call then moved within
+ * noise). A spinning or yielding waiter makes this many calls in microseconds; one that naps
+ * 1 ms between calls (the timeout's grace) sees a death up to 32 ms later. */
 #define SHM_DEATH_CLOCK_EVERY 32
 
 #ifndef PR_SET_PTRACER
