@@ -188,6 +188,10 @@ if [[ $PART != unit ]]; then
     for tp in shm tcp; do
         run "transport $tp: conformance" 300 "$T/transport_check" "$tp"
     done
+    # 5 slots of 192 bytes: bodies in spans of 2 slots that wrap at odd places, a full ring
+    # at every message from 1 KiB
+    run "transport shm: conformance, 5 slots of 192 bytes" 300 \
+        env WEFT_SHM_SLOTS=5 WEFT_SHM_SLOT_SIZE=192 "$T/transport_check" shm
     # 6 and 7 ranks: recursive doubling with 2 and 3 extra ranks, rings of odd length.
     for tp in shm tcp; do
         for n in 2 3 4 6 7 8; do

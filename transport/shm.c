@@ -184,6 +184,12 @@ static weft_result_t shm_init(const struct weft_transport_params *params, struct
     tp->culprit = WEFT_CULPRIT_NONE;
     tp->nslots = (uint64_t)nslots;
     tp->slot_size = slot_size;
+    /* a span never takes more than half the ring, so the two sides' copies overlap */
+    tp->span_slots = WEFT_SHM_SPAN_BYTES / slot_size;
+    if (tp->span_slots > tp->nslots / 2)
+        tp->span_slots = tp->nslots / 2;
+    if (tp->span_slots == 0)
+        tp->span_slots = 1;
     tp->queue_bytes = weft_shm_queue_bytes(tp->nslots, slot_size);
     tp->seg_len = SHM_SEG_HDR_BYTES + (size_t)params->local_nranks * tp->queue_bytes;
     tp->cma = weft_config_bool(WEFT_CFG_SHM_CMA);

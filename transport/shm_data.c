@@ -50,6 +50,15 @@ static void ep_fail_pending(struct weft_ep *ep)
     weft_shm_ep_flush(ep, code);
 }
 
+/* Slots the next span of a message's body takes: those its `left` bytes fill, at most a
+ * span's worth. The two sides may cut a body into spans differently: every slot of it but
+ * the last is full either way. */
+static uint64_t body_span(const struct weft_tp *tp, size_t left)
+{
+    const uint64_t need = (left + tp->slot_size - 1) / tp->slot_size;
+    return need < tp->span_slots ? need : tp->span_slots;
+}
+
 /* ---- sender ----------------------------------------------------------------------------- */
 
 static void tx_progress(struct weft_ep *ep, bool *progressed)
@@ -83,8 +92,9 @@ static void tx_progress(struct weft_ep *ep, bool *progressed)
         if (!weft_request_queue_empty(&ep->rndvq) &&
             atomic_load_explicit(&q->cma, memory_order_relaxed) != WEFT_SHM_CMA_OK)
             return;
+        uint64_t got;
         if (r->priv[0] == TX_HEADER) {
-            uint8_t *slot = weft_shm_ring_acquire(&ep->tx);
+            uint8_t *slot = weft_shm_ring_acquire(&ep->tx, 1, &got);
             if (!slot)
                 return;
             struct weft_shm_msg_hdr *h = (struct weft_shm_msg_hdr *)slot;
@@ -98,7 +108,7 @@ static void tx_progress(struct weft_ep *ep, bool *progressed)
                 h->seq = ++ep->rndv_posted;
                 r->priv[0] = TX_RNDV_WAIT;
                 r->priv[1] = h->seq;
-                weft_shm_ring_publish(&ep->tx);
+                weft_shm_ring_publish(&ep->tx, 1);
                 weft_request_queue_push(&ep->rndvq, weft_request_queue_pop(&ep->sendq));
                 *progressed = true;
                 continue;
@@ -111,18 +121,19 @@ static void tx_progress(struct weft_ep *ep, bool *progressed)
                            : tp->slot_size - WEFT_SHM_MSG_HDR_BYTES;
             if (n)
                 memcpy(slot + WEFT_SHM_MSG_HDR_BYTES, r->buf, n);
-            weft_shm_ring_publish(&ep->tx);
+            weft_shm_ring_publish(&ep->tx, 1);
             r->offset = n;
             r->priv[0] = TX_BODY;
             *progressed = true;
         }
         while (r->offset < r->len) {
-            uint8_t *slot = weft_shm_ring_acquire(&ep->tx);
-            if (!slot)
+            const size_t left = r->len - r->offset;
+            uint8_t *span = weft_shm_ring_acquire(&ep->tx, body_span(tp, left), &got);
+            if (!span)
                 return;
-            size_t n = r->len - r->offset < tp->slot_size ? r->len - r->offset : tp->slot_size;
-            memcpy(slot, (const uint8_t *)r->buf + r->offset, n);
-            weft_shm_ring_publish(&ep->tx);
+            size_t n = left < got * tp->slot_size ? left : got * tp->slot_size;
+            memcpy(span, (const uint8_t *)r->buf + r->offset, n);
+            weft_shm_ring_publish(&ep->tx, got);
             r->offset += n;
             *progressed = true;
         }
@@ -164,20 +175,20 @@ static void rx_start(struct weft_ep *ep, const uint8_t *slot, struct weft_reques
             ep->discard_left = h.len - inline_max;
             ep->rx_state = RX_DISCARD;
         }
-        weft_shm_ring_release(&ep->rx);
+        weft_shm_ring_release(&ep->rx, 1);
         return;
     }
     if (h.kind == WEFT_SHM_MSG_RNDV) {
         ep->rx_addr = h.addr;
         r->offset = 0;
         ep->rx_state = RX_RNDV;
-        weft_shm_ring_release(&ep->rx);
+        weft_shm_ring_release(&ep->rx, 1);
         return;
     }
     size_t n = h.len < inline_max ? h.len : inline_max;
     if (n)
         memcpy(r->buf, slot + WEFT_SHM_MSG_HDR_BYTES, n);
-    weft_shm_ring_release(&ep->rx);
+    weft_shm_ring_release(&ep->rx, 1);
     r->offset = n;
     if (r->offset == r->len)
         weft_request_complete(weft_request_queue_pop(&ep->recvq), WEFT_OK);
@@ -248,22 +259,25 @@ static void rx_progress(struct weft_ep *ep, bool *progressed)
         }
         if (ep->rx_state == RX_IDLE && !r)
             return; /* unmatched messages wait in the ring: it is the unexpected queue */
-        const uint8_t *slot = weft_shm_ring_peek(&ep->rx);
+        const size_t left = ep->rx_state == RX_DISCARD ? ep->discard_left
+                            : ep->rx_state == RX_BODY      ? r->len - r->offset
+                                                           : 0;
+        uint64_t got;
+        const uint8_t *slot = weft_shm_ring_peek(&ep->rx, left ? body_span(tp, left) : 1, &got);
         if (!slot)
             return;
         *progressed = true;
+        const size_t n = left < got * tp->slot_size ? left : got * tp->slot_size;
         if (ep->rx_state == RX_IDLE) {
             rx_start(ep, slot, r);
         } else if (ep->rx_state == RX_DISCARD) {
-            size_t n = ep->discard_left < tp->slot_size ? ep->discard_left : tp->slot_size;
-            weft_shm_ring_release(&ep->rx);
+            weft_shm_ring_release(&ep->rx, got);
             ep->discard_left -= n;
             if (ep->discard_left == 0)
                 ep->rx_state = RX_IDLE;
         } else { /* RX_BODY */
-            size_t n = r->len - r->offset < tp->slot_size ? r->len - r->offset : tp->slot_size;
             memcpy((uint8_t *)r->buf + r->offset, slot, n);
-            weft_shm_ring_release(&ep->rx);
+            weft_shm_ring_release(&ep->rx, got);
             r->offset += n;
             if (r->offset == r->len) {
                 ep->rx_state = RX_IDLE;

@@ -14,6 +14,10 @@
 #include "transport/transport.h"
 
 #define WEFT_SHM_NAME_MAX 96
+/* A message's body moves through the ring in spans of consecutive slots of up to this many
+ * bytes, one copy and one index update each, while a small message takes one slot: slots
+ * small enough to let a sender run many small messages ahead cost large ones nothing. */
+#define WEFT_SHM_SPAN_BYTES ((size_t)64 << 10)
 
 struct weft_ep {
     struct weft_tp *tp;
@@ -46,7 +50,7 @@ struct weft_tp {
     void *seg;
     size_t seg_len;
     bool unlinked;
-    uint64_t nslots;
+    uint64_t nslots, span_slots;
     size_t slot_size, queue_bytes;
     bool cma;
     size_t cma_threshold;

@@ -74,37 +74,54 @@ size_t weft_shm_queue_bytes(uint64_t nslots, size_t slot_size);
 void weft_shm_ring_attach(struct weft_shm_ring *ring, void *queue, uint64_t nslots,
                           size_t slot_size, bool producer);
 
-/* Producer: the next free slot or NULL when full; then publish it once written. */
-static inline uint8_t *weft_shm_ring_acquire(struct weft_shm_ring *r)
+/* The slots from index `at` on that a side may take: at most `avail` and `want`, and no
+ * further than the ring's end, so that they follow each other in memory. */
+static inline uint64_t weft_shm_ring_span(const struct weft_shm_ring *r, uint64_t at,
+                                          uint64_t avail, uint64_t want)
 {
-    if (r->pos - r->limit >= r->nslots) {
-        r->limit = atomic_load_explicit(&r->q->tail, memory_order_acquire);
-        if (r->pos - r->limit >= r->nslots)
-            return NULL;
-    }
-    return r->slots + (r->pos % r->nslots) * r->slot_size;
+    uint64_t n = want < avail ? want : avail;
+    return n < r->nslots - at ? n : r->nslots - at;
 }
 
-static inline void weft_shm_ring_publish(struct weft_shm_ring *r)
+/* Producer: up to `want` free slots in a row from the next one, their count in *got, or NULL
+ * when the ring is full; publish them once written. */
+static inline uint8_t *weft_shm_ring_acquire(struct weft_shm_ring *r, uint64_t want,
+                                             uint64_t *got)
 {
-    r->pos++;
+    if (r->nslots - (r->pos - r->limit) < want)
+        r->limit = atomic_load_explicit(&r->q->tail, memory_order_acquire);
+    const uint64_t avail = r->nslots - (r->pos - r->limit);
+    if (!avail)
+        return NULL;
+    const uint64_t at = r->pos % r->nslots;
+    *got = weft_shm_ring_span(r, at, avail, want);
+    return r->slots + at * r->slot_size;
+}
+
+static inline void weft_shm_ring_publish(struct weft_shm_ring *r, uint64_t n)
+{
+    r->pos += n;
     atomic_store_explicit(&r->q->head, r->pos, memory_order_release);
 }
 
-/* Consumer: the oldest unread slot or NULL when empty; then release it once read. */
-static inline const uint8_t *weft_shm_ring_peek(struct weft_shm_ring *r)
+/* Consumer: up to `want` unread slots in a row from the oldest, their count in *got, or NULL
+ * when the ring is empty; release them once read. */
+static inline const uint8_t *weft_shm_ring_peek(struct weft_shm_ring *r, uint64_t want,
+                                                uint64_t *got)
 {
-    if (r->pos >= r->limit) {
+    if (r->limit - r->pos < want)
         r->limit = atomic_load_explicit(&r->q->head, memory_order_acquire);
-        if (r->pos >= r->limit)
-            return NULL;
-    }
-    return r->slots + (r->pos % r->nslots) * r->slot_size;
+    const uint64_t avail = r->limit - r->pos;
+    if (!avail)
+        return NULL;
+    const uint64_t at = r->pos % r->nslots;
+    *got = weft_shm_ring_span(r, at, avail, want);
+    return r->slots + at * r->slot_size;
 }
 
-static inline void weft_shm_ring_release(struct weft_shm_ring *r)
+static inline void weft_shm_ring_release(struct weft_shm_ring *r, uint64_t n)
 {
-    r->pos++;
+    r->pos += n;
     atomic_store_explicit(&r->q->tail, r->pos, memory_order_release);
 }
 

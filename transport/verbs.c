@@ -624,6 +624,17 @@ static void verbs_abort(struct weft_tp *tp, int culprit)
             weft_verbs_ep_fail(tp->peers[p], WEFT_ERR_ABORTED);
 }
 
+/* What open_device, ibv_alloc_pd and ibv_create_cq gave, whichever of them did. */
+static void close_device(struct ibv_context *ctx, struct ibv_pd *pd, struct ibv_cq *cq)
+{
+    if (cq)
+        ibv_destroy_cq(cq);
+    if (pd)
+        ibv_dealloc_pd(pd);
+    if (ctx)
+        ibv_close_device(ctx);
+}
+
 static void tp_free(struct weft_tp *tp)
 {
     if (tp->peers) {
@@ -658,25 +669,14 @@ static void tp_free(struct weft_tp *tp)
         if (rail->sink_mr)
             ibv_dereg_mr(rail->sink_mr);
         free(rail->sink);
-        if (!rail->own)
-            continue;
-        if (rail->cq)
-            ibv_destroy_cq(rail->cq);
-        if (rail->pd)
-            ibv_dealloc_pd(rail->pd);
-        if (rail->ctx)
-            ibv_close_device(rail->ctx);
+        if (rail->own)
+            close_device(rail->ctx, rail->pd, rail->cq);
     }
     if (tp->staging_mr)
         ibv_dereg_mr(tp->staging_mr);
     free(tp->rings);
     free(tp->staging);
-    if (tp->cq)
-        ibv_destroy_cq(tp->cq);
-    if (tp->pd)
-        ibv_dealloc_pd(tp->pd);
-    if (tp->ctx)
-        ibv_close_device(tp->ctx);
+    close_device(tp->ctx, tp->pd, tp->cq);
     free(tp);
 }
 

@@ -71,8 +71,9 @@ struct ctx {
     int rank, n;
 };
 
-static const size_t pp_sizes[] = { 0, 1, 7, 4095, 65535, 65536, 65537, (1 << 20) + 3,
-                                   16 << 20 };
+/* 4056 and 4057: a default shm slot less its message header, and one byte more */
+static const size_t pp_sizes[] = { 0, 1, 7, 4056, 4057, 4095, 65535, 65536, 65537,
+                                   (1 << 20) + 3, 16 << 20 };
 static const size_t flood_sizes[] = { 0, 1, 7, 64, 4095, 4096, 65535, 65536, 65537, 100000,
                                       262147, 1048579 };
 #define NPP (sizeof(pp_sizes) / sizeof(pp_sizes[0]))
