@@ -726,7 +726,7 @@ weft_result_t weft_net_wait(struct weft_net *net, struct weft_request *const *re
         if (done == n)
             return WEFT_OK;
         if (deadline < 0)
-            deadline = weft_now_s() + net->timeout_s;
+            deadline = weft_coarse_now_s() + net->timeout_s;
         if (net->status != WEFT_OK)
             return fail(net, WEFT_ERROR(WEFT_ERR_ABORTED, "rank %d: communicator aborted",
                                         net->rank), -1);
@@ -748,7 +748,7 @@ weft_result_t weft_net_wait(struct weft_net *net, struct weft_request *const *re
         /* The clock is read only while idle: every 64 polls while spinning, at every poll once
          * yielding (a system call costs more than the read); a deadline of 0 restarts here. */
         if (idle > net->spin_count || (++polls & 63) == 0) {
-            double t = weft_now_s();
+            double t = weft_coarse_now_s();
             if (deadline == 0) {
                 deadline = t + net->timeout_s;
             } else if (t > deadline - timeout_grace_s(net)) {
