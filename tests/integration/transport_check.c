@@ -885,7 +885,9 @@ static void run_round(const struct weft_transport_ops *ops, int n, const char *l
         printf("# %s ping-pong bandwidth: 1 MiB %.0f MB/s, 64 MiB %.0f MB/s\n", label,
                sh->bw_mbs[0], sh->bw_mbs[1]);
     fflush(stdout);
-    pthread_barrier_destroy(&sh->bar);
+    /* Not pthread_barrier_destroy: glibc's waits for every rank that entered the barrier
+     * to leave it, and a rank that failed or was killed mid-round never does (the parent
+     * hung there once). Every rank is gone, so unmapping the region is all that is left. */
     munmap(sh, sizeof(*sh));
 }
 
