@@ -74,13 +74,17 @@ size_t weft_shm_queue_bytes(uint64_t nslots, size_t slot_size);
 void weft_shm_ring_attach(struct weft_shm_ring *ring, void *queue, uint64_t nslots,
                           size_t slot_size, bool producer);
 
-/* The slots from index `at` on that a side may take: at most `avail` and `want`, and no
- * further than the ring's end, so that they follow each other in memory. */
-static inline uint64_t weft_shm_ring_span(const struct weft_shm_ring *r, uint64_t at,
-                                          uint64_t avail, uint64_t want)
+/* Up to `want` of the `avail` slots from the side's position, no further than the ring's end
+ * so that they follow each other in memory: their count in *got, or NULL when avail is 0. */
+static inline uint8_t *weft_shm_ring_span(const struct weft_shm_ring *r, uint64_t avail,
+                                          uint64_t want, uint64_t *got)
 {
-    uint64_t n = want < avail ? want : avail;
-    return n < r->nslots - at ? n : r->nslots - at;
+    if (!avail)
+        return NULL;
+    const uint64_t at = r->pos % r->nslots;
+    const uint64_t n = want < avail ? want : avail;
+    *got = n < r->nslots - at ? n : r->nslots - at;
+    return r->slots + at * r->slot_size;
 }
 
 /* Producer: up to `want` free slots in a row from the next one, their count in *got, or NULL
@@ -90,12 +94,7 @@ static inline uint8_t *weft_shm_ring_acquire(struct weft_shm_ring *r, uint64_t w
 {
     if (r->nslots - (r->pos - r->limit) < want)
         r->limit = atomic_load_explicit(&r->q->tail, memory_order_acquire);
-    const uint64_t avail = r->nslots - (r->pos - r->limit);
-    if (!avail)
-        return NULL;
-    const uint64_t at = r->pos % r->nslots;
-    *got = weft_shm_ring_span(r, at, avail, want);
-    return r->slots + at * r->slot_size;
+    return weft_shm_ring_span(r, r->nslots - (r->pos - r->limit), want, got);
 }
 
 static inline void weft_shm_ring_publish(struct weft_shm_ring *r, uint64_t n)
@@ -111,12 +110,7 @@ static inline const uint8_t *weft_shm_ring_peek(struct weft_shm_ring *r, uint64_
 {
     if (r->limit - r->pos < want)
         r->limit = atomic_load_explicit(&r->q->head, memory_order_acquire);
-    const uint64_t avail = r->limit - r->pos;
-    if (!avail)
-        return NULL;
-    const uint64_t at = r->pos % r->nslots;
-    *got = weft_shm_ring_span(r, at, avail, want);
-    return r->slots + at * r->slot_size;
+    return weft_shm_ring_span(r, r->limit - r->pos, want, got);
 }
 
 static inline void weft_shm_ring_release(struct weft_shm_ring *r, uint64_t n)
